@@ -1,0 +1,20 @@
+"""DQMIO reader (uproot only, no ROOT, no Kedro)."""
+
+from dqm_playground_ds.dqmio.errors import DQMIOError, MissingMEError
+from dqm_playground_ds.dqmio.reader import (
+    DQMIOFile,
+    FileSummary,
+    iter_dqmio,
+    read_dqmio,
+    resolve_duplicates,
+)
+
+__all__ = [
+    "DQMIOError",
+    "DQMIOFile",
+    "FileSummary",
+    "MissingMEError",
+    "iter_dqmio",
+    "read_dqmio",
+    "resolve_duplicates",
+]
