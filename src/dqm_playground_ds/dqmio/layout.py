@@ -1,7 +1,8 @@
 """Byte layout of one serialized histogram entry in a DQMIO ``Value`` branch.
 
-TH1x entries (``TBranchElement``, no top-level header) start with the TH1 base; TH2x entries
-(``TBranchObject``) start with the class name, a zero byte, the TH2x header and the TH2 base. Both end
+Entries of ``TBranchElement`` branches (TH1x, TH2I: automatic streamers) have no top-level header
+and start with the TH2/TH1 base; entries of ``TBranchObject`` branches (TH2F/S/D) start with the class
+name, a zero byte and the object's own header. Both end
 with the bin-content array: int32 ``fN`` then ``fN`` big-endian values, x fastest, flow bins included.
 The parser walks the bytecounts, so it only needs the field order up to ``fEntries``; everything else
 is skipped. One parsed prototype gives the offsets for every entry of the same ME and length.
@@ -116,16 +117,20 @@ def parse_entry(buf: bytes, type_code: int) -> EntryLayout:
         raise LayoutError(f"type code {type_code} is not a 1D/2D histogram type")
     dim, dtype, cls = HIST_TYPES[type_code]
     cur = _Cursor(buf)
-    if dim == 2:
+    cur.need(4)
+    if not int.from_bytes(buf[:4], "big") & _BYTECOUNT_MASK:
+        # TBranchObject entry: class name, a zero byte, then the object with its own header
         n = cur.u8()
         if n == 255:
             n = int(cur.unpack(">I"))
         cur.need(n + 1)
         name = bytes(buf[cur.pos : cur.pos + n]).decode("ascii", "replace")
         if name != cls:
-            raise LayoutError(f"entry holds a {name!r}, expected {cls}")
+            raise LayoutError(f"entry holds a {name[:40]!r}, expected {cls}")
         cur.pos += n + 1
         cur.header(cls)
+    # else: TBranchElement entry (automatic streamer): starts directly with the TH2 or TH1 base
+    if dim == 2:
         th2_end, _ = cur.header("TH2")
     th1_rel = cur.pos
     th1_end, version = cur.header("TH1")

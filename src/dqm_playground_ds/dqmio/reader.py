@@ -107,7 +107,11 @@ class DQMIOFile:
         except FileNotFoundError as exc:
             raise DQMIOError(self.path, "file not found") from exc
         except Exception as exc:
-            raise DQMIOError(self.path, f"not a readable ROOT file ({_describe(exc)})") from exc
+            detail = _describe(exc)
+            if "expected Chunk" in detail:
+                detail += "; the file is truncated or damaged"
+            raise DQMIOError(self.path, f"not a readable ROOT file ({detail})") from exc
+        self._check_size()
         try:
             keys = {k.split(";")[0] for k in self._file.keys(recursive=False)}
         except Exception as exc:
@@ -124,6 +128,19 @@ class DQMIOFile:
         self._names: dict[int, np.ndarray] = {}
         self._indices: dict[str, np.ndarray] | None = None
         self._layouts: dict[tuple[int, str, int], EntryLayout] = {}
+
+    def _check_size(self) -> None:
+        """A truncated file is named as such, not by whatever read first runs past its end."""
+        try:
+            end = int(self._file.file.fEND)
+            size = int(self._file.file.source.num_bytes)
+        except Exception:  # some remote sources cannot tell their size cheaply
+            return
+        if size < end:
+            self.close()
+            raise DQMIOError(
+                self.path, f"file is truncated: {size} bytes on disk, its ROOT header says {end}"
+            )
 
     # -- context manager ------------------------------------------------------------------------
     def __enter__(self) -> DQMIOFile:
