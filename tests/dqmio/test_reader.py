@@ -201,7 +201,7 @@ def _bad(tmp_path: Path, name: str, content: bytes) -> Path:
 @pytest.mark.parametrize(
     ("maker", "message"),
     [
-        (lambda d, src: _bad(d, "empty.root", b""), "not a readable ROOT file"),
+        (lambda d, src: _bad(d, "empty.root", b""), "file is empty"),
         (lambda d, src: _bad(d, "random.root", os.urandom(5000)), "not a readable ROOT file"),
         (lambda d, src: _bad(d, "text.root", b"run,lumi\n1,2\n" * 100), "not a readable ROOT file"),
         (lambda d, src: _bad(d, "half.root", src.read_bytes()[: src.stat().st_size // 2]), "truncated"),

@@ -102,6 +102,8 @@ class DQMIOFile:
 
     def __init__(self, path: str | os.PathLike[str], **open_options: Any) -> None:
         self.path = os.fspath(path)
+        if "://" not in self.path and os.path.isfile(self.path) and os.path.getsize(self.path) == 0:
+            raise DQMIOError(self.path, "file is empty (0 bytes)")
         try:
             self._file = uproot.open(self.path, **open_options)
         except FileNotFoundError as exc:

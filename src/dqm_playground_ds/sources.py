@@ -1,0 +1,154 @@
+"""Where histograms come from: one small protocol that every source (files, platform API) follows.
+
+The extraction pipeline is given a ``HistogramSource`` by a catalog dataset and asks it for its items
+(files, or API queries), then reads each item into the histogram table. A bad item raises
+``SourceError`` (or a subclass) naming it; the pipeline records it as ``bad`` and goes on.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import fsspec
+import pandas as pd
+
+from dqm_playground_ds.dqmio import DQMIOError, DQMIOFile
+from dqm_playground_ds.dqmio.selection import MESpec
+
+INDEX_COLUMNS = {
+    "path": "string",
+    "size": "Int64",
+    "guid": "string",
+    "runs": "object",
+    "n_lumis": "Int64",
+    "n_mes": "Int64",
+    "n_histograms": "Int64",
+    "status": "string",
+    "error": "string",
+}
+
+
+class SourceError(Exception):
+    """One item of a source cannot be read; the message names it and says why."""
+
+
+@runtime_checkable
+class HistogramSource(Protocol):
+    kind: str
+
+    def items(self) -> list[str]:
+        """Identifiers of what can be read (file paths/URLs, API queries), in a stable order."""
+
+    def describe(self, item: str) -> dict[str, Any]:
+        """File-index fields known without decoding histograms (size, guid, runs, n_lumis, n_mes)."""
+
+    def read(
+        self, item: str, me: MESpec, include_run_level: bool, missing: str = "raise"
+    ) -> pd.DataFrame:
+        """The item's histograms in the histogram schema; raise ``SourceError`` when it is bad.
+
+        ``missing="raise"`` makes a requested ME the item lacks an error; ``"ignore"`` reads the rest.
+        """
+
+
+def expand(path: str, pattern: str | None) -> list[str]:
+    """Files under ``path`` matching ``pattern`` (a glob), local or any fsspec URL, sorted."""
+    if "://" in path and not path.startswith("file://"):
+        fs, _, _ = fsspec.get_fs_token_paths(path)
+        protocol = path.split("://", 1)[0]
+        target = path.rstrip("/") + "/" + pattern if pattern else path
+        return sorted(f"{protocol}://{p}" if "://" not in p else p for p in fs.glob(target))
+    local = path[len("file://") :] if path.startswith("file://") else path
+    target = os.path.join(local, pattern) if pattern else local
+    return sorted(p for p in globlib.glob(target, recursive=True) if os.path.isfile(p))
+
+
+def file_size(path: str) -> int | None:
+    try:
+        if "://" in path:
+            fs, _, (p,) = fsspec.get_fs_token_paths(path)
+            return int(fs.size(p))
+        return os.path.getsize(path)
+    except Exception:
+        return None
+
+
+@dataclass
+class DQMIOFiles:
+    """DQMIO files found by a glob (local paths or URLs uproot opens)."""
+
+    path: str
+    pattern: str | None = "*.root"
+    open_options: dict[str, Any] = field(default_factory=dict)
+    kind: str = "dqmio"
+
+    def items(self) -> list[str]:
+        return expand(self.path, self.pattern)
+
+    def describe(self, item: str) -> dict[str, Any]:
+        info: dict[str, Any] = {"path": item, "size": file_size(item)}
+        try:
+            with DQMIOFile(item, **self.open_options) as f:
+                s = f.summary()
+        except DQMIOError as exc:
+            raise SourceError(str(exc)) from exc
+        info.update(guid=s.guid, runs=s.runs, n_lumis=s.n_lumis, n_mes=s.n_mes,
+                    n_histograms=s.n_histograms)  # fmt: skip
+        return info
+
+    def read(
+        self, item: str, me: MESpec, include_run_level: bool, missing: str = "raise"
+    ) -> pd.DataFrame:
+        try:
+            with DQMIOFile(item, **self.open_options) as f:
+                return f.read(me, include_run_level=include_run_level, missing=missing)  # type: ignore[arg-type]
+        except DQMIOError as exc:
+            raise SourceError(str(exc)) from exc
+
+
+@dataclass
+class LegacyCSVFiles:
+    """Legacy ML4DQM "DataFrame" CSV files found by a glob."""
+
+    path: str
+    pattern: str | None = "*.csv"
+    kind: str = "legacy_csv"
+
+    def items(self) -> list[str]:
+        return expand(self.path, self.pattern)
+
+    def describe(self, item: str) -> dict[str, Any]:
+        return {"path": item, "size": file_size(item)}
+
+    def read(
+        self, item: str, me: MESpec, include_run_level: bool, missing: str = "raise"
+    ) -> pd.DataFrame:
+        """CSV files are rows of many MEs; an absent ME simply selects no row."""
+        from dqm_playground_ds.legacy_csv import LegacyCSVError, read_legacy_csv
+
+        try:
+            return read_legacy_csv(item, me=me, include_run_level=include_run_level)
+        except (LegacyCSVError, OSError) as exc:
+            raise SourceError(f"{item}: {exc}" if item not in str(exc) else str(exc)) from exc
+
+
+def make_source(kind: str, **kwargs: Any) -> HistogramSource:
+    kinds: dict[str, Any] = {"dqmio": DQMIOFiles, "legacy_csv": LegacyCSVFiles}
+    if kind not in kinds:
+        raise ValueError(f"unknown histogram source kind {kind!r}; expected one of {sorted(kinds)}")
+    return kinds[kind](**kwargs)
+
+
+def empty_index() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in INDEX_COLUMNS.items()})
+
+
+def index_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    if not rows:
+        return empty_index()
+    df = pd.DataFrame([{c: r.get(c) for c in INDEX_COLUMNS} for r in rows])
+    return df.astype({c: t for c, t in INDEX_COLUMNS.items() if t != "object"})
