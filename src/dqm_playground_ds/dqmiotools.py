@@ -15,8 +15,20 @@ import pandas as pd
 from dqm_playground_ds.dqmio.selection import MESpec, as_patterns, match_names
 from dqm_playground_ds.schema import COLUMNS, KEY, empty_histograms
 
-REQUIRED = ("fromrun", "fromlumi", "hname", "metype", "histo", "entries", "Xmin", "Xmax", "Xbins",
-            "Ymin", "Ymax", "Ybins")  # fmt: skip
+REQUIRED = (
+    "fromrun",
+    "fromlumi",
+    "hname",
+    "metype",
+    "histo",
+    "entries",
+    "Xmin",
+    "Xmax",
+    "Xbins",
+    "Ymin",
+    "Ymax",
+    "Ybins",
+)
 TWO_D_TYPES = {6, 7, 8, 13}
 
 

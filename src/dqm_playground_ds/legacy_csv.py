@@ -18,8 +18,19 @@ import pandas as pd
 from dqm_playground_ds.dqmio.selection import MESpec, as_patterns, match_names
 from dqm_playground_ds.schema import COLUMNS, KEY, empty_histograms
 
-REQUIRED = ("fromrun", "fromlumi", "hname", "histo", "entries", "Xmax", "Xmin", "Xbins", "Ymax",
-            "Ymin", "Ybins")  # fmt: skip
+REQUIRED = (
+    "fromrun",
+    "fromlumi",
+    "hname",
+    "histo",
+    "entries",
+    "Xmax",
+    "Xmin",
+    "Xbins",
+    "Ymax",
+    "Ymin",
+    "Ybins",
+)
 TWO_D_TYPES = {6, 7, 8, 13}
 ONE_D_TYPES = {3, 4, 5, 12}
 

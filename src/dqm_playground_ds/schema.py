@@ -72,11 +72,13 @@ def empty_histograms() -> pd.DataFrame:
 
 def _row_label(df: pd.DataFrame, pos: int) -> str:
     row = df.iloc[pos]
-    parts = [f"row {pos}"]
+    parts = []
     for col in ("run", "lumi", "me", "source"):
         if col in df.columns:
-            parts.append(f"{col}={row[col]!r}")
-    return " ".join(parts)
+            value = row[col]
+            value = value.item() if isinstance(value, np.generic) else value
+            parts.append(f"{col}={value!r}")
+    return f"row {pos} ({', '.join(parts)})"
 
 
 def _first_bad(df: pd.DataFrame, mask: np.ndarray | pd.Series, what: str) -> None:

@@ -96,8 +96,9 @@ class DQMIOFiles:
                 s = f.summary()
         except DQMIOError as exc:
             raise SourceError(str(exc)) from exc
-        info.update(guid=s.guid, runs=s.runs, n_lumis=s.n_lumis, n_mes=s.n_mes,
-                    n_histograms=s.n_histograms)  # fmt: skip
+        info.update(
+            guid=s.guid, runs=s.runs, n_lumis=s.n_lumis, n_mes=s.n_mes, n_histograms=s.n_histograms
+        )
         return info
 
     def read(

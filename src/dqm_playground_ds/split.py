@@ -43,8 +43,11 @@ def _lumis(value: Any, where: str) -> frozenset[tuple[int, int]]:
     out = set()
     for item in value:
         try:
-            run, ls = (int(item["run"]), int(item["ls_number"])) if isinstance(item, Mapping) else (
-                int(item[0]), int(item[1]))  # fmt: skip
+            run, ls = (
+                (int(item["run"]), int(item["ls_number"]))
+                if isinstance(item, Mapping)
+                else (int(item[0]), int(item[1]))
+            )
         except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise SplitError(f"{where}: lumisection {item!r} is not [run, ls]") from exc
         out.add((run, ls))
@@ -62,10 +65,14 @@ class RunSplit:
     def __post_init__(self) -> None:
         both = self.train_runs & self.apply_runs
         if both:
-            raise SplitError(f"split {self.name!r}: run(s) {sorted(both)} are in both train and apply")
+            raise SplitError(
+                f"split {self.name!r}: run(s) {sorted(both)} are in both train and apply"
+            )
         both_ls = self.train_lumis & self.apply_lumis
         if both_ls:
-            raise SplitError(f"split {self.name!r}: lumisection(s) {sorted(both_ls)[:5]} in both sides")
+            raise SplitError(
+                f"split {self.name!r}: lumisection(s) {sorted(both_ls)[:5]} in both sides"
+            )
         if not (self.train_runs or self.train_lumis):
             raise SplitError(f"split {self.name!r}: no training runs or lumisections")
 
@@ -75,7 +82,9 @@ class RunSplit:
             raise SplitError(f"a split must be a mapping, got {type(spec).__name__}")
         unknown = set(spec) - {"name", "train", "apply"}
         if unknown:
-            raise SplitError(f"split: unknown key(s) {sorted(unknown)}; expected name, train, apply")
+            raise SplitError(
+                f"split: unknown key(s) {sorted(unknown)}; expected name, train, apply"
+            )
         name = str(spec.get("name", "split"))
         sides = {}
         for side in (TRAIN, APPLY):
@@ -115,7 +124,10 @@ class RunSplit:
         for target, pairs in ((TRAIN, self.train_lumis), (APPLY, self.apply_lumis)):
             if pairs:
                 keys = set(pairs)
-                hit = np.fromiter(((int(r), int(x)) in keys for r, x in zip(runs, lumis, strict=True)),
-                                  dtype=bool, count=len(runs))  # fmt: skip
+                hit = np.fromiter(
+                    ((int(r), int(x)) in keys for r, x in zip(runs, lumis, strict=True)),
+                    dtype=bool,
+                    count=len(runs),
+                )
                 out[hit] = target
         return pd.Series(out, dtype="string", name="split")

@@ -66,9 +66,10 @@ def test_2d_is_y_outer_x_inner(dqmio_fixture):
     row = table.iloc[0]
     assert (row["x_bins"], row["y_bins"]) == (6, 9)
     ref = next(
-        r for r in expected["histograms"]
+        r
+        for r in expected["histograms"]
         if r["me"] == "Tracker/Types/th2i_map" and (r["run"], r["lumi"]) == (row.run, row.lumi)
-    )  # fmt: skip
+    )
     grid = np.asarray(ref["data"]).reshape(9, 6)  # rows are y bins
     np.testing.assert_array_equal(row["data"].reshape(row["y_bins"], row["x_bins"]), grid)
 
@@ -93,7 +94,10 @@ def test_empty_lumi_is_indexed_but_has_no_rows(dqmio_fixture):
     assert summary.runs == [315257, 315259]
     table = read_dqmio(path)
     assert not ((table["run"] == 315259) & (table["lumi"] == 2)).any()
-    assert summary.guid == "00000000-0000-4000-8000-" + f"{__import__('zlib').crc32(b'all_types'):012d}"
+    assert (
+        summary.guid
+        == "00000000-0000-4000-8000-" + f"{__import__('zlib').crc32(b'all_types'):012d}"
+    )
 
 
 def test_selection_exact_regex_and_list(dqmio_fixture):
@@ -104,7 +108,10 @@ def test_selection_exact_regex_and_list(dqmio_fixture):
     regex = read_dqmio(path, me=r"Tracker/Types/th1[fd]_hist")
     assert set(regex["me"]) == {"Tracker/Types/th1f_hist", "Tracker/Types/th1d_hist"}
     both = read_dqmio(path, me=["Tracker/Types/th2s_map", r".*_PXDisk_\+1"])
-    assert set(both["me"]) == {"Tracker/Types/th2s_map", "PixelPhase1/Tracks/PXForward/charge_PXDisk_+1"}
+    assert set(both["me"]) == {
+        "Tracker/Types/th2s_map",
+        "PixelPhase1/Tracks/PXForward/charge_PXDisk_+1",
+    }
     assert len(read_dqmio(path)["me"].unique()) == 10
 
 
@@ -139,7 +146,9 @@ def test_streaming_in_small_chunks_gives_the_same_table(dqmio_fixture):
     whole = read_dqmio(path)
     parts = list(iter_dqmio(path, chunk_bytes=1))
     assert len(parts) >= 7  # one piece per basket: 3 TH1F + 4 TH2F baskets
-    streamed = pd.concat(parts, ignore_index=True).sort_values(["run", "lumi", "me"], ignore_index=True)
+    streamed = pd.concat(parts, ignore_index=True).sort_values(
+        ["run", "lumi", "me"], ignore_index=True
+    )
     pd.testing.assert_frame_equal(streamed.drop(columns="data"), whole.drop(columns="data"))
     for a, b in zip(streamed["data"], whole["data"], strict=True):
         np.testing.assert_array_equal(a, b)
@@ -204,12 +213,26 @@ def _bad(tmp_path: Path, name: str, content: bytes) -> Path:
         (lambda d, src: _bad(d, "empty.root", b""), "file is empty"),
         (lambda d, src: _bad(d, "random.root", os.urandom(5000)), "not a readable ROOT file"),
         (lambda d, src: _bad(d, "text.root", b"run,lumi\n1,2\n" * 100), "not a readable ROOT file"),
-        (lambda d, src: _bad(d, "half.root", src.read_bytes()[: src.stat().st_size // 2]), "truncated"),
+        (
+            lambda d, src: _bad(d, "half.root", src.read_bytes()[: src.stat().st_size // 2]),
+            "truncated",
+        ),
         (lambda d, src: _bad(d, "tail.root", src.read_bytes()[:-100]), "truncated"),
-        (lambda d, src: shutil.copy(src.parent / "not_dqmio.root", d / "h.root"), "no 'Indices' tree"),
+        (
+            lambda d, src: shutil.copy(src.parent / "not_dqmio.root", d / "h.root"),
+            "no 'Indices' tree",
+        ),
         (lambda d, src: d / "does_not_exist.root", "file not found"),
     ],
-    ids=["empty", "random-bytes", "text", "truncated-half", "truncated-tail", "no-indices", "missing"],
+    ids=[
+        "empty",
+        "random-bytes",
+        "text",
+        "truncated-half",
+        "truncated-tail",
+        "no-indices",
+        "missing",
+    ],
 )
 def test_bad_files_raise_dqmio_error_naming_the_file(tmp_path, dqmio_fixture, maker, message):
     src, _ = dqmio_fixture("many_baskets")

@@ -27,9 +27,21 @@ HIST_TYPES: dict[int, tuple[int, str, str]] = {
     13: (2, ">i4", "TH2I"),
 }
 TYPE_NAMES = (
-    "Ints", "Floats", "Strings", "TH1Fs", "TH1Ss", "TH1Ds", "TH2Fs", "TH2Ss", "TH2Ds",
-    "TH3Fs", "TProfiles", "TProfile2Ds", "TH1Is", "TH2Is",
-)  # fmt: skip
+    "Ints",
+    "Floats",
+    "Strings",
+    "TH1Fs",
+    "TH1Ss",
+    "TH1Ds",
+    "TH2Fs",
+    "TH2Ss",
+    "TH2Ds",
+    "TH3Fs",
+    "TProfiles",
+    "TProfile2Ds",
+    "TH1Is",
+    "TH2Is",
+)
 NO_TYPES_STORED = 1000
 
 _BYTECOUNT_MASK = 0x40000000
@@ -90,7 +102,9 @@ class _Cursor:
         version = int(self.unpack(">h"))
         end = start + 4 + (count & ~_BYTECOUNT_MASK)
         if end > len(self.buf):
-            raise LayoutError(f"{what} at byte {start} claims {end - start} bytes, entry is shorter")
+            raise LayoutError(
+                f"{what} at byte {start} claims {end - start} bytes, entry is shorter"
+            )
         return end, version
 
     def skip_object(self, what: str) -> None:

@@ -118,7 +118,9 @@ class DQMIOFile:
             keys = {k.split(";")[0] for k in self._file.keys(recursive=False)}
         except Exception as exc:
             self.close()
-            raise DQMIOError(self.path, f"cannot list the file's objects ({_describe(exc)})") from exc
+            raise DQMIOError(
+                self.path, f"cannot list the file's objects ({_describe(exc)})"
+            ) from exc
         if "Indices" not in keys:
             self.close()
             raise DQMIOError(
@@ -174,7 +176,9 @@ class DQMIOFile:
                 tree = self._file["Indices"]
                 arrays = tree.arrays(list(_INDICES_BRANCHES), library="np")
             except Exception as exc:
-                raise DQMIOError(self.path, f"cannot read the Indices tree ({_describe(exc)})") from exc
+                raise DQMIOError(
+                    self.path, f"cannot read the Indices tree ({_describe(exc)})"
+                ) from exc
             out = {k: np.asarray(v).astype(np.int64) for k, v in arrays.items()}
             bad = (out["Type"] != NO_TYPES_STORED) & (out["LastIndex"] < out["FirstIndex"])
             if bad.any():
@@ -190,7 +194,9 @@ class DQMIOFile:
     def _tree(self, type_code: int) -> Any:
         name = TYPE_NAMES[type_code]
         if name not in self._keys:
-            raise DQMIOError(self.path, f"Indices refers to type {type_code} but tree {name} is missing")
+            raise DQMIOError(
+                self.path, f"Indices refers to type {type_code} but tree {name} is missing"
+            )
         try:
             return self._file[name]
         except Exception as exc:
@@ -230,7 +236,10 @@ class DQMIOFile:
         """Runs, lumis and MEs in the file, from the index and names only."""
         idx = self.indices
         lumi_rows = idx["Lumi"] > 0
-        lumis = {(int(r), int(lumi)) for r, lumi in zip(idx["Run"][lumi_rows], idx["Lumi"][lumi_rows], strict=True)}
+        lumis = {
+            (int(r), int(lumi))
+            for r, lumi in zip(idx["Run"][lumi_rows], idx["Lumi"][lumi_rows], strict=True)
+        }
         names: set[str] = set()
         n_hist = 0
         types = {}
@@ -260,7 +269,13 @@ class DQMIOFile:
             uniq, counts = np.unique(names, return_counts=True)
             dim = HIST_TYPES[t][0] if t in HIST_TYPES else 0
             rows.extend(
-                {"me": n, "type": TYPE_NAMES[t][:-1], "type_code": t, "dim": dim, "n_entries": int(c)}
+                {
+                    "me": n,
+                    "type": TYPE_NAMES[t][:-1],
+                    "type_code": t,
+                    "dim": dim,
+                    "n_entries": int(c),
+                }
                 for n, c in zip(uniq, counts, strict=True)
             )
         return pd.DataFrame(rows, columns=["me", "type", "type_code", "dim", "n_entries"])
@@ -324,7 +339,9 @@ class DQMIOFile:
                 )
             missing_patterns = [p for p in patterns if p not in matched_any]
             if missing_patterns and missing == "raise":
-                raise MissingMEError(self.path, missing_patterns, suggest(missing_patterns, all_names))
+                raise MissingMEError(
+                    self.path, missing_patterns, suggest(missing_patterns, all_names)
+                )
         return selected
 
     # -- decoding -------------------------------------------------------------------------------
@@ -384,7 +401,8 @@ class DQMIOFile:
             local = sel.entries[which] - basket_starts[b]
             if local.max() + 1 >= len(offsets):
                 raise DQMIOError(
-                    self.path, f"{tree_name}/Value basket {b} holds fewer entries than its tree says"
+                    self.path,
+                    f"{tree_name}/Value basket {b} holds fewer entries than its tree says",
                 )
             starts = offsets[local].astype(np.int64)
             lengths = offsets[local + 1].astype(np.int64) - starts
@@ -447,7 +465,9 @@ class DQMIOFile:
         )
         return table.astype({k: v for k, v in COLUMNS.items() if k != "data"})
 
-    def _layout_for(self, sel: _Selected, name_id: int, entry_bytes: np.ndarray, entry: int) -> EntryLayout:
+    def _layout_for(
+        self, sel: _Selected, name_id: int, entry_bytes: np.ndarray, entry: int
+    ) -> EntryLayout:
         name = str(sel.names[name_id])
         key = (sel.type_code, name, len(entry_bytes))
         layout = self._layouts.get(key)
@@ -497,8 +517,12 @@ class DQMIOFile:
                 out.append(self._vector_decode(buf, starts[good], good, layout))
             for m in members[~ok].tolist():
                 s, n = int(starts[m]), int(lengths[m])
-                one = self._parse(sel, str(sel.names[sel.name_ids[which[m]]]), buf[s : s + n],
-                                  int(sel.entries[which[m]]))  # fmt: skip
+                one = self._parse(
+                    sel,
+                    str(sel.names[sel.name_ids[which[m]]]),
+                    buf[s : s + n],
+                    int(sel.entries[which[m]]),
+                )
                 out.append(self._vector_decode(buf, starts[[m]], np.array([m]), one))
         return out
 

@@ -31,9 +31,7 @@ def _compile(pattern: str) -> re.Pattern[str] | None:
         return None
 
 
-def match_names(
-    names: Iterable[str], patterns: list[str] | None
-) -> tuple[np.ndarray, list[str]]:
+def match_names(names: Iterable[str], patterns: list[str] | None) -> tuple[np.ndarray, list[str]]:
     """Return (mask over ``names``, patterns that matched nothing).
 
     A pattern selects a name equal to it or fully matched by it as a regular expression, so real ME

@@ -21,12 +21,31 @@ from typing import Any
 import numpy as np
 
 TYPE_NAMES = (
-    "Ints", "Floats", "Strings", "TH1Fs", "TH1Ss", "TH1Ds", "TH2Fs", "TH2Ss", "TH2Ds",
-    "TH3Fs", "TProfiles", "TProfile2Ds", "TH1Is", "TH2Is",
-)  # fmt: skip
+    "Ints",
+    "Floats",
+    "Strings",
+    "TH1Fs",
+    "TH1Ss",
+    "TH1Ds",
+    "TH2Fs",
+    "TH2Ss",
+    "TH2Ds",
+    "TH3Fs",
+    "TProfiles",
+    "TProfile2Ds",
+    "TH1Is",
+    "TH2Is",
+)
 HIST_CLASSES = {
-    "TH1F": 3, "TH1S": 4, "TH1D": 5, "TH2F": 6, "TH2S": 7, "TH2D": 8, "TH1I": 12, "TH2I": 13,
-}  # fmt: skip
+    "TH1F": 3,
+    "TH1S": 4,
+    "TH1D": 5,
+    "TH2F": 6,
+    "TH2S": 7,
+    "TH2D": 8,
+    "TH1I": 12,
+    "TH2I": 13,
+}
 NO_TYPES_STORED = 1000
 
 _CPP = r"""
@@ -134,9 +153,7 @@ def _root() -> Any:
                 warnings.simplefilter("ignore")
                 import ROOT  # type: ignore[import-not-found]
         except ImportError as exc:  # pragma: no cover - depends on the extra
-            raise ImportError(
-                'writing DQMIO files needs ROOT: pip install -e ".[root]"'
-            ) from exc
+            raise ImportError('writing DQMIO files needs ROOT: pip install -e ".[root]"') from exc
         ROOT.gROOT.SetBatch(True)
         ROOT.TH1.AddDirectory(False)
         ROOT.gInterpreter.Declare(_CPP)
@@ -187,8 +204,16 @@ def make_root_histogram(me: MonitorElement) -> Any:
         if me.y is None:
             raise ValueError(f"{me.name}: a 2D histogram needs a y axis")
         nx, ny = int(me.x[0]), int(me.y[0])
-        h = klass(short, me.title or short, nx, float(me.x[1]), float(me.x[2]),
-                  ny, float(me.y[1]), float(me.y[2]))  # fmt: skip
+        h = klass(
+            short,
+            me.title or short,
+            nx,
+            float(me.x[1]),
+            float(me.x[2]),
+            ny,
+            float(me.y[1]),
+            float(me.y[2]),
+        )
         if values.shape != (ny + 2, nx + 2):
             raise ValueError(f"{me.name}: values shape {values.shape}, expected {(ny + 2, nx + 2)}")
         flat = values.reshape(-1)
@@ -201,10 +226,7 @@ def make_root_histogram(me: MonitorElement) -> Any:
         for i, v in enumerate(flat):
             if v:
                 h.SetBinError(i, float(np.sqrt(abs(v))))
-    if me.cls.startswith("TH1"):
-        inner = flat[1:-1]
-    else:
-        inner = values[1:-1, 1:-1]
+    inner = flat[1:-1] if me.cls.startswith("TH1") else values[1:-1, 1:-1]
     h.SetEntries(float(me.entries) if me.entries is not None else float(inner.sum()))
     return h
 

@@ -38,14 +38,18 @@ def inputs(tmp_path: Path) -> Path:
 def _run(source_path: Path, params: dict, tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     catalog = DataCatalog(
         {
-            "raw_histogram_sources": HistogramSourceDataset(kind="dqmio", path=str(source_path),
-                                                            pattern="*.root"),
+            "raw_histogram_sources": HistogramSourceDataset(
+                kind="dqmio", path=str(source_path), pattern="*.root"
+            ),
             "params:data_extraction": MemoryDataset(params),
-            "histograms": ParquetTableDataset(filepath=str(tmp_path / "out" / "histograms.parquet"),
-                                              schema="histograms"),
-            "file_index": ParquetTableDataset(filepath=str(tmp_path / "out" / "file_index.parquet")),
+            "histograms": ParquetTableDataset(
+                filepath=str(tmp_path / "out" / "histograms.parquet"), schema="histograms"
+            ),
+            "file_index": ParquetTableDataset(
+                filepath=str(tmp_path / "out" / "file_index.parquet")
+            ),
         }
-    )  # fmt: skip
+    )
     SequentialRunner().run(create_pipeline(), catalog)
     return catalog["histograms"].load(), catalog["file_index"].load()
 
@@ -118,7 +122,7 @@ def test_unknown_parameter_is_a_clear_error():
 def test_no_input_gives_an_empty_table(tmp_path):
     histograms, index = extract_histograms(DQMIOFiles(path=str(tmp_path)), {"progress": False})
     assert histograms.empty and index.empty
-    assert list(histograms.columns)[0] == "run"
+    assert next(iter(histograms.columns)) == "run"
 
 
 def test_legacy_csv_source(shared_real, tmp_path):

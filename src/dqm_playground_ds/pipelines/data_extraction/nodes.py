@@ -31,13 +31,17 @@ class ExtractionParams:
         known = set(cls.__dataclass_fields__)
         unknown = set(params) - known
         if unknown:
-            raise ValueError(f"data_extraction: unknown parameter(s) {sorted(unknown)}; known {sorted(known)}")
+            raise ValueError(
+                f"data_extraction: unknown parameter(s) {sorted(unknown)}; known {sorted(known)}"
+            )
         me = params.get("me")
         if isinstance(me, str):
             me = [me]
         out = cls(**{**params, "me": list(me) if me is not None else None})
         if out.missing_me not in ("bad", "ignore"):
-            raise ValueError(f"data_extraction.missing_me must be 'bad' or 'ignore', got {out.missing_me!r}")
+            raise ValueError(
+                f"data_extraction.missing_me must be 'bad' or 'ignore', got {out.missing_me!r}"
+            )
         if out.duplicates not in ("raise", "sum", "first"):
             raise ValueError(
                 f"data_extraction.duplicates must be raise, sum or first, got {out.duplicates!r}"
