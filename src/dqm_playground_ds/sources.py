@@ -27,6 +27,8 @@ INDEX_COLUMNS = {
     "n_lumis": "Int64",
     "n_mes": "Int64",
     "n_histograms": "Int64",
+    "n_rows": "Int64",
+    "seconds": "float64",
     "status": "string",
     "error": "string",
 }
@@ -84,6 +86,7 @@ class DQMIOFiles:
     path: str
     pattern: str | None = "*.root"
     open_options: dict[str, Any] = field(default_factory=dict)
+    partitions_dir: str | None = None
     kind: str = "dqmio"
 
     def items(self) -> list[str]:
@@ -117,6 +120,7 @@ class LegacyCSVFiles:
 
     path: str
     pattern: str | None = "*.csv"
+    partitions_dir: str | None = None
     kind: str = "legacy_csv"
 
     def items(self) -> list[str]:

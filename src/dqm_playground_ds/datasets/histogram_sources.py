@@ -15,7 +15,11 @@ from dqm_playground_ds.sources import HistogramSource, make_source
 
 
 class HistogramSourceDataset(AbstractDataset[None, HistogramSource]):
-    """``kind: dqmio`` (``path`` + ``pattern`` glob, local or URL) or ``kind: legacy_csv``."""
+    """``kind: dqmio`` (``path`` + ``pattern`` glob, local or URL) or ``kind: legacy_csv``.
+
+    ``partitions``: a folder where every input is extracted once into its own Parquet partition, so
+    an interrupted or repeated run reads only inputs it has not finished (see ``extraction.py``).
+    """
 
     def __init__(
         self,
@@ -24,14 +28,16 @@ class HistogramSourceDataset(AbstractDataset[None, HistogramSource]):
         path: str,
         pattern: str | None = None,
         open_options: dict[str, Any] | None = None,
+        partitions: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._kind = kind
         self._path = path
         self._pattern = pattern
         self._open_options = open_options or {}
+        self._partitions = partitions
         self.metadata = metadata
-        kwargs: dict[str, Any] = {"path": path}
+        kwargs: dict[str, Any] = {"path": path, "partitions_dir": partitions}
         if pattern is not None:
             kwargs["pattern"] = pattern
         if open_options and kind == "dqmio":
@@ -51,4 +57,9 @@ class HistogramSourceDataset(AbstractDataset[None, HistogramSource]):
         return bool(self._source.items())
 
     def _describe(self) -> dict[str, Any]:
-        return {"kind": self._kind, "path": self._path, "pattern": self._pattern}
+        return {
+            "kind": self._kind,
+            "path": self._path,
+            "pattern": self._pattern,
+            "partitions": self._partitions,
+        }

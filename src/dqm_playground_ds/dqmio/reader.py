@@ -174,7 +174,12 @@ class DQMIOFile:
         if self._indices is None:
             try:
                 tree = self._file["Indices"]
+                absent = [b for b in _INDICES_BRANCHES if b not in tree.keys()]
+                if absent:
+                    raise DQMIOError(self.path, f"the Indices tree lacks branch(es) {absent}")
                 arrays = tree.arrays(list(_INDICES_BRANCHES), library="np")
+            except DQMIOError:
+                raise
             except Exception as exc:
                 raise DQMIOError(
                     self.path, f"cannot read the Indices tree ({_describe(exc)})"

@@ -37,6 +37,7 @@ TYPE_NAMES = (
     "TH2Is",
 )
 HIST_CLASSES = {
+    "TProfile": 10,
     "TH1F": 3,
     "TH1S": 4,
     "TH1D": 5,
@@ -54,6 +55,9 @@ _CPP = r"""
 #include "TDirectory.h"
 #include "TH1.h"
 #include "TH2.h"
+#include "TH3.h"
+#include "TProfile.h"
+#include "TProfile2D.h"
 #include <string>
 #include <vector>
 #include <memory>
@@ -107,6 +111,9 @@ struct Writer {
         case 6: helpers.push_back(new Helper<TH2F>(t, namePtr)); break;
         case 7: helpers.push_back(new Helper<TH2S>(t, namePtr)); break;
         case 8: helpers.push_back(new Helper<TH2D>(t, namePtr)); break;
+        case 9: helpers.push_back(new Helper<TH3F>(t, namePtr)); break;
+        case 10: helpers.push_back(new Helper<TProfile>(t, namePtr)); break;
+        case 11: helpers.push_back(new Helper<TProfile2D>(t, namePtr)); break;
         case 12: helpers.push_back(new Helper<TH1I>(t, namePtr)); break;
         case 13: helpers.push_back(new Helper<TH2I>(t, namePtr)); break;
         default: helpers.push_back(nullptr);
@@ -195,6 +202,11 @@ def make_root_histogram(me: MonitorElement) -> Any:
     short = me.name.rsplit("/", 1)[-1]
     klass = getattr(ROOT, me.cls)
     values = np.asarray(me.values, dtype=np.float64)
+    if me.cls == "TProfile":  # bin means: one fill per in-range bin at its centre
+        h = klass(short, me.title or short, int(me.x[0]), float(me.x[1]), float(me.x[2]))
+        for i, v in enumerate(values.reshape(-1)[1:-1], start=1):
+            h.Fill(h.GetXaxis().GetBinCenter(i), float(v))
+        return h
     if me.cls.startswith("TH1"):
         h = klass(short, me.title or short, int(me.x[0]), float(me.x[1]), float(me.x[2]))
         flat = values.reshape(-1)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from dqm_playground_ds.dqmio import resolve_duplicates
-from dqm_playground_ds.schema import KEY, empty_histograms, validate_histograms
-from dqm_playground_ds.sources import HistogramSource, SourceError, index_frame
+from dqm_playground_ds.extraction import Request, extract_table
+from dqm_playground_ds.schema import KEY, validate_histograms
+from dqm_playground_ds.sources import HistogramSource
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ class ExtractionParams:
     missing_me: Literal["bad", "ignore"] = "bad"
     duplicates: Literal["raise", "sum", "first"] = "raise"
     progress: bool = True
+    workers: int = 1  # processes reading inputs in parallel
+    retry_bad: bool = False  # read inputs recorded as bad in an earlier run again
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> ExtractionParams:
@@ -49,47 +51,32 @@ class ExtractionParams:
         return out
 
 
-def _read_item(
-    source: HistogramSource, item: str, p: ExtractionParams
-) -> tuple[pd.DataFrame | None, dict[str, Any]]:
-    row: dict[str, Any] = {"path": item}
-    try:
-        row.update(source.describe(item))
-        missing = "ignore" if p.missing_me == "ignore" else "raise"
-        table = source.read(item, p.me, p.include_run_level, missing=missing)
-    except SourceError as exc:
-        row.update(status="bad", error=str(exc))
-        return None, row
-    row.update(status="ok", error=None)
-    return table, row
-
-
 def extract_histograms(
     source: HistogramSource, params: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read every item of ``source`` into one histogram table and a file index.
 
-    An item that cannot be read (corrupt, truncated, not DQMIO, lacking a requested ME) becomes a
-    ``bad`` row of the index with its error; the others are read. Keys repeated across items are
+    Items are read in ``workers`` processes, into the source's partitions folder when the catalog
+    gives one, so a re-run reads only new inputs. An item that cannot be read (corrupt, truncated,
+    not DQMIO, lacking a requested ME) becomes a ``bad`` row of the index with its error; the others
+    are read. Keys repeated across items are
     refused by default (``duplicates: raise``): summing them is right for split inputs of one merge,
     wrong for the same file extracted twice, so the user decides.
     """
     p = ExtractionParams.from_dict(dict(params))
-    items = source.items()
-    if not items:
-        log.error("histogram source %s found no input", getattr(source, "path", source))
-    tables, rows = [], []
-    bar = tqdm(items, desc=f"extracting ({source.kind})", unit="file", disable=not p.progress)
-    n_hist = 0
-    for item in bar:
-        table, row = _read_item(source, item, p)
-        rows.append(row)
-        if table is not None:
-            tables.append(table)
-            n_hist += len(table)
-            bar.set_postfix(histograms=n_hist, bad=sum(r["status"] == "bad" for r in rows))
-    index = index_frame(rows)
-    histograms = pd.concat(tables, ignore_index=True) if tables else empty_histograms()
+    request = Request(
+        me=tuple(p.me) if p.me is not None else None,
+        include_run_level=p.include_run_level,
+        missing="ignore" if p.missing_me == "ignore" else "raise",
+    )
+    histograms, index = extract_table(
+        source,
+        request,
+        partitions_dir=getattr(source, "partitions_dir", None),
+        workers=p.workers,
+        retry_bad=p.retry_bad,
+        progress=p.progress,
+    )
     if not histograms.empty:
         if p.duplicates == "first":
             histograms = histograms.drop_duplicates(KEY, keep="first", ignore_index=True)
