@@ -258,3 +258,12 @@ def test_corrupt_basket_is_reported_with_tree_and_basket(tmp_path, dqmio_fixture
     assert str(bad) in str(err.value)
     # the other trees are intact: what does not touch the broken basket still reads
     assert len(read_dqmio(bad, me=r".*clusterposition.*")) == 200
+
+
+def test_each_me_alone_equals_root(dqmio_fixture):
+    """Reading one ME keeps only its entries' bytes from each basket; values stay exact."""
+    path, expected = dqmio_fixture("all_types")
+    exp = _expected_frame(expected, include_run_level=True)
+    for me in sorted(set(exp["me"])):
+        table = read_dqmio(path, me=me, include_run_level=True)
+        _assert_matches_root(table, exp[exp["me"] == me])

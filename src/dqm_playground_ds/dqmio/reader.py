@@ -38,7 +38,7 @@ from dqm_playground_ds.schema import COLUMNS, KEY, empty_histograms
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
+DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 _SMALL_GATHER = 2048  # bytes per entry below which one fancy-index gather beats a slice loop
 _INDICES_BRANCHES = ("Run", "Lumi", "Type", "FirstIndex", "LastIndex")
 Duplicates = Literal["sum", "raise", "keep"]
@@ -81,6 +81,15 @@ def _gather(buf: np.ndarray, starts: np.ndarray, rel: int, nbytes: int) -> np.nd
     for i, b in enumerate(begin.tolist()):
         out[i] = buf[b : b + nbytes]
     return out
+
+
+def _compact(
+    data: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Copy the given byte ranges into one small buffer; return it and the new starts."""
+    new_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    index = np.repeat(starts - new_starts, lengths) + np.arange(int(lengths.sum()))
+    return data[index], new_starts
 
 
 def _strip_flow(values: np.ndarray, layout: EntryLayout) -> np.ndarray:
@@ -381,15 +390,21 @@ class DQMIOFile:
         return table.sort_values(KEY, kind="stable", ignore_index=True)
 
     def _iter_type(self, sel: _Selected, chunk_bytes: int) -> Iterator[pd.DataFrame]:
+        """Decode one type's selected entries, holding at most ``chunk_bytes`` of their raw bytes.
+
+        Baskets are read one at a time; when few of a basket's entries are selected, only their
+        bytes are kept, so memory follows the selected output, not the file.
+        """
         tree_name = TYPE_NAMES[sel.type_code]
         branch = self._tree(sel.type_code)["Value"]
         basket_starts = np.asarray(branch.entry_offsets, dtype=np.int64)
         basket_of = np.searchsorted(basket_starts, sel.entries, side="right") - 1
         needed = np.unique(basket_of)
+        bounds = np.searchsorted(basket_of, needed, side="left").tolist() + [len(basket_of)]
         pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (data, starts, lengths)
         pending_sel: list[np.ndarray] = []
         pending_bytes = 0
-        for b in needed.tolist():
+        for k, b in enumerate(needed.tolist()):
             try:
                 basket = branch.basket(b)
                 data = basket.data
@@ -402,7 +417,7 @@ class DQMIOFile:
                 ) from exc
             if offsets is None:
                 raise DQMIOError(self.path, f"{tree_name}/Value basket {b} has no entry offsets")
-            which = np.flatnonzero(basket_of == b)
+            which = np.arange(bounds[k], bounds[k + 1])
             local = sel.entries[which] - basket_starts[b]
             if local.max() + 1 >= len(offsets):
                 raise DQMIOError(
@@ -411,6 +426,8 @@ class DQMIOFile:
                 )
             starts = offsets[local].astype(np.int64)
             lengths = offsets[local + 1].astype(np.int64) - starts
+            if 2 * int(lengths.sum()) < len(data):  # keep only the selected entries' bytes
+                data, starts = _compact(data, starts, lengths)
             pending.append((data, starts, lengths))
             pending_sel.append(which)
             pending_bytes += len(data)
