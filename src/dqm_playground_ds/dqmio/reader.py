@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import uproot
 
 from dqm_playground_ds.dqmio.errors import DQMIOError, MissingMEError
@@ -70,17 +71,48 @@ class FileSummary:
 
 
 def _gather(buf: np.ndarray, starts: np.ndarray, rel: int, nbytes: int) -> np.ndarray:
-    """Bytes ``[start + rel, start + rel + nbytes)`` of every entry, as an (n, nbytes) uint8 array."""
+    """Bytes ``[start + rel, start + rel + nbytes)`` of every entry, as an (n, nbytes) uint8 array.
+
+    Equally spaced entries (one ME in successive LS blocks of equal size) come back as a strided
+    view without copying; otherwise a gather copies them.
+    """
     n = len(starts)
     if n == 0:
         return np.empty((0, nbytes), dtype=np.uint8)
     begin = starts + rel
+    if n > 1:
+        step = int(begin[1] - begin[0])
+        if step > 0 and (np.diff(begin) == step).all() and begin[-1] + nbytes <= len(buf):
+            return np.lib.stride_tricks.as_strided(
+                buf[int(begin[0]) :], shape=(n, nbytes), strides=(step, 1), writeable=False
+            )
     if nbytes <= _SMALL_GATHER:
-        return buf[begin[:, None] + np.arange(nbytes)]
+        index_type = np.int32 if len(buf) < 2**31 else np.int64
+        return buf[begin.astype(index_type)[:, None] + np.arange(nbytes, dtype=index_type)]
     out = np.empty((n, nbytes), dtype=np.uint8)
     for i, b in enumerate(begin.tolist()):
         out[i] = buf[b : b + nbytes]
     return out
+
+
+def _factorize_strings(strings: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and sorted uniques of an awkward array of strings, without a Python str per entry."""
+    import awkward as ak
+
+    layout = ak.to_layout(strings)
+    offsets = np.asarray(layout.offsets, dtype=np.int64)
+    content = np.asarray(layout.content.data, dtype=np.uint8)
+    lengths = np.diff(offsets)
+    n = len(lengths)
+    if n == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+    width = max(int(lengths.max()), 1)
+    fixed = np.zeros(n * width, dtype=np.uint8)  # names padded with NULs to one width
+    pos = np.repeat(np.arange(n, dtype=np.int64) * width - offsets[:-1], lengths)
+    pos += np.arange(offsets[0], offsets[-1])
+    fixed[pos] = content[offsets[0] : offsets[-1]]
+    codes, uniques = pd.factorize(fixed.view(f"S{width}"), sort=True)  # UTF-8 byte order = str order
+    return codes.astype(np.int64), np.array([u.decode() for u in uniques], dtype=object)
 
 
 def _compact(
@@ -183,7 +215,7 @@ class DQMIOFile:
         if self._indices is None:
             try:
                 tree = self._file["Indices"]
-                absent = [b for b in _INDICES_BRANCHES if b not in tree.keys()]
+                absent = [b for b in _INDICES_BRANCHES if b not in tree]
                 if absent:
                     raise DQMIOError(self.path, f"the Indices tree lacks branch(es) {absent}")
                 arrays = tree.arrays(list(_INDICES_BRANCHES), library="np")
@@ -218,14 +250,20 @@ class DQMIOFile:
 
     def names(self, type_code: int) -> np.ndarray:
         """``FullName`` of every entry of a type tree (object array of str)."""
+        codes, uniques = self._name_codes(type_code)
+        return uniques[codes]
+
+    def _name_codes(self, type_code: int) -> tuple[np.ndarray, np.ndarray]:
+        """(code per entry, sorted unique names): names repeat every LS, so they are factorized."""
         if type_code not in self._names:
             tree = self._tree(type_code)
             try:
-                self._names[type_code] = tree["FullName"].array(library="np")
+                strings = tree["FullName"].array(library="ak")
             except Exception as exc:
                 raise DQMIOError(
                     self.path, f"cannot read {TYPE_NAMES[type_code]}/FullName ({_describe(exc)})"
                 ) from exc
+            self._names[type_code] = _factorize_strings(strings)
         return self._names[type_code]
 
     def _type_codes(self) -> list[int]:
@@ -250,26 +288,22 @@ class DQMIOFile:
         """Runs, lumis and MEs in the file, from the index and names only."""
         idx = self.indices
         lumi_rows = idx["Lumi"] > 0
-        lumis = {
-            (int(r), int(lumi))
-            for r, lumi in zip(idx["Run"][lumi_rows], idx["Lumi"][lumi_rows], strict=True)
-        }
+        lumis = np.unique(np.stack([idx["Run"][lumi_rows], idx["Lumi"][lumi_rows]]), axis=1)
         names: set[str] = set()
         n_hist = 0
         types = {}
         for t in self._type_codes():
             if t not in HIST_TYPES:
                 continue
-            tree_names = self.names(t)
             entries, _, _ = self._entry_map(t)
-            names.update(np.unique(tree_names).tolist())
+            names.update(self._name_codes(t)[1].tolist())
             n_hist += len(entries)
             types[HIST_TYPES[t][2]] = len(entries)
         return FileSummary(
             path=self.path,
             guid=self.guid,
             runs=sorted({int(r) for r in idx["Run"]}),
-            n_lumis=len(lumis),
+            n_lumis=lumis.shape[1],
             n_mes=len(names),
             n_histograms=n_hist,
             types=types,
@@ -279,8 +313,8 @@ class DQMIOFile:
         """One row per ME: name, type, dimension and how many entries (LS + run-level) it has."""
         rows = []
         for t in self._type_codes():
-            names = self.names(t)
-            uniq, counts = np.unique(names, return_counts=True)
+            codes, uniq = self._name_codes(t)
+            counts = np.bincount(codes, minlength=len(uniq))
             dim = HIST_TYPES[t][0] if t in HIST_TYPES else 0
             rows.extend(
                 {
@@ -308,8 +342,7 @@ class DQMIOFile:
         unsupported: dict[str, str] = {}
         all_names: set[str] = set()
         for t in self._type_codes():
-            names = self.names(t)
-            uniq, inverse = np.unique(names, return_inverse=True)
+            inverse, uniq = self._name_codes(t)
             all_names.update(uniq.tolist())
             mask_u, unmatched = match_names(uniq, patterns)
             if patterns is not None:
@@ -320,13 +353,13 @@ class DQMIOFile:
                         unsupported[str(n)] = TYPE_NAMES[t][:-1]
                 continue
             entries, runs, lumis = self._entry_map(t)
-            if len(entries) and (entries.max() >= len(names) or entries.min() < 0):
+            if len(entries) and (entries.max() >= len(inverse) or entries.min() < 0):
                 raise DQMIOError(
                     self.path,
                     f"Indices points past the end of {TYPE_NAMES[t]} "
-                    f"(entry {int(entries.max())}, tree has {len(names)})",
+                    f"(entry {int(entries.max())}, tree has {len(inverse)})",
                 )
-            name_ids = inverse.reshape(-1)[entries]
+            name_ids = inverse[entries]
             keep = mask_u[name_ids]
             if not include_run_level:
                 keep &= lumis > 0
@@ -367,9 +400,10 @@ class DQMIOFile:
         missing: Literal["raise", "ignore"] = "raise",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     ) -> Iterator[pd.DataFrame]:
-        """Yield the histogram table in pieces of at most ``chunk_bytes`` of decompressed baskets."""
+        """Yield the histogram table in pieces holding at most ``chunk_bytes`` of raw entry bytes."""
         for sel in self.select(me, include_run_level=include_run_level, missing=missing):
-            yield from self._iter_type(sel, chunk_bytes)
+            for batch in self._iter_type(sel, chunk_bytes):
+                yield _frame([batch], self.path)
 
     def read(
         self,
@@ -380,14 +414,13 @@ class DQMIOFile:
         duplicates: Duplicates = "sum",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     ) -> pd.DataFrame:
-        parts = list(
-            self.iter_histograms(
-                me, include_run_level=include_run_level, missing=missing, chunk_bytes=chunk_bytes
-            )
-        )
-        table = pd.concat(parts, ignore_index=True) if parts else empty_histograms()
-        table = resolve_duplicates(table, duplicates, self.path)
-        return table.sort_values(KEY, kind="stable", ignore_index=True)
+        batches = [
+            batch
+            for sel in self.select(me, include_run_level=include_run_level, missing=missing)
+            for batch in self._iter_type(sel, chunk_bytes)
+        ]
+        table = _frame(batches, self.path, sort=True)
+        return resolve_duplicates(table, duplicates, self.path)
 
     def _iter_type(self, sel: _Selected, chunk_bytes: int) -> Iterator[pd.DataFrame]:
         """Decode one type's selected entries, holding at most ``chunk_bytes`` of their raw bytes.
@@ -442,50 +475,35 @@ class DQMIOFile:
         sel: _Selected,
         baskets: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
         which_parts: list[np.ndarray],
-    ) -> pd.DataFrame:
+    ) -> dict[str, np.ndarray]:
         base = np.cumsum([0] + [len(d) for d, _, _ in baskets[:-1]])
         buf = baskets[0][0] if len(baskets) == 1 else np.concatenate([d for d, _, _ in baskets])
         starts = np.concatenate([s + o for (_, s, _), o in zip(baskets, base, strict=True)])
         lengths = np.concatenate([ln for _, _, ln in baskets])
         which = np.concatenate(which_parts)
         name_ids = sel.name_ids[which]
-        key = name_ids.astype(np.int64) * (int(lengths.max()) + 1) + lengths
-        groups, inverse = np.unique(key, return_inverse=True)
+        order = np.lexsort((lengths, name_ids))
+        key_sorted = np.stack([name_ids[order], lengths[order]], axis=1)
+        cut = np.flatnonzero((key_sorted[1:] != key_sorted[:-1]).any(axis=1)) + 1
         pieces = []
-        for g in range(len(groups)):
-            members = np.flatnonzero(inverse == g)
-            pieces.extend(self._decode_group(sel, buf, starts, lengths, which, members))
-        pieces.sort(key=lambda p: p[0][0])
-        order = np.concatenate([p[0] for p in pieces])
-        rows = which[order]
-        layouts_dim = np.concatenate([np.full(len(p[0]), p[1].dim, dtype=np.int8) for p in pieces])
-        data = np.empty(len(order), dtype=object)
+        for members in np.split(order, cut):
+            pieces.extend(self._decode_group(sel, buf, starts, lengths, which, np.sort(members)))
+        rows = which[np.concatenate([p[0] for p in pieces])]
+        data = np.empty(len(rows), dtype=object)
         pos = 0
-        for _, _, _, values in pieces:
+        for piece in pieces:
+            values = piece[2]
             data[pos : pos + len(values)] = list(values)
             pos += len(values)
-
-        def col(i: int) -> np.ndarray:
-            return np.concatenate([p[2][i] for p in pieces])
-
-        table = pd.DataFrame(
-            {
-                "run": sel.runs[rows],
-                "lumi": sel.lumis[rows],
-                "me": pd.array(sel.names[sel.name_ids[rows]].astype(str), dtype="string"),
-                "dim": layouts_dim,
-                "entries": col(0),
-                "x_min": col(1),
-                "x_max": col(2),
-                "x_bins": col(3).astype(np.int32),
-                "y_min": col(4),
-                "y_max": col(5),
-                "y_bins": col(6).astype(np.int32),
-                "data": data,
-                "source": pd.array([self.path] * len(order), dtype="string"),
-            }
-        )
-        return table.astype({k: v for k, v in COLUMNS.items() if k != "data"})
+        batch = {
+            "run": sel.runs[rows],
+            "lumi": sel.lumis[rows],
+            "me": sel.names[sel.name_ids[rows]],
+            "data": data,
+        }
+        for k in _NUMERIC:
+            batch[k] = np.concatenate([p[1][k] for p in pieces])
+        return batch
 
     def _layout_for(
         self, sel: _Selected, name_id: int, entry_bytes: np.ndarray, entry: int
@@ -514,65 +532,112 @@ class DQMIOFile:
         lengths: np.ndarray,
         which: np.ndarray,
         members: np.ndarray,
-    ) -> list[tuple[np.ndarray, EntryLayout, tuple[np.ndarray, ...], np.ndarray]]:
+    ) -> list[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
         """Decode entries of one (ME, length) group; entries that break the layout go one by one."""
         first = int(members[0])
         s0, n0 = int(starts[first]), int(lengths[first])
         entry0 = int(sel.entries[which[first]])
         layout = self._layout_for(sel, int(sel.name_ids[which[first]]), buf[s0 : s0 + n0], entry0)
-        st = starts[members]
-        head = _gather(buf, st, layout.th1_rel, 6)
-        ok = (head == np.frombuffer(layout.th1_head, dtype=np.uint8)).all(axis=1)
-        x = _gather(buf, st, layout.x_rel, 20)
-        ok &= x[:, :4].copy().view(">i4")[:, 0] == layout.nx
-        if layout.dim == 2:
-            y = _gather(buf, st, layout.y_rel, 20)
-            ok &= y[:, :4].copy().view(">i4")[:, 0] == layout.ny
-        fn = _gather(buf, st, layout.array_rel, 4).view(">i4")[:, 0]
-        ok &= fn == layout.n_values
-        out = []
+        head = _gather(buf, starts[members], 0, layout.array_rel + 4)
+        ok = _consistent(head, layout)
         if ok.all():
-            out.append(self._vector_decode(buf, st, members, layout))
-        else:
-            good = members[ok]
-            if len(good):
-                out.append(self._vector_decode(buf, starts[good], good, layout))
-            for m in members[~ok].tolist():
-                s, n = int(starts[m]), int(lengths[m])
-                one = self._parse(
-                    sel,
-                    str(sel.names[sel.name_ids[which[m]]]),
-                    buf[s : s + n],
-                    int(sel.entries[which[m]]),
-                )
-                out.append(self._vector_decode(buf, starts[[m]], np.array([m]), one))
+            return [_vector_decode(buf, starts[members], members, layout, head)]
+        out = []
+        good = members[ok]
+        if len(good):
+            out.append(_vector_decode(buf, starts[good], good, layout, head[ok]))
+        for m in members[~ok].tolist():
+            s, n = int(starts[m]), int(lengths[m])
+            name = str(sel.names[sel.name_ids[which[m]]])
+            one = self._parse(sel, name, buf[s : s + n], int(sel.entries[which[m]]))
+            st = starts[[m]]
+            out.append(
+                _vector_decode(buf, st, np.array([m]), one, _gather(buf, st, 0, one.array_rel + 4))
+            )
         return out
 
-    @staticmethod
-    def _vector_decode(
-        buf: np.ndarray, st: np.ndarray, members: np.ndarray, layout: EntryLayout
-    ) -> tuple[np.ndarray, EntryLayout, tuple[np.ndarray, ...], np.ndarray]:
-        n = len(st)
-        entries = _gather(buf, st, layout.entries_rel, 8).view(">f8")[:, 0].astype(np.float64)
-        x = _gather(buf, st, layout.x_rel + 4, 16).view(">f8").astype(np.float64)
-        if layout.dim == 2:
-            y = _gather(buf, st, layout.y_rel + 4, 16).view(">f8").astype(np.float64)
-            y_min, y_max = y[:, 0], y[:, 1]
-        else:
-            y_min = y_max = np.full(n, np.nan)
-        itemsize = np.dtype(layout.dtype).itemsize
-        raw = _gather(buf, st, layout.array_rel + 4, layout.n_values * itemsize)
-        values = _strip_flow(raw.view(layout.dtype), layout)
-        cols = (
-            entries,
-            x[:, 0],
-            x[:, 1],
-            np.full(n, layout.nx),
-            y_min,
-            y_max,
-            np.full(n, layout.ny),
-        )
-        return members, layout, cols, values
+
+_NUMERIC = {
+    "dim": np.int8,
+    "entries": np.float64,
+    "x_min": np.float64,
+    "x_max": np.float64,
+    "x_bins": np.int32,
+    "y_min": np.float64,
+    "y_max": np.float64,
+    "y_bins": np.int32,
+}
+
+
+def _field(head: np.ndarray, rel: int, dtype: str) -> np.ndarray:
+    """One big-endian field at byte ``rel`` of every (gathered) entry, as a native array."""
+    size = np.dtype(dtype).itemsize
+    return np.ascontiguousarray(head[:, rel : rel + size]).view(dtype)[:, 0].astype(dtype[1:])
+
+
+def _consistent(head: np.ndarray, layout: EntryLayout) -> np.ndarray:
+    """Entries whose TH1 header, bin counts and array length agree with the prototype's layout."""
+    ok = (
+        head[:, layout.th1_rel : layout.th1_rel + 6] == np.frombuffer(layout.th1_head, np.uint8)
+    ).all(1)
+    ok &= _field(head, layout.x_rel, ">i4") == layout.nx
+    if layout.dim == 2:
+        ok &= _field(head, layout.y_rel, ">i4") == layout.ny
+    ok &= _field(head, layout.array_rel, ">i4") == layout.n_values
+    return ok
+
+
+def _vector_decode(
+    buf: np.ndarray, st: np.ndarray, members: np.ndarray, layout: EntryLayout, head: np.ndarray
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    n = len(st)
+    two_d = layout.dim == 2
+    cols = {
+        "dim": np.full(n, layout.dim, dtype=np.int8),
+        "entries": _field(head, layout.entries_rel, ">f8"),
+        "x_min": _field(head, layout.x_rel + 4, ">f8"),
+        "x_max": _field(head, layout.x_rel + 12, ">f8"),
+        "x_bins": np.full(n, layout.nx, dtype=np.int32),
+        "y_min": _field(head, layout.y_rel + 4, ">f8") if two_d else np.full(n, np.nan),
+        "y_max": _field(head, layout.y_rel + 12, ">f8") if two_d else np.full(n, np.nan),
+        "y_bins": np.full(n, layout.ny, dtype=np.int32),
+    }
+    itemsize = np.dtype(layout.dtype).itemsize
+    raw = _gather(buf, st, layout.array_rel + 4, layout.n_values * itemsize)
+    return members, cols, _strip_flow(raw.view(layout.dtype), layout)
+
+
+def _strings(codes: np.ndarray, values: list[str]) -> pd.api.extensions.ExtensionArray:
+    """A pandas string column from codes into a few distinct values, built in Arrow (no loop)."""
+    dictionary = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(values))
+    strings = pd.array(dictionary.cast(pa.string()), dtype=COLUMNS["me"])
+    return strings
+
+
+def _frame(batches: list[dict[str, np.ndarray]], path: str, *, sort: bool = False) -> pd.DataFrame:
+    """Column batches -> one histogram table (built once: string columns are the costly part)."""
+    if not batches:
+        return empty_histograms()
+    cols = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    n = len(cols["run"])
+    if n == 0:
+        return empty_histograms()
+    codes, uniques = pd.factorize(cols["me"], sort=True)
+    if sort:
+        order = np.lexsort((codes, cols["lumi"], cols["run"]))
+        cols = {k: v[order] for k, v in cols.items()}
+        codes = codes[order]
+    table = pd.DataFrame(
+        {
+            "run": cols["run"].astype(np.int64),
+            "lumi": cols["lumi"].astype(np.int64),
+            "me": _strings(codes, list(uniques)),
+            **{k: cols[k] for k in _NUMERIC},
+            "data": cols["data"],
+            "source": _strings(np.zeros(n, dtype=np.int32), [path]),
+        }
+    )
+    return table[list(COLUMNS)]
 
 
 def resolve_duplicates(table: pd.DataFrame, policy: Duplicates, source: str) -> pd.DataFrame:

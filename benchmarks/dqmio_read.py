@@ -1,0 +1,270 @@
+"""Benchmark: reading per-LS histograms out of a large DQMIO file, four ways, in one run.
+
+    pip install -e ".[root]"            # ROOT writes the file and is reference (c)
+    python benchmarks/dqmio_read.py     # ~3 min on 2 cores; the file is cached in benchmarks/.cache
+
+It writes (once) a DQMIO file with ROOT: 2000 LS x (50 TH1F of 100 bins + 5 TH2F of 50x50), i.e.
+100k TH1F and 10k TH2F, then measures, each in a fresh process:
+
+  (a) the project's reader, ``read_dqmio`` (everything; and 5 MEs, for peak memory)
+  (b) uproot per-object decoding with the DQM GUI header fix (TH1) and ``library="np"`` (TH2)
+  (c) a PyROOT ``GetEntry`` loop with ``GetBinContent`` per bin, like the DIALS ETL reader
+  (d) the decompression-only bound: every ``Value`` basket decompressed, nothing decoded
+
+(b) and (c) are slow, so they run on the first ``--subset`` fraction of entries and their rate
+(histograms/s) is compared; (a) and (d) run on the whole file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"
+TH1_NAME = "Bench/Layer{:02d}/charge_{:02d}"
+TH2_NAME = "Bench/Maps/occupancy_{:d}"
+
+
+def generate(path: Path, lumis: int, n_th1: int, n_th2: int, th2_bins: int) -> None:
+    """Write the benchmark file with ROOT: one reused object per ME, refilled for every LS."""
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from dqm_playground_ds.tools.dqmio_writer import DQMIOWriter, _root
+
+    ROOT = _root()
+    rng = np.random.default_rng(7)
+    th1 = [ROOT.TH1F(f"h{i}", f"h{i}", 100, 0.0, 80000.0) for i in range(n_th1)]
+    th2 = [
+        ROOT.TH2F(f"m{i}", f"m{i}", th2_bins, -26.7, 26.7, th2_bins, -3.2, 3.2)
+        for i in range(n_th2)
+    ]
+    x = np.linspace(0, 1, 102)
+    shape1 = np.exp(-0.5 * ((x - 0.3) / 0.08) ** 2) + 0.1 * np.exp(-3 * x)
+    g = np.linspace(-1, 1, th2_bins + 2)
+    shape2 = np.outer(1 + 0.2 * np.cos(6 * g), np.exp(-(g**2)))
+    names1 = sorted((TH1_NAME.format(i // 10, i), h) for i, h in enumerate(th1))
+    names2 = sorted((TH2_NAME.format(i), h) for i, h in enumerate(th2))
+    started = time.perf_counter()
+    with DQMIOWriter(f"{path}?reproducible=bench", guid="BENCH-0000") as writer:
+        for lumi in range(1, lumis + 1):
+            counts1 = rng.poisson(60 * shape1, size=(n_th1, 102)).astype(np.float64)
+            counts2 = rng.poisson(3 * shape2, size=(n_th2,) + shape2.shape).astype(np.float64)
+            for (name, h), c in zip(names1, counts1, strict=True):
+                h.SetContent(c)
+                h.SetEntries(float(c.sum()))
+                writer.fill("TH1F", name, h)
+            for (name, h), c in zip(names2, counts2, strict=True):
+                h.SetContent(np.ascontiguousarray(c.reshape(-1)))
+                h.SetEntries(float(c.sum()))
+                writer.fill("TH2F", name, h)
+            writer.end_block(370000 + (lumi - 1) // 500, (lumi - 1) % 500 + 1)
+    print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.0f} s"
+    )
+
+
+# -- measurements, each run in a fresh process --------------------------------------------------
+
+
+def _status(key: str) -> int:
+    """VmRSS / VmHWM of this process in bytes (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _reset_peak() -> int:
+    """Reset the high-water mark (Linux: write 5 to clear_refs) and return the current RSS."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    return _status("VmRSS")
+
+
+def measure_ours(path: str, me: list[str] | None) -> dict:
+    from dqm_playground_ds.dqmio import read_dqmio
+
+    read_dqmio(path, me="nothing", missing="ignore")  # warm imports and lazy module state
+    base = _reset_peak()
+    t = time.perf_counter()
+    table = read_dqmio(path, me=me)
+    seconds = time.perf_counter() - t
+    data_bytes = int(sum(a.nbytes for a in table["data"]))
+    table_bytes = int(table.memory_usage(deep=True).sum()) + data_bytes
+    return {
+        "histograms": len(table),
+        "seconds": seconds,
+        "peak_rss_delta": _status("VmHWM") - base,
+        "table_bytes": table_bytes,
+    }
+
+
+def measure_uproot_objects(path: str, fraction: float) -> dict:
+    import struct
+
+    import uproot
+    from uproot.source.chunk import Chunk
+    from uproot.source.cursor import Cursor
+
+    t = time.perf_counter()
+    n = 0
+    with uproot.open(path) as f:
+        cls = f.file.class_named("TH1F")
+        branch = f["TH1Fs"]["Value"]
+        stop = int(branch.num_entries * fraction)
+        for b in range(branch.num_baskets):
+            if branch.basket_entry_start_stop(b)[0] >= stop:
+                break
+            basket = branch.basket(b)
+            data, offsets = basket.data, basket.byte_offsets
+            for i in range(len(offsets) - 1):
+                raw = data[offsets[i] : offsets[i + 1]].tobytes()
+                head = struct.pack(">IH", (len(raw) + 2) | 0x40000000, 3)
+                buf = np.frombuffer(head + raw, dtype=np.uint8)
+                obj = cls.read(
+                    Chunk.wrap(f.file.source, buf), Cursor(0), {}, f.file, f.file.detached, None
+                )
+                obj.values()
+                n += 1
+        th2 = f["TH2Fs"]["Value"]
+        for obj in th2.array(library="np", entry_stop=int(th2.num_entries * fraction)):
+            obj.values()
+            n += 1
+    return {"histograms": n, "seconds": time.perf_counter() - t}
+
+
+def measure_pyroot(path: str, fraction: float) -> dict:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import ROOT
+    ROOT.gROOT.SetBatch(True)
+    t = time.perf_counter()
+    f = ROOT.TFile.Open(path)
+    indices = f.Get("Indices")
+    trees = {3: f.Get("TH1Fs"), 6: f.Get("TH2Fs")}
+    limits = {k: int(v.GetEntries() * fraction) for k, v in trees.items()}
+    n = 0
+    for i in range(indices.GetEntries()):
+        indices.GetEntry(i)
+        tree = trees.get(int(indices.Type))
+        if tree is None:
+            continue
+        for entry in range(int(indices.FirstIndex), int(indices.LastIndex) + 1):
+            if entry >= limits[int(indices.Type)]:
+                break
+            tree.GetEntry(entry)
+            str(tree.FullName)
+            h = tree.Value
+            nx, ny = h.GetNbinsX(), h.GetNbinsY()
+            if int(indices.Type) == 3:
+                [h.GetBinContent(b) for b in range(1, nx + 1)]
+            else:
+                [h.GetBinContent(bx, by) for by in range(1, ny + 1) for bx in range(1, nx + 1)]
+            h.GetEntries()
+            n += 1
+    f.Close()
+    return {"histograms": n, "seconds": time.perf_counter() - t}
+
+
+def measure_decompress(path: str) -> dict:
+    import uproot
+
+    t = time.perf_counter()
+    n = raw = 0
+    with uproot.open(path) as f:  # the same (default) file handler as the project's reader
+        for tree in ("TH1Fs", "TH2Fs"):
+            branch = f[tree]["Value"]
+            for b in range(branch.num_baskets):
+                raw += len(branch.basket(b).data)
+            n += branch.num_entries
+    return {"histograms": n, "seconds": time.perf_counter() - t, "raw_bytes": raw}
+
+
+def _child(method: str, path: str, fraction: float) -> dict:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, __file__, "--measure", method, "--file", path, "--subset", str(fraction)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--lumis", type=int, default=2000)
+    parser.add_argument("--th1", type=int, default=50, help="TH1F MEs per LS")
+    parser.add_argument("--th2", type=int, default=5, help="TH2F MEs per LS")
+    parser.add_argument("--th2-bins", type=int, default=50)
+    parser.add_argument(
+        "--subset", type=float, default=0.1, help="fraction of entries for (b), (c)"
+    )
+    parser.add_argument("--file", help="use this DQMIO file instead of generating one")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args()
+
+    if args.measure:
+        five = [TH1_NAME.format(i // 10, i) for i in (0, 1, 2, 3)] + [TH2_NAME.format(0)]
+        result = {
+            "ours_all": lambda: measure_ours(args.file, None),
+            "ours_5me": lambda: measure_ours(args.file, five),
+            "uproot_objects": lambda: measure_uproot_objects(args.file, args.subset),
+            "pyroot_loop": lambda: measure_pyroot(args.file, args.subset),
+            "decompress": lambda: measure_decompress(args.file),
+        }[args.measure]()
+        print(json.dumps(result))
+        return
+
+    path = (
+        Path(args.file)
+        if args.file
+        else CACHE / (f"bench_{args.lumis}ls_{args.th1}th1_{args.th2}th2_{args.th2_bins}.root")
+    )
+    if not path.exists():
+        CACHE.mkdir(exist_ok=True)
+        generate(path, args.lumis, args.th1, args.th2, args.th2_bins)
+    results = {}
+    for method in ("decompress", "ours_all", "ours_5me", "uproot_objects", "pyroot_loop"):
+        results[method] = r = _child(method, str(path), args.subset)
+        r["rate"] = r["histograms"] / r["seconds"]
+        print(
+            f"{method:15s} {r['histograms']:8d} hist  {r['seconds']:7.2f} s  {r['rate']:10,.0f} hist/s",
+            flush=True,
+        )
+    ours, five = results["ours_all"], results["ours_5me"]
+    ratios = {
+        "a_over_b": ours["rate"] / results["uproot_objects"]["rate"],
+        "a_over_c": ours["rate"] / results["pyroot_loop"]["rate"],
+        "a_over_d": ours["rate"] / results["decompress"]["rate"],
+        "5me_peak_over_table": five["peak_rss_delta"] / five["table_bytes"],
+    }
+    print()
+    print(
+        f"file: {path.name}, {path.stat().st_size / 1e6:.0f} MB on disk, "
+        f"{results['decompress']['raw_bytes'] / 1e6:.0f} MB of decompressed Value baskets"
+    )
+    print(f"(a)/(b) uproot per-object : {ratios['a_over_b']:6.1f}x   (target >= 20x)")
+    print(f"(a)/(c) PyROOT GetEntry   : {ratios['a_over_c']:6.1f}x   (target >= 3x)")
+    print(f"(a)/(d) decompression only: {ratios['a_over_d']:6.0%}    (target >= 50%)")
+    print(
+        f"5 MEs: table {five['table_bytes'] / 1e6:.1f} MB, peak RSS growth "
+        f"{five['peak_rss_delta'] / 1e6:.1f} MB = {ratios['5me_peak_over_table']:.2f}x (target < 2x)"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"results": results, "ratios": ratios}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
