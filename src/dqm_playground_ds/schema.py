@@ -151,23 +151,30 @@ def validate_histograms(df: pd.DataFrame, *, name: str = "histogram table") -> p
     )
     out.loc[~is2d, ["y_min", "y_max"]] = np.nan
 
-    arrays = []
     expected = out["x_bins"].to_numpy(np.int64) * np.where(is2d, out["y_bins"].to_numpy(), 1)
-    for pos, value in enumerate(out["data"].to_numpy()):
+    values = out["data"].to_numpy()
+    ready = np.fromiter(
+        (type(v) is np.ndarray and v.dtype == np.float64 and v.ndim == 1 for v in values),
+        dtype=bool,
+        count=len(values),
+    )
+    data = np.empty(len(values), dtype=object)
+    data[ready] = values[ready]  # already float64 arrays (every reader's output): no copy
+    for pos in np.flatnonzero(~ready).tolist():
         try:
-            arr = _as_float_array(value)
+            data[pos] = _as_float_array(values[pos])
         except (TypeError, ValueError) as exc:
             raise HistogramSchemaError(
                 f"{_row_label(out, pos)}: data is not a sequence of numbers ({exc})"
             ) from exc
-        if arr.size != expected[pos]:
-            raise HistogramSchemaError(
-                f"{_row_label(out, pos)}: data has {arr.size} values, "
-                f"expected x_bins*y_bins = {expected[pos]}"
-            )
-        arrays.append(arr)
-    data = np.empty(len(arrays), dtype=object)
-    data[:] = arrays
+    sizes = np.fromiter((v.size for v in data), dtype=np.int64, count=len(data))
+    wrong = sizes != expected
+    if wrong.any():
+        pos = int(np.flatnonzero(wrong)[0])
+        raise HistogramSchemaError(
+            f"{_row_label(out, pos)}: data has {sizes[pos]} values, "
+            f"expected x_bins*y_bins = {expected[pos]} ({int(wrong.sum())} bad row(s) in all)"
+        )
     out["data"] = data
 
     dup = out.duplicated(KEY, keep=False).to_numpy()
