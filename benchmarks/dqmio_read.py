@@ -18,6 +18,7 @@ It writes (once) a DQMIO file with ROOT: 2000 LS x (50 TH1F of 100 bins + 5 TH2F
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -56,7 +57,7 @@ def generate(path: Path, lumis: int, n_th1: int, n_th2: int, th2_bins: int) -> N
     with DQMIOWriter(f"{path}?reproducible=bench", guid="BENCH-0000") as writer:
         for lumi in range(1, lumis + 1):
             counts1 = rng.poisson(60 * shape1, size=(n_th1, 102)).astype(np.float64)
-            counts2 = rng.poisson(3 * shape2, size=(n_th2,) + shape2.shape).astype(np.float64)
+            counts2 = rng.poisson(3 * shape2, size=(n_th2, *shape2.shape)).astype(np.float64)
             for (name, h), c in zip(names1, counts1, strict=True):
                 h.SetContent(c)
                 h.SetEntries(float(c.sum()))
@@ -84,10 +85,8 @@ def _status(key: str) -> int:
 
 def _reset_peak() -> int:
     """Reset the high-water mark (Linux: write 5 to clear_refs) and return the current RSS."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
     return _status("VmRSS")
 
 

@@ -111,7 +111,9 @@ def _factorize_strings(strings: Any) -> tuple[np.ndarray, np.ndarray]:
     pos = np.repeat(np.arange(n, dtype=np.int64) * width - offsets[:-1], lengths)
     pos += np.arange(offsets[0], offsets[-1])
     fixed[pos] = content[offsets[0] : offsets[-1]]
-    codes, uniques = pd.factorize(fixed.view(f"S{width}"), sort=True)  # UTF-8 byte order = str order
+    codes, uniques = pd.factorize(
+        fixed.view(f"S{width}"), sort=True
+    )  # UTF-8 byte order = str order
     return codes.astype(np.int64), np.array([u.decode() for u in uniques], dtype=object)
 
 
@@ -433,7 +435,7 @@ class DQMIOFile:
         basket_starts = np.asarray(branch.entry_offsets, dtype=np.int64)
         basket_of = np.searchsorted(basket_starts, sel.entries, side="right") - 1
         needed = np.unique(basket_of)
-        bounds = np.searchsorted(basket_of, needed, side="left").tolist() + [len(basket_of)]
+        bounds = [*np.searchsorted(basket_of, needed, side="left").tolist(), len(basket_of)]
         pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (data, starts, lengths)
         pending_sel: list[np.ndarray] = []
         pending_bytes = 0

@@ -246,7 +246,9 @@ class DQMIOWriter:
     for every LS (the benchmark writes 100k histograms this way).
     """
 
-    def __init__(self, path: str | Path, *, guid: str | None = None, compression: int = 505) -> None:
+    def __init__(
+        self, path: str | Path, *, guid: str | None = None, compression: int = 505
+    ) -> None:
         ROOT = _root()
         self.guid = guid or str(uuid.uuid4()).upper()
         self._writer = ROOT.dqmpgds.Writer(str(path), int(compression))
