@@ -130,3 +130,26 @@ def test_legacy_csv_source(shared_real, tmp_path):
     histograms, index = extract_histograms(source, {"progress": False})
     assert (index["status"] == "ok").all()
     assert len(histograms) == 9
+
+
+def test_pipeline_with_the_legacy_csv_source_from_configuration(tmp_path):
+    """Swapping the source is a catalog change: the same pipeline reads the bundled CSV files."""
+    csv_dir = Path(__file__).resolve().parents[3] / "data" / "01_raw" / "legacy_csv"
+    if not list(csv_dir.glob("*.csv")):
+        pytest.skip("bundled legacy CSV not generated")
+    catalog = DataCatalog(
+        {
+            "raw_histogram_sources": HistogramSourceDataset(
+                kind="legacy_csv", path=str(csv_dir), pattern="*.csv"
+            ),
+            "params:data_extraction": MemoryDataset({"me": None, "progress": False}),
+            "histograms": ParquetTableDataset(
+                filepath=str(tmp_path / "h.parquet"), schema="histograms"
+            ),
+            "file_index": ParquetTableDataset(filepath=str(tmp_path / "i.parquet")),
+        }
+    )
+    SequentialRunner().run(create_pipeline(), catalog)
+    histograms = catalog["histograms"].load()
+    assert sorted(histograms["dim"].unique()) == [1, 2]
+    assert (catalog["file_index"].load()["status"] == "ok").all()
