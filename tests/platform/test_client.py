@@ -1,0 +1,219 @@
+"""The client against a real local platform: listings, filters, tables, auth and bad requests."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dqm_playground_ds.platform import (
+    AuthenticationError,
+    BadRequestError,
+    PlaygroundClient,
+    histogram_filters,
+)
+from dqm_playground_ds.platform.pagination import PAGE_SIZE, Page, page_count, parse_page
+from dqm_playground_ds.schema import COLUMNS
+from tests.platform.helpers import (
+    FILE_2D,
+    RUNS,
+    TITLE_2D,
+    TITLES_1D,
+    TOKEN,
+    client_for,
+    expected,
+)
+
+
+def test_page_count_ignores_the_float_total_pages():
+    body = {
+        "next": None,
+        "previous": None,
+        "total": 1234,
+        "per_page": 50,
+        "total_pages": 24.7,
+        "results": [],
+    }
+    page = parse_page(body, url="u", number=1)
+    assert page.n_pages == 25 == page_count(1234)
+    assert page_count(0) == 1 and page_count(50) == 1 and page_count(51) == 2
+    assert parse_page({**body, "total": None, "count": 3}, url="u", number=1).total == 3
+
+
+def test_lists_follow_every_page(client, table):
+    runs = client.runs()
+    assert [r["run_number"] for r in runs] == list(RUNS)
+    lumis = client.lumisections()
+    assert len(lumis) == len(RUNS) * 40 > PAGE_SIZE
+    assert client.lumisections(run=RUNS[1], ls_number=7) == [
+        {"run": RUNS[1], "ls_number": 7, "date": lumis[0]["date"]}
+    ]
+    records = client.lumisection_histograms(1, title=TITLES_1D[1])
+    assert len(records) == len(RUNS) * 40 and {r["title"] for r in records} == {TITLES_1D[1]}
+    assert len(client.run_histograms(run__run_number__in=[RUNS[0], RUNS[2]])) == 2
+    files = client.histogram_data_files(filepath__contains="2D")
+    assert [f["filepath"] for f in files] == [FILE_2D]
+    assert client.tasks() == [] and client.strategies() == [] and client.predictions() == []
+    assert client.run_certifications() == [] and client.lumisection_certifications() == []
+    assert client.get("runs", RUNS[0])["run_number"] == RUNS[0]
+
+
+def test_unknown_filter_is_refused_before_any_request(client):
+    before = client.stats["requests"]
+    with pytest.raises(ValueError, match=r"run_numbr.*did you mean \['run_number'\]"):
+        client.runs(run_numbr=315257)
+    with pytest.raises(ValueError, match="unknown endpoint"):
+        client.list("histograms")
+    assert client.stats["requests"] == before
+
+
+def test_histogram_filters_maps_friendly_selection():
+    assert histogram_filters(
+        titles="a",
+        runs=[2, 1],
+        run_range=(1, None),
+        ls_range=(None, 9),
+        data_file="2018A",
+        entries_min=5,
+    ) == {
+        "title": ["a"],
+        "lumisection__run__run_number__in": [2, 1],
+        "lumisection__run__run_number__gte": 1,
+        "lumisection__ls_number__lte": 9,
+        "source_data_file__filepath__contains": "2018A",
+        "entries__gte": 5,
+    }
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_download_histograms_gives_the_loaded_table(client, table, dim):
+    got = client.download_histograms(dim)
+    want = expected(table, dim)
+    assert list(got.columns) == list(COLUMNS)
+    assert got.dtypes.astype(str).tolist() == [
+        "int64",
+        "int64",
+        "string",
+        "int8",
+        "float64",
+        "float64",
+        "float64",
+        "int32",
+        "float64",
+        "float64",
+        "int32",
+        "object",
+        "string",
+    ]
+    cols = ["run", "lumi", "me", "dim", "entries", "x_min", "x_max", "x_bins", "y_bins"]
+    pd.testing.assert_frame_equal(
+        got[cols].reset_index(drop=True), want[cols].astype(got[cols].dtypes), check_dtype=True
+    )
+    # bins survive exactly, 2D in the schema's y-outer/x-inner order
+    for a, b in zip(got["data"], want["data"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert got["source"].iloc[0] == f"{client.base_url}api/lumisection_histograms_{dim}d/"
+
+
+def test_download_with_selection(client, table):
+    got = client.download_histograms(
+        1, titles=[TITLES_1D[0]], run_range=(RUNS[1], None), ls_range=(5, 9)
+    )
+    assert len(got) == 2 * 5
+    assert set(got["run"]) == {RUNS[1], RUNS[2]} and set(got["lumi"]) == set(range(5, 10))
+    assert "title=" in got["source"].iloc[0]
+
+
+def test_concurrent_pagination_equals_sequential(client):
+    concurrent = client.download_histograms(1, concurrent=True)
+    sequential = client.download_histograms(1, concurrent=False)
+    pd.testing.assert_frame_equal(concurrent, sequential)
+    assert client.lumisections(concurrent=True) == client.lumisections(concurrent=False)
+
+
+def test_unknown_title_fails_at_once_with_the_servers_reason(client):
+    before = client.stats["requests"]
+    with pytest.raises(BadRequestError, match="not one of the available choices") as err:
+        client.download_histograms(1, titles=["no/such/ME"])
+    assert err.value.status == 400 and "title" in err.value.detail
+    assert client.stats["requests"] == before + 1  # no retry on a 400
+
+
+def test_a_2d_title_is_unknown_to_the_1d_endpoint(client):
+    with pytest.raises(BadRequestError):
+        client.download_histograms(1, titles=[TITLE_2D])
+
+
+def test_no_token_is_401_with_a_hint(platform, monkeypatch):
+    monkeypatch.delenv("DQM_PLAYGROUND_TOKEN", raising=False)
+    with (
+        client_for(platform, token=None) as anon,
+        pytest.raises(AuthenticationError, match="DQM_PLAYGROUND_TOKEN") as err,
+    ):
+        anon.runs()
+    assert err.value.status == 401
+
+
+def test_wrong_token_is_403_and_never_shown(platform):
+    secret = "wrong-secret-token"
+    with client_for(platform, token=secret) as bad:
+        with pytest.raises(AuthenticationError, match="refused") as err:
+            bad.runs()
+        assert err.value.status == 403
+        assert secret not in str(err.value) and secret not in repr(bad)
+        assert "***" in repr(bad)
+        assert bad.stats["requests"] == 1  # no retry on 403
+
+
+def test_token_from_the_environment(platform, monkeypatch):
+    monkeypatch.setenv("DQM_PLAYGROUND_TOKEN", TOKEN)
+    with PlaygroundClient(platform.url, progress=False) as c:
+        assert c.has_token and len(c.runs()) == len(RUNS)
+
+
+def test_client_pickles_without_its_sessions(client):
+    client.runs()
+    clone = pickle.loads(pickle.dumps(client))
+    assert clone.runs() == client.runs()
+    clone.close()
+
+
+def test_refuses_non_http_urls():
+    with pytest.raises(ValueError, match="http"):
+        PlaygroundClient("ftp://127.0.0.1/")
+
+
+def test_page_dataclass_is_the_shape_the_client_uses():
+    page = Page(2, 120, 50, None, "/api/x/", [])
+    assert page.n_pages == 3
+
+
+def test_discover_and_start_parsing(tmp_path, table):
+    from dqm_playground_ds.platform import NotFoundError
+    from tests.platform.helpers import start_platform
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    table[table["dim"] == 2].head(7).to_parquet(folder / "ZeroBias_2018D_DataFrame_2D_3.parquet")
+    server = start_platform(None, admin_token="admin", data_dir=str(folder), file_cache_ttl=0)
+    try:
+        with client_for(server) as user, pytest.raises(AuthenticationError):
+            user.discover()
+        with client_for(server, token="admin") as admin:
+            assert admin.discover()["new_files"] == 1
+            (file,) = admin.histogram_data_files(data_era="2018D", processing_complete=False)
+            admin.start_parsing(
+                file["id"], granularity="lum", data_dimensionality=2, file_format="parquet"
+            )
+            with pytest.raises(BadRequestError, match="already been parsed"):
+                admin.start_parsing(
+                    file["id"], granularity="lum", data_dimensionality=2, file_format="parquet"
+                )
+            assert len(admin.download_histograms(2, data_file="2018D")) == 7
+            assert admin.get("histogram_data_files", file["id"])["percentage_processed"] == 100.0
+            with pytest.raises(NotFoundError):
+                admin.get("tasks", 42)
+    finally:
+        server.stop()

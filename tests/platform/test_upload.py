@@ -1,0 +1,158 @@
+"""Prediction upload: the payload, strategies, batches, idempotency and resume after interruption."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dqm_playground_ds.platform import (
+    PAYLOAD_SCHEMA,
+    PayloadError,
+    PlaygroundError,
+    RetryError,
+    UploadJournal,
+    build_payload,
+)
+from dqm_playground_ds.platform.tasks import split_to_task
+from dqm_playground_ds.platform.upload import batch_id, make_batches
+from tests.platform.helpers import RUNS, TITLE_2D, client_for, make_predictions
+
+SPLIT = {"name": "pixel", "train": {"runs": list(RUNS[:2])}, "apply": {"runs": [RUNS[2]]}}
+
+
+@pytest.fixture
+def task_id(fresh_platform):
+    with client_for(fresh_platform) as c:
+        return c.create_task(split_to_task(SPLIT))["id"]
+
+
+def server_predictions(platform) -> list[tuple]:
+    return platform.store.query(
+        "SELECT key, strategy, run, lumisection, score FROM predictions ORDER BY key"
+    )
+
+
+def test_payload_from_a_predictions_table():
+    preds = make_predictions(strategies=("ae", "pca"), n_ls=3)
+    preds.loc[0, "score"] = np.nan
+    payload = build_payload(preds, task="pixel", batch_size=2, max_top_mes=1)
+    assert payload["schema"] == PAYLOAD_SCHEMA and payload["dry_run"] is True
+    assert payload["n_predictions"] == 6 and payload["strategies"] == ["ae", "pca"]
+    first = payload["predictions"][0]
+    assert first == {
+        "strategy": "ae",
+        "run": RUNS[2],
+        "lumisection": 1,
+        "score": None,
+        "threshold": 0.8,
+        "is_anomalous": False,
+        "top_mes": [TITLE_2D],
+        "label": "unknown",
+        "split": "apply",
+    }
+    json.dumps(payload, allow_nan=False)  # strict JSON: no NaN, no numpy types
+    only = build_payload(preds, strategies=["pca"], only_anomalous=False, splits=["apply"])
+    assert {p["strategy"] for p in only["predictions"]} == {"pca"}
+
+
+def test_payload_refuses_bad_tables():
+    preds = make_predictions(n_ls=3)
+    with pytest.raises(PayloadError, match="lacks column"):
+        build_payload(preds.drop(columns=["score"]))
+    with pytest.raises(PayloadError, match="repeat"):
+        build_payload(pd.concat([preds, preds.iloc[:1]]))
+    with pytest.raises(PayloadError, match="batch_size"):
+        build_payload(preds, batch_size=0)
+
+
+def test_batches_are_deterministic():
+    items = build_payload(make_predictions(n_ls=5))["predictions"]
+    a = make_batches(items, 1, 2)
+    b = make_batches(list(items), 1, 2)
+    assert [x[0] for x in a] == [x[0] for x in b] and len(a) == 3
+    assert a[0][1][0]["key"] == f"1/ae/{RUNS[2]}/1"
+    assert batch_id(1, a[0][1]) != batch_id(2, a[0][1])
+
+
+def test_upload_creates_strategies_and_sends_batches(fresh_platform, task_id, tmp_path):
+    payload = build_payload(make_predictions(strategies=("ae", "pca")), task="pixel", batch_size=15)
+    with client_for(fresh_platform) as c:
+        report = c.upload_predictions(payload, journal=tmp_path / "journal.jsonl")
+        assert report.strategies_created == ["ae", "pca"] and report.task == task_id
+        assert report.n_batches == report.sent == 6 and report.created == 80
+        assert [s["model"] for s in c.strategies()] == ["ae", "pca"]
+        listed = c.predictions()
+    assert len(listed) == 80 and len(server_predictions(fresh_platform)) == 80
+    assert {p["task"] for p in listed} == {task_id}
+
+
+def test_reupload_duplicates_nothing(fresh_platform, task_id, tmp_path):
+    payload = build_payload(make_predictions(), task=task_id, batch_size=10)
+    with client_for(fresh_platform) as c:
+        c.upload_predictions(payload, journal=tmp_path / "j.jsonl")
+        before = server_predictions(fresh_platform)
+        # same journal: everything is skipped without a request
+        again = c.upload_predictions(payload, journal=tmp_path / "j.jsonl")
+        assert again.skipped == 4 and again.sent == 0
+        # journal lost: sent again, merged by key on the server
+        fresh = c.upload_predictions(payload, journal=tmp_path / "other.jsonl")
+        assert fresh.unchanged == 40 and fresh.created == 0
+        # changed scores update in place
+        preds = make_predictions()
+        preds["score"] += 0.01
+        changed = c.upload_predictions(build_payload(preds, task=task_id, batch_size=10))
+        assert changed.updated == 40
+    after = server_predictions(fresh_platform)
+    assert len(after) == len(before) == 40
+    assert [r[0] for r in after] == [r[0] for r in before]
+
+
+def test_interrupted_upload_resumes_after_the_acknowledged_batches(
+    fresh_platform, task_id, tmp_path
+):
+    payload = build_payload(make_predictions(), task=task_id, batch_size=10)
+    journal = tmp_path / "journal.jsonl"
+    fresh_platform.faults.update(paths="/api/predictions/", script=["ok", "ok", "503"])
+    with client_for(fresh_platform, retries=0) as c, pytest.raises(RetryError):
+        c.upload_predictions(payload, journal=journal)
+    assert len(UploadJournal(journal).acknowledged(c.base_url)) == 2
+    assert len(server_predictions(fresh_platform)) == 20
+    with client_for(fresh_platform) as c:
+        before = fresh_platform.requests.get("POST /api/predictions/", 0)
+        report = c.upload_predictions(payload, journal=journal)
+    assert report.skipped == 2 and report.sent == 2 and report.created == 20
+    assert fresh_platform.requests["POST /api/predictions/"] - before == 2
+    assert len(server_predictions(fresh_platform)) == 40
+
+
+def test_a_lost_acknowledgement_is_retried_without_duplicates(fresh_platform, task_id):
+    """``truncate`` processes the POST, then cuts the answer: the client retries, the server merges."""
+    payload = build_payload(make_predictions(), task=task_id, batch_size=40)
+    fresh_platform.faults.update(paths="/api/predictions/", script=["truncate", "drop"])
+    with client_for(fresh_platform) as c:
+        report = c.upload_predictions(payload)
+    assert report.unchanged == 40 and report.created == 0  # the first, cut attempt created them
+    assert len(server_predictions(fresh_platform)) == 40
+
+
+def test_upload_needs_a_known_task(fresh_platform):
+    with client_for(fresh_platform) as c:
+        with pytest.raises(PayloadError, match="names no task"):
+            c.upload_predictions(build_payload(make_predictions(), task=None))
+        with pytest.raises(PlaygroundError, match="no task 99"):
+            c.upload_predictions(build_payload(make_predictions(), task=99))
+        with pytest.raises(PlaygroundError, match="0 task"):
+            c.upload_predictions(build_payload(make_predictions(), task="nope"))
+
+
+def test_journal_survives_a_cut_last_line(tmp_path):
+    path = tmp_path / "j.jsonl"
+    journal = UploadJournal(path)
+    journal.record({"target": "t", "batch": "a"})
+    with path.open("a") as f:
+        f.write('{"target": "t", "ba')
+    assert journal.acknowledged("t") == {"a"}
+    assert journal.acknowledged("other") == set()
