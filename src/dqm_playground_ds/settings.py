@@ -2,6 +2,8 @@
 
 from kedro.config import OmegaConfigLoader
 
+from dqm_playground_ds.hooks import ReportPathHook
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -9,3 +11,6 @@ CONFIG_LOADER_ARGS = {
     # An environment overrides single parameters, not whole pipeline groups.
     "merge_strategy": {"parameters": "soft"},
 }
+
+# Prints where the HTML report is at the end of a `kedro run` that wrote it.
+HOOKS = (ReportPathHook(),)

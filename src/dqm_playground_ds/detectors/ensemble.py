@@ -1,0 +1,303 @@
+"""Strategies: detectors fitted per ME, out-of-fold calibration, a combiner and a working point.
+
+A *strategy* is a named list of detector specs (each fitted once per matching ME), the feature
+variant they read, a combination (:mod:`dqm_playground_ds.combine`) and a target false-alarm rate.
+
+Calibration is honest by construction: the training LS are split into folds *by run* (by blocks
+of consecutive LS when there are fewer runs than folds), every training LS is scored by detectors
+that did not see it, and those out-of-fold score vectors fit the combiner and set the threshold.
+The final detectors are then refitted on all training LS. The same out-of-fold scores are what a
+training LS is reported with, so no LS is ever scored by a model that was trained on it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dqm_playground_ds.combine import ScoreCombiner, me_importance
+from dqm_playground_ds.detectors import make_detector
+from dqm_playground_ds.preprocessing import FeatureSet
+from dqm_playground_ds.thresholds import threshold_for_rate
+
+log = logging.getLogger(__name__)
+
+
+class StrategyError(ValueError):
+    """A strategy definition in the parameters is malformed."""
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """One detector kind with its parameters, applied to every ME matching ``mes`` and ``dims``."""
+
+    name: str
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    mes: str | None = None  # regular expression, full match; None = every ME
+    dims: tuple[int, ...] = (1, 2)
+    max_train: int | None = None  # subsample of training LS (keeps training cost bounded)
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], where: str) -> DetectorSpec:
+        unknown = set(spec) - {"name", "kind", "params", "mes", "dims", "max_train"}
+        if unknown or "kind" not in spec:
+            raise StrategyError(f"{where}: needs 'kind'; unknown key(s) {sorted(unknown)}")
+        out = cls(
+            name=str(spec.get("name", spec["kind"])),
+            kind=str(spec["kind"]),
+            params=dict(spec.get("params") or {}),
+            mes=spec.get("mes"),
+            dims=tuple(int(d) for d in spec.get("dims", (1, 2))),
+            max_train=int(spec["max_train"]) if spec.get("max_train") else None,
+        )
+        try:
+            make_detector(out.kind, dict(out.params))
+        except ValueError as exc:
+            raise StrategyError(f"{where}: {exc}") from exc
+        return out
+
+    def key(self) -> str:
+        """Identity of the fitted models (the name is only a label)."""
+        return json.dumps(
+            [self.kind, dict(self.params), self.mes, self.dims, self.max_train],
+            sort_keys=True,
+            default=str,
+        )
+
+    def applies_to(self, me: str, dim: int) -> bool:
+        return dim in self.dims and (self.mes is None or re.fullmatch(self.mes, me) is not None)
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str
+    preprocessing: str
+    detectors: tuple[DetectorSpec, ...]
+    combination: Mapping[str, Any]
+    false_alarm_rate: float = 0.01
+    consecutive: int = 1
+    top_n_mes: int = 3
+
+    @classmethod
+    def from_dict(cls, name: str, spec: Mapping[str, Any]) -> StrategySpec:
+        where = f"strategy {name!r}"
+        unknown = set(spec) - {
+            "preprocessing",
+            "detectors",
+            "combination",
+            "threshold",
+            "top_n_mes",
+        }
+        if unknown:
+            raise StrategyError(f"{where}: unknown key(s) {sorted(unknown)}")
+        dets = spec.get("detectors") or []
+        if not dets:
+            raise StrategyError(f"{where}: no detectors")
+        detectors = tuple(
+            DetectorSpec.from_dict(d, f"{where} detector {i}") for i, d in enumerate(dets)
+        )
+        names = [d.name for d in detectors]
+        if len(set(names)) != len(names):
+            raise StrategyError(f"{where}: detector names {names} are not unique")
+        threshold = dict(spec.get("threshold") or {})
+        bad = set(threshold) - {"false_alarm_rate", "consecutive"}
+        if bad:
+            raise StrategyError(f"{where}: threshold has unknown key(s) {sorted(bad)}")
+        combination = dict(spec.get("combination") or {"method": "max_z"})
+        try:
+            ScoreCombiner(**combination)
+        except TypeError as exc:
+            raise StrategyError(f"{where}: combination {combination}: {exc}") from exc
+        return cls(
+            name=name,
+            preprocessing=str(spec.get("preprocessing", "default")),
+            detectors=detectors,
+            combination=combination,
+            false_alarm_rate=float(threshold.get("false_alarm_rate", 0.01)),
+            consecutive=int(threshold.get("consecutive", 1)),
+            top_n_mes=int(spec.get("top_n_mes", 3)),
+        )
+
+
+def _detector_input(
+    features: FeatureSet, me: str, needs: str, rows: np.ndarray, ratio: np.ndarray | None
+) -> np.ndarray:
+    if needs == "counts":
+        return features.mes[me].counts[rows]
+    if needs == "values":
+        return features.mes[me].values(rows)
+    j = features.me_names.index(me)
+    return ratio[rows, j : j + 1]
+
+
+class MEDetectorSet:
+    """One :class:`DetectorSpec` fitted separately on every ME it applies to."""
+
+    def __init__(self, spec: DetectorSpec, random_state: int = 0) -> None:
+        self.spec = spec
+        self.random_state = random_state
+
+    def fit(self, features: FeatureSet, rows: np.ndarray) -> MEDetectorSet:
+        spec = self.spec
+        rng = np.random.default_rng(self.random_state)
+        if spec.max_train and len(rows) > spec.max_train:
+            rows = np.sort(rng.choice(rows, spec.max_train, replace=False))
+        _, needs = make_detector(spec.kind, dict(spec.params))
+        ratio = features.integral_ratio() if needs == "integral_ratio" else None
+        self.mes_ = [m for m, f in features.mes.items() if spec.applies_to(m, f.dim)]
+        if not self.mes_:
+            raise StrategyError(f"detector {spec.name!r}: no ME matches mes={spec.mes!r}")
+        self.models_ = {}
+        for me in self.mes_:
+            det, _ = make_detector(spec.kind, dict(spec.params))
+            if "random_state" in det.get_params() and "random_state" not in spec.params:
+                det.set_params(random_state=self.random_state)
+            if "shape" in det.get_params() and "shape" not in spec.params:
+                det.set_params(shape=tuple(features.mes[me].shape))
+            self.models_[me] = det.fit(_detector_input(features, me, needs, rows, ratio))
+        self.needs_ = needs
+        return self
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        return [(me, self.spec.name) for me in self.mes_]
+
+    def score(self, features: FeatureSet, rows: np.ndarray | None = None) -> np.ndarray:
+        """Raw anomaly scores (n, n_mes); NaN for LS that cannot be scored."""
+        rows = np.arange(len(features)) if rows is None else np.asarray(rows)
+        out = np.full((len(rows), len(self.mes_)), np.nan)
+        ok = features.scorable[rows]
+        if not ok.any():
+            return out
+        ratio = features.integral_ratio() if self.needs_ == "integral_ratio" else None
+        for j, me in enumerate(self.mes_):
+            x = _detector_input(features, me, self.needs_, rows[ok], ratio)
+            out[ok, j] = self.models_[me].anomaly_score(x)
+        return out
+
+
+def assign_folds(keys: pd.DataFrame, n_folds: int) -> np.ndarray:
+    """Fold id per row: whole runs, largest first into the emptiest fold; LS blocks if too few runs."""
+    runs = keys["run"].to_numpy()
+    sizes = pd.Series(runs).value_counts()
+    if len(sizes) >= n_folds:
+        load = np.zeros(n_folds)
+        fold_of = {}
+        for run, size in sizes.sort_values(ascending=False, kind="stable").items():
+            f = int(np.argmin(load))
+            fold_of[run] = f
+            load[f] += size
+        return np.array([fold_of[r] for r in runs])
+    log.warning(
+        "%d training run(s) < %d folds: calibration folds are blocks of consecutive LS instead "
+        "of runs (out-of-fold scores are then optimistic)",
+        len(sizes),
+        n_folds,
+    )
+    out = np.empty(len(keys), dtype=int)
+    for run in sizes.index:
+        sel = np.flatnonzero(runs == run)
+        order = sel[np.argsort(keys["lumi"].to_numpy()[sel], kind="stable")]
+        out[order] = np.arange(order.size) * n_folds // order.size
+    return out
+
+
+def fit_detector_set(
+    spec: DetectorSpec,
+    features: FeatureSet,
+    train_rows: np.ndarray,
+    folds: np.ndarray,
+    random_state: int = 0,
+) -> tuple[MEDetectorSet, np.ndarray]:
+    """Final detector set on all training rows and the out-of-fold scores of those rows."""
+    oof = None
+    for f in np.unique(folds):
+        held = folds == f
+        part = MEDetectorSet(spec, random_state).fit(features, train_rows[~held])
+        scores = part.score(features, train_rows[held])
+        if oof is None:
+            oof = np.full((len(train_rows), scores.shape[1]), np.nan)
+        oof[held] = scores
+    final = MEDetectorSet(spec, random_state).fit(features, train_rows)
+    return final, oof
+
+
+@dataclass
+class StrategyScores:
+    raw: np.ndarray  # (n, k) detector scores
+    z: np.ndarray  # (n, k) standardised
+    score: np.ndarray  # (n,) LS score
+    mes: list[str]  # ME order of ``importance``
+    importance: np.ndarray  # (n, n_me) per-ME standardised score
+
+
+@dataclass
+class Strategy:
+    """A fitted strategy; pickled into ``06_models``."""
+
+    spec: StrategySpec
+    detector_sets: list[MEDetectorSet]
+    combiner: ScoreCombiner
+    threshold: float
+    oof_keys: pd.DataFrame  # training LS (run, lumi) with out-of-fold scores
+    oof_raw: np.ndarray
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        return [c for s in self.detector_sets for c in s.columns]
+
+    def raw_scores(self, features: FeatureSet, use_oof: bool = True) -> np.ndarray:
+        raw = np.hstack([s.score(features) for s in self.detector_sets])
+        if use_oof and {"run", "lumi"} <= set(features.keys.columns) and len(self.oof_keys):
+            idx = pd.MultiIndex.from_frame(self.oof_keys[["run", "lumi"]])
+            pos = idx.get_indexer(pd.MultiIndex.from_frame(features.keys[["run", "lumi"]]))
+            hit = pos >= 0
+            raw[hit] = self.oof_raw[pos[hit]]
+        return raw
+
+    def score(self, features: FeatureSet, use_oof: bool = True) -> StrategyScores:
+        """Scores of every LS of ``features`` (training LS get their out-of-fold scores)."""
+        raw = self.raw_scores(features, use_oof)
+        z = self.combiner.standardise(raw)
+        mes, importance = me_importance(z, [me for me, _ in self.columns])
+        return StrategyScores(raw, z, self.combiner.score(raw), mes, importance)
+
+
+def fit_strategy(
+    spec: StrategySpec,
+    features: FeatureSet,
+    train_rows: np.ndarray,
+    folds: np.ndarray,
+    cache: dict[str, tuple[MEDetectorSet, np.ndarray]] | None = None,
+    random_state: int = 0,
+) -> Strategy:
+    """Fit (or reuse from ``cache``) each detector set, then the combiner and the threshold."""
+    cache = {} if cache is None else cache
+    sets, oofs = [], []
+    for det in spec.detectors:
+        key = f"{spec.preprocessing}|{det.key()}"
+        if key not in cache:
+            log.info("strategy %s: fitting %s (%s)", spec.name, det.name, det.kind)
+            cache[key] = fit_detector_set(det, features, train_rows, folds, random_state)
+        final, oof = cache[key]
+        if final.spec.name != det.name:  # same models, this strategy's column label
+            relabelled = MEDetectorSet(det, random_state)
+            relabelled.__dict__.update({k: v for k, v in final.__dict__.items() if k != "spec"})
+            final = relabelled
+        sets.append(final)
+        oofs.append(oof)
+    oof_raw = np.hstack(oofs)
+    usable = ~np.isnan(oof_raw).any(axis=1)
+    combiner = ScoreCombiner(**spec.combination).fit(oof_raw[usable])
+    oof_score = combiner.score(oof_raw)
+    threshold = threshold_for_rate(oof_score, spec.false_alarm_rate)
+    keys = features.keys.iloc[train_rows][["run", "lumi"]].reset_index(drop=True)
+    return Strategy(spec, sets, combiner, threshold, keys, oof_raw)

@@ -1,0 +1,156 @@
+"""Detection metrics with their uncertainty: AUC (+ bootstrap interval), TPR at fixed FPR, false-alarm
+rate at fixed efficiency, ROC points, per-run flag counts.
+
+Scores are "higher = more anomalous"; ``+inf`` is a legal score (an LS flagged by the quality cuts
+whatever its model score), NaN is not (such rows are dropped and counted by the caller). The AUC is
+the Mann-Whitney statistic on ranks, so ties count one half and infinities need no special case.
+Operating points are conservative: "TPR at 1 % FPR" uses the threshold that lets at most 1 % of the
+negatives *strictly* above it, and the achieved FPR is reported too, since with 200 negatives
+"0.1 % FPR" can only mean zero false alarms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+
+def _split(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y, dtype=bool)
+    s = np.asarray(s, dtype=np.float64)
+    if np.isnan(s).any():
+        raise ValueError("scores contain NaN; drop or flag those LS before evaluating")
+    return s[y], s[~y]
+
+
+def auc(y: np.ndarray, s: np.ndarray) -> float:
+    """ROC AUC; NaN when one class is empty."""
+    pos, neg = _split(y, s)
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    ranks = rankdata(np.concatenate([pos, neg]))
+    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
+def bootstrap_auc(
+    y: np.ndarray, s: np.ndarray, n_boot: int = 200, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile interval of the AUC, resampling positives and negatives separately."""
+    pos, neg = _split(y, s)
+    if pos.size == 0 or neg.size == 0 or n_boot <= 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_boot)
+    labels = np.r_[np.ones(pos.size, bool), np.zeros(neg.size, bool)]
+    for b in range(n_boot):
+        sp = pos[rng.integers(pos.size, size=pos.size)]
+        sn = neg[rng.integers(neg.size, size=neg.size)]
+        values[b] = auc(labels, np.concatenate([sp, sn]))
+    alpha = (1 - level) / 2
+    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
+
+
+def tpr_at_fpr(y: np.ndarray, s: np.ndarray, fpr: float) -> tuple[float, float]:
+    """(TPR, achieved FPR) at the threshold letting at most ``fpr`` of negatives above it."""
+    pos, neg = _split(y, s)
+    if pos.size == 0 or neg.size == 0:
+        return float("nan"), float("nan")
+    neg = np.sort(neg)
+    allowed = int(np.floor(fpr * neg.size))
+    threshold = neg[neg.size - 1 - allowed]
+    return float((pos > threshold).mean()), float((neg > threshold).mean())
+
+
+def fpr_at_tpr(y: np.ndarray, s: np.ndarray, tpr: float) -> float:
+    """False-alarm rate at the highest threshold that still flags ``tpr`` of the positives."""
+    pos, neg = _split(y, s)
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    pos = np.sort(pos)[::-1]
+    need = int(np.ceil(tpr * pos.size))
+    threshold = pos[max(need, 1) - 1]
+    return float((neg >= threshold).mean())
+
+
+def roc_points(y: np.ndarray, s: np.ndarray, max_points: int = 200) -> pd.DataFrame:
+    """(fpr, tpr, threshold) along the ROC curve, thinned to about ``max_points`` points."""
+    pos, neg = _split(y, s)
+    if pos.size == 0 or neg.size == 0:
+        return pd.DataFrame({"fpr": [], "tpr": [], "threshold": []})
+    thresholds = np.unique(np.concatenate([pos, neg]))[::-1]
+    if thresholds.size > max_points:
+        idx = np.unique(np.linspace(0, thresholds.size - 1, max_points).round().astype(int))
+        thresholds = thresholds[idx]
+    ps, ns = np.sort(pos), np.sort(neg)
+    tpr = 1 - np.searchsorted(ps, thresholds, side="left") / ps.size
+    fpr = 1 - np.searchsorted(ns, thresholds, side="left") / ns.size
+    return pd.DataFrame(
+        {
+            "fpr": np.r_[0.0, fpr, 1.0],
+            "tpr": np.r_[0.0, tpr, 1.0],
+            "threshold": np.r_[np.inf, thresholds, -np.inf],
+        }
+    )
+
+
+def summarize(
+    y: np.ndarray,
+    s: np.ndarray,
+    *,
+    fprs: Sequence[float] = (0.01, 0.001),
+    efficiencies: Sequence[float] = (0.5, 0.9, 0.99),
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every metric of the evaluation protocol for one score vector."""
+    y = np.asarray(y, dtype=bool)
+    lo, hi = bootstrap_auc(y, s, n_boot=n_boot, seed=seed)
+    out: dict[str, Any] = {
+        "n_pos": int(y.sum()),
+        "n_neg": int((~y).sum()),
+        "auc": auc(y, s),
+        "auc_lo": lo,
+        "auc_hi": hi,
+    }
+    for f in fprs:
+        tpr, achieved = tpr_at_fpr(y, s, f)
+        out[f"tpr_at_fpr_{f:g}"] = tpr
+        out[f"achieved_fpr_{f:g}"] = achieved
+    for e in efficiencies:
+        out[f"fpr_at_tpr_{e:g}"] = fpr_at_tpr(y, s, e)
+    return out
+
+
+def working_point(y: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
+    """TPR and FPR of a fixed decision."""
+    y = np.asarray(y, dtype=bool)
+    flagged = np.asarray(flagged, dtype=bool)
+    return {
+        "tpr": float(flagged[y].mean()) if y.any() else float("nan"),
+        "fpr": float(flagged[~y].mean()) if (~y).any() else float("nan"),
+    }
+
+
+def per_run_counts(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per (strategy, run): LS, flagged LS, and flagged LS by label."""
+    p = predictions
+    grouped = p.assign(
+        flagged=p["is_anomalous"].astype(bool),
+        bad=p["label"].eq("bad").astype(bool),
+        good=p["label"].eq("good").astype(bool),
+    )
+    grouped["flagged_bad"] = grouped["flagged"] & grouped["bad"]
+    grouped["flagged_good"] = grouped["flagged"] & grouped["good"]
+    out = grouped.groupby(["strategy", "run", "split"], observed=True, sort=True).agg(
+        n_ls=("lumi", "size"),
+        n_flagged=("flagged", "sum"),
+        n_bad=("bad", "sum"),
+        n_flagged_bad=("flagged_bad", "sum"),
+        n_good=("good", "sum"),
+        n_flagged_good=("flagged_good", "sum"),
+    )
+    return out.reset_index()

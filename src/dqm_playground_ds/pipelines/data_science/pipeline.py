@@ -1,0 +1,50 @@
+from kedro.pipeline import Node, Pipeline
+
+from dqm_playground_ds.pipelines.data_science.nodes import (
+    evaluate,
+    inject_anomalies,
+    score_injections,
+    score_lumisections,
+    train_strategies,
+)
+
+
+def create_pipeline(**kwargs: object) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                train_strategies,
+                inputs=["me_features", "lumisections", "params:data_science"],
+                outputs="strategy_models",
+                name="train_strategies",
+            ),
+            Node(
+                score_lumisections,
+                inputs=["strategy_models", "me_features", "lumisections", "params:data_science"],
+                outputs=["lumisection_predictions", "me_scores"],
+                name="score_lumisections",
+            ),
+            Node(
+                inject_anomalies,
+                inputs=["histograms", "lumisections", "preprocessor", "params:data_science"],
+                outputs=["injected_features", "injections"],
+                name="inject_anomalies",
+                tags=["evaluation"],
+            ),
+            Node(
+                score_injections,
+                inputs=["strategy_models", "injected_features", "injections"],
+                outputs="injection_scores",
+                name="score_injections",
+                tags=["evaluation"],
+            ),
+            Node(
+                evaluate,
+                inputs=["lumisection_predictions", "injection_scores", "params:data_science"],
+                outputs=["metrics", "strategy_metrics", "roc_curves", "flagged_per_run"],
+                name="evaluate",
+                tags=["evaluation"],
+            ),
+        ],
+        tags=["detection"],
+    )
