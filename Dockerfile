@@ -16,7 +16,10 @@ FROM ${BASE_IMAGE} AS runtime
 # kedro docker build passes the host's uid/gid; group 0 lets OpenShift's arbitrary uids write
 ARG KEDRO_UID=999
 ARG KEDRO_GID=0
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# HOME: OpenShift's arbitrary uid has no passwd entry (HOME would be /); matplotlib and Kedro
+# write their caches below it
+ENV HOME=/home/kedro_docker \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     KEDRO_DISABLE_TELEMETRY=1 \

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sysconfig
 import venv
 from pathlib import Path
 
@@ -85,11 +86,25 @@ def build_context(dest: Path) -> list[str]:
 
 
 def make_venv(path: Path) -> Path:
-    """A fresh virtual environment that sees this machine's packages (the dependencies), and
-    its python. The package itself must come from the wheel installed into it, with
-    ``pip --python <venv python>`` (no pip inside the venv: ensurepip would double its cost)."""
-    venv.EnvBuilder(system_site_packages=True, symlinks=True).create(path)
-    return path / "bin" / "python"
+    """A fresh virtual environment that sees the running environment's packages (the
+    dependencies), and its python. The package itself must come from the wheel installed into it,
+    with ``pip --python <venv python>`` (no pip inside the venv: ensurepip would double its cost).
+
+    ``system_site_packages`` would expose the *base* interpreter's packages, not those of a venv
+    the tests run in; a ``.pth`` line per site directory exposes the running ones, after the new
+    venv's own, and without running their ``.pth`` files (an editable install stays invisible).
+    """
+    venv.EnvBuilder(symlinks=True).create(path)
+    python = path / "bin" / "python"
+    own = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    parents = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
+    (Path(own) / "_running_env.pth").write_text("\n".join(parents) + "\n")
+    return python
 
 
 def run(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+import typing
 from pathlib import Path
 
 import pytest
 import yaml
+from kedro.io import CatalogConfigResolver
+from kedro.io.core import parse_dataset_definition
 from kedro.pipeline import Pipeline
 
 from dqm_playground_ds.deploy import CONTAINER_PROJECT
-from dqm_playground_ds.deploy.argo import ArgoSettings, build_manifest, main
+from dqm_playground_ds.deploy.argo import ArgoSettings, build_manifest, load_project, main
 from dqm_playground_ds.deploy.grouping import GroupingError
 from dqm_playground_ds.deploy.storage import Catalog
 from dqm_playground_ds.deploy.validate import ManifestError, validate
@@ -214,6 +217,89 @@ def test_settings_reject_unknown_keys():
     with pytest.raises(ValueError, match="group_by"):
         ArgoSettings.from_config({}, group_by="pods")
     assert ArgoSettings.from_config({"image": "a"}, image="b", name=None).image == "b"
+
+
+REGISTERED = [
+    "__default__",
+    "data_extraction",
+    "data_processing",
+    "data_science",
+    "data_visualization",
+    "prediction_upload",
+]
+
+
+@pytest.fixture(scope="module")
+def project():
+    """The real project's pipelines, `argo` catalog (resolver too) and settings, loaded once."""
+    pipelines, config, argo = load_project(PROJECT, "argo")
+    clean = {
+        k: {key: v for key, v in entry.items() if key != "credentials"}
+        for k, entry in config.items()
+        if isinstance(entry, dict) and not k.startswith("_")
+    }
+    resolver = CatalogConfigResolver(clean)
+    return dict(pipelines), Catalog(config), ArgoSettings.from_config(argo), resolver
+
+
+def _types(entry) -> list[str]:
+    """Every dataset type in a resolved entry, wrapped datasets (CachedDataset) included."""
+    if not isinstance(entry, dict):
+        return []
+    own = [entry["type"]] if isinstance(entry.get("type"), str) else []
+    inner = entry.get("dataset")
+    return own + (_types(inner) if isinstance(inner, dict) else [inner] if inner else [])
+
+
+def _loadable(ds_type: str) -> bool:
+    cls, _ = parse_dataset_definition({"type": ds_type})
+    return typing.get_type_hints(cls.load).get("return") is not typing.NoReturn
+
+
+def assert_handed_over_data_can_be_read_by_the_next_pod(doc, pipeline: Pipeline, resolver):
+    """Independently of the generator's own classification: whatever goes from one task to
+    another has a catalog entry (not memory) and every type along it can load."""
+    task_of = {n: name for name, (names, _, _) in tasks_of(doc).items() for n in names}
+    producer = {ds: n.name for n in pipeline.nodes for ds in n.outputs}
+    for consumer in pipeline.nodes:
+        for ds in consumer.inputs:
+            if ds not in producer or task_of[producer[ds]] == task_of[consumer.name]:
+                continue
+            entry = resolver.resolve_pattern(ds)
+            types = _types(entry)
+            assert types and not any(t.endswith("MemoryDataset") for t in types), (ds, entry)
+            assert all(_loadable(t) for t in types), f"{ds!r} ({types}) cannot be loaded back"
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_every_registered_pipeline(project, name):
+    """Each registered pipeline becomes a valid template: every node once, edges from Kedro,
+    nothing kept in memory (MemoryDatasets, figures cached for the report) split across pods."""
+    pipelines, catalog, settings, resolver = project
+    doc = build_manifest(pipelines[name], name, catalog, settings, "argo")
+    validate(doc)
+    assert_matches_pipeline(doc, pipelines[name])
+    assert_handed_over_data_can_be_read_by_the_next_pod(doc, pipelines[name], resolver)
+    cron = build_manifest(pipelines[name], name, catalog, settings, "argo", "cron")
+    validate(cron)
+    assert_matches_pipeline(cron, pipelines[name])
+
+
+def test_no_registered_pipeline_is_left_out(project):
+    pipelines, catalog, settings, _ = project
+    assert set(REGISTERED) <= set(pipelines)
+    for name in sorted(set(pipelines) - set(REGISTERED)):  # pipelines added since
+        doc = build_manifest(pipelines[name], name, catalog, settings, "argo")
+        validate(doc)
+        assert_matches_pipeline(doc, pipelines[name])
+
+
+def test_one_pod_per_node_is_refused_on_the_real_pipeline(project):
+    """The project hands MemoryDatasets between nodes: --group-by none must fail loudly."""
+    pipelines, catalog, _, _ = project
+    settings = ArgoSettings.from_config({}, group_by="none")
+    with pytest.raises(GroupingError, match="in-memory data would be lost between pods"):
+        build_manifest(pipelines["__default__"], "__default__", catalog, settings, "argo")
 
 
 def test_cli_on_the_registered_default_pipeline(tmp_path, capsys):

@@ -39,6 +39,9 @@ def test_kedro_package_runs_from_the_wheel_and_the_conf_archive(tmp_path):
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", str(wheel)],
         cwd=tmp_path,
     )
+    where = run([str(python), "-c", "import dqm_playground_ds; print(dqm_playground_ds.__file__)"],
+                cwd=tmp_path)  # fmt: skip
+    assert where.startswith(str(tmp_path / "venv")), where  # the wheel, not the editable install
     elsewhere = tmp_path / "elsewhere"  # no pyproject.toml, no conf/: only data
     ci_sample(elsewhere / "data")
     run(

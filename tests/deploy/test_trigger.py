@@ -4,8 +4,11 @@ answers to malformed, oversized, silent and concurrent clients, and only the con
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -53,23 +56,37 @@ class Service:
         self.thread.start()
 
     def send(self, data: bytes, *, close_write: bool = True, timeout: float = 5.0) -> str:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
-            try:
-                sock.sendall(data)
-                if close_write:
-                    sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass  # a flood or a refusal: the server answered and closed before reading all
-            try:
-                return _read_all(sock).decode()
-            except ConnectionResetError:
-                return "<reset>"
+        return send(self.port, data, close_write=close_write, timeout=timeout)
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
         self.runner.stop(grace=5)
         self.thread.join(5)
+        assert not self.thread.is_alive() and not self.runner._worker.is_alive()
+
+    def send_refused(self) -> bool:
+        """True once stopped: nothing listens on the port any more."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return True
+        return False
+
+
+def send(port: int, data: bytes, *, close_write: bool = True, timeout: float = 5.0) -> str:
+    """One request as a client sends it; the reply, or ``<reset>``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+            if close_write:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # a flood or a refusal: the server answered and closed before reading all
+        try:
+            return _read_all(sock).decode()
+        except ConnectionResetError:
+            return "<reset>"
 
 
 def _read_all(sock: socket.socket) -> bytes:
@@ -258,15 +275,30 @@ def test_failed_or_missing_command_is_logged_and_service_survives(tmp_path):
 def test_stop_terminates_a_running_pipeline(tmp_path):
     runner = Runner([sys.executable, "-c", "import time; time.sleep(60)"], log_dir=tmp_path / "l")
     service = Service(runner)
-    assert service.send(b"RUN_PIPELINE\n").startswith("ACCEPTED")
-    deadline = time.monotonic() + 10
-    while runner._process is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    start = time.monotonic()
-    service.stop()
+    try:
+        assert service.send(b"RUN_PIPELINE\n").startswith("ACCEPTED")
+        deadline = time.monotonic() + 10
+        while runner._process is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        start = time.monotonic()
+    finally:
+        service.stop()
     assert time.monotonic() - start < 10
     assert runner.history[-1].returncode != 0
+    assert service.send_refused()
+
+
+def test_a_silent_client_that_keeps_its_side_open_gets_its_answer(gated, caplog):
+    """The reply is sent even if the client neither closes nor reads on (no reset, no error)."""
+    service, _, _ = gated
+    caplog.set_level(logging.INFO, logger="dqm_playground_ds.deploy.trigger")
+    with socket.create_connection(("127.0.0.1", service.port), timeout=5) as sock:
+        sock.sendall(b"PING\n")
+        assert sock.recv(64) == b"PONG\n"
+        time.sleep(1.3)  # the server drains for 1 s, then closes
+        assert sock.recv(64) == b""
+    assert "could not answer" not in caplog.text
 
 
 def test_task_param_is_passed_as_a_kedro_parameter(tmp_path):
@@ -327,3 +359,45 @@ def test_trigger_runs_the_real_pipeline(tmp_path):
     assert run.returncode == 0, Path(run.log_file).read_text()[-3000:]
     index = pd.read_parquet(project / "data" / "02_intermediate" / "file_index.parquet")
     assert (index["status"] == "ok").all() and len(index) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_command_line_service_runs_and_stops_on_sigterm(tmp_path):
+    """`python -m dqm_playground_ds.deploy.trigger ... -- COMMAND` as the container runs it."""
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-c",
+        "import os; print('ran', os.environ['DQM_PLAYGROUND_TASK_ID'])",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dqm_playground_ds.deploy.trigger", "--host", "127.0.0.1",
+         "--port", str(port), "--project-path", str(tmp_path), "--log-dir", "logs", "--", *command],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert send(port, b"PING\n") == "PONG\n"
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert send(port, b"RUN_PIPELINE 5\n").startswith("ACCEPTED")
+        while "last=" not in (status := send(port, b"STATUS\n")):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert status.startswith("STATUS idle queued=0") and status.endswith("rc=0\n")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert "ran 5" in output  # the run's output is echoed with its run id
+    (record,) = (tmp_path / "logs" / "runs.jsonl").read_text().splitlines()
+    assert json.loads(record)["task_id"] == "5"

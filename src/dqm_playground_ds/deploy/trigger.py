@@ -288,7 +288,10 @@ def _close_gently(sock: socket.socket, limit: int = 65536) -> None:
     sock.settimeout(1.0)
     drained = 0
     while drained < limit:
-        chunk = sock.recv(4096)
+        try:
+            chunk = sock.recv(4096)
+        except OSError:  # a client that keeps its side open, silent, has had its answer
+            return
         if not chunk:
             return
         drained += len(chunk)

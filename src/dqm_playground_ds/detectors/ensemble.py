@@ -8,10 +8,14 @@ of consecutive LS when there are fewer runs than folds), every training LS is sc
 that did not see it, and those out-of-fold score vectors fit the combiner and set the threshold.
 The final detectors are then refitted on all training LS. The same out-of-fold scores are what a
 training LS is reported with, so no LS is ever scored by a model that was trained on it.
+
+Detectors whose ``fit`` takes ``groups`` (the reference test) receive the run of every training LS,
+so that the run-to-run spread, not only the LS-to-LS one, defines what is normal.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
@@ -156,13 +160,18 @@ class MEDetectorSet:
         if not self.mes_:
             raise StrategyError(f"detector {spec.name!r}: no ME matches mes={spec.mes!r}")
         self.models_ = {}
+        runs = features.keys["run"].to_numpy()[rows] if "run" in features.keys else None
         for me in self.mes_:
             det, _ = make_detector(spec.kind, dict(spec.params))
             if "random_state" in det.get_params() and "random_state" not in spec.params:
                 det.set_params(random_state=self.random_state)
             if "shape" in det.get_params() and "shape" not in spec.params:
                 det.set_params(shape=tuple(features.mes[me].shape))
-            self.models_[me] = det.fit(_detector_input(features, me, needs, rows, ratio))
+            x = _detector_input(features, me, needs, rows, ratio)
+            if "groups" in inspect.signature(det.fit).parameters:
+                self.models_[me] = det.fit(x, groups=runs)
+            else:
+                self.models_[me] = det.fit(x)
         self.needs_ = needs
         return self
 

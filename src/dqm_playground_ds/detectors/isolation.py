@@ -22,7 +22,13 @@ def fit_projection(X: np.ndarray, n_components: int | None) -> PCA | None:
     if n_components is None:
         return None
     k = max(1, min(n_components, X.shape[0] - 1, X.shape[1]))
-    return PCA(n_components=k, svd_solver="full").fit(X)
+    return PCA(n_components=k, svd_solver=pca_solver(X, k), random_state=0).fit(X)
+
+
+def pca_solver(X: np.ndarray, k: int) -> str:
+    """Randomized SVD (fixed seed) when few components of a large matrix are wanted: a full SVD of
+    a 100k x 700 matrix costs minutes, the randomized one a second, with the same leading axes."""
+    return "randomized" if k < 0.5 * min(X.shape) and min(X.shape) > 50 else "full"
 
 
 class IsolationForestDetector(BaseDetector):

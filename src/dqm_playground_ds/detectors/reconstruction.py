@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from dqm_playground_ds.detectors.base import BaseDetector, top_n_mean
+from dqm_playground_ds.detectors.isolation import pca_solver
 
 
 class _Reconstruction(BaseDetector):
@@ -54,8 +55,8 @@ class PCAReconstruction(_Reconstruction):
         self.contamination = contamination
 
     def _fit(self, X: np.ndarray) -> None:
-        k = min(self.n_components, X.shape[0] - 1, X.shape[1])
-        self.pca_ = PCA(n_components=max(k, 1), svd_solver="full").fit(X)
+        k = max(1, min(self.n_components, X.shape[0] - 1, X.shape[1]))
+        self.pca_ = PCA(n_components=k, svd_solver=pca_solver(X, k), random_state=0).fit(X)
 
     def _reconstruct(self, X: np.ndarray) -> np.ndarray:
         return self.pca_.inverse_transform(self.pca_.transform(X))
@@ -98,10 +99,21 @@ class NMFReconstruction(_Reconstruction):
         self.n_iter_ = self.nmf_.n_iter_
 
     def _reconstruct(self, X: np.ndarray) -> np.ndarray:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            w = self.nmf_.transform(X / self.scale_)
-        return (w @ self.nmf_.components_) * self.scale_
+        return (self._weights(X / self.scale_) @ self.nmf_.components_) * self.scale_
+
+    def _weights(self, X: np.ndarray, n_iter: int = 200) -> np.ndarray:
+        """Non-negative least squares of X on the fixed components by multiplicative updates.
+
+        ``X H^T`` and ``H H^T`` are computed once, so an iteration costs O(n k^2) instead of
+        sklearn's O(n k d) per iteration of ``NMF.transform``: 100k LS take a second, not minutes.
+        """
+        H = self.nmf_.components_.astype(np.float64)
+        XH = X.astype(np.float64) @ H.T
+        HH = H @ H.T
+        W = np.clip(np.linalg.lstsq(HH, XH.T, rcond=None)[0].T, 1e-9, None)
+        for _ in range(n_iter):
+            W *= XH / np.maximum(W @ HH, 1e-12)
+        return W
 
 
 class MLPAutoencoder(_Reconstruction):

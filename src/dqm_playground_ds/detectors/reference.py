@@ -11,7 +11,10 @@ keeps the right tail probability at tiny expectations. ``phi`` is the ratio of t
 binomial variance of the bin fraction: the reference's own statistics plus ``tau^2``
 (``method="beta_binomial"``), the extra LS-to-LS and run-to-run spread of each bin seen in the
 training LS, estimated by the method of moments (a beta-binomial's variance is the binomial one
-plus ``p (1 - p) rho``). With ``method="poisson"`` ``tau^2`` is zero, which flags any real-data
+plus ``p (1 - p) rho``). ``fit(X, groups=runs)`` makes it run-aware: each run weighs the same in
+the reference and ``tau^2`` adds the variance of the run means (x (1 + 1/G)), because a new run
+differs from the training runs by their run-to-run spread (a 1 % calibration scale is many sigma
+at 45k entries per LS), not by the LS-to-LS spread inside one run. With ``method="poisson"`` ``tau^2`` is zero, which flags any real-data
 variation at high statistics. A bin empty in the reference counts as half a reference entry, so
 counts in a dead area give large but finite pulls.
 
@@ -66,21 +69,58 @@ class ReferenceTest(BaseDetector):
         self.contamination = contamination
         self.chunk_size = chunk_size
 
+    def fit(self, X, y=None, groups=None):
+        """``groups`` (e.g. the run of each LS) makes the reference and its spread run-aware."""
+        self._groups = None if groups is None else np.asarray(groups)
+        try:
+            return super().fit(X, y)
+        finally:
+            del self._groups
+
     def _fit(self, X: np.ndarray) -> None:
         X = X.astype(np.float64)
         n = X.sum(axis=1)
-        X, n = X[n > 0], n[n > 0]  # an empty sample carries no shape information
+        keep = n > 0  # an empty sample carries no shape information
+        X, n = X[keep], n[keep]
         if len(X) == 0:
             raise ValueError("ReferenceTest: every training sample is empty (zero integral)")
+        groups = getattr(self, "_groups", None)
+        if groups is not None and len(groups) != len(keep):
+            raise ValueError(f"groups has {len(groups)} entries for {len(keep)} samples")
+        groups = None if groups is None else groups[keep]
+        self.n_groups_ = 1 if groups is None else int(np.unique(groups).size)
         total = X.sum(axis=0)
         self.n_reference_ = float(total.sum())
-        self.reference_ = total / self.n_reference_
-        self.dispersion_ = np.zeros_like(self.reference_)
-        if self.method == "beta_binomial":
-            p = self.reference_
-            f = X / n[:, None]
-            excess = (f - p) ** 2 - p * (1 - p) * (1 / n[:, None] + 1 / self.n_reference_)
-            self.dispersion_ = np.clip(excess.mean(axis=0), 0.0, None)
+        if self.n_groups_ < 2:
+            self.reference_ = total / self.n_reference_
+            self.dispersion_ = self._within(X, n, self.reference_, self.n_reference_)
+            return
+        # run-aware: every run weighs the same in the reference (a long run must not define
+        # "normal"), and the spread of the run means enters the dispersion, since a new run
+        # differs from the mean of the training runs by that much (+1/G for the mean's error)
+        _, inverse = np.unique(groups, return_inverse=True)
+        g_total = np.zeros((self.n_groups_, X.shape[1]))
+        np.add.at(g_total, inverse, X)
+        g_n = g_total.sum(axis=1)
+        g_frac = g_total / g_n[:, None]
+        self.reference_ = g_frac.mean(axis=0)
+        within = np.zeros_like(self.reference_)
+        for g in range(self.n_groups_):
+            sel = inverse == g
+            within += self._within(X[sel], n[sel], g_frac[g], g_n[g]) * sel.sum()
+        within /= len(X)
+        p = self.reference_
+        between = g_frac.var(axis=0, ddof=1) - (p * (1 - p) / g_n[:, None]).mean(axis=0)
+        between = np.clip(between, 0.0, None) if self.method == "beta_binomial" else 0.0
+        self.dispersion_ = within + between * (1 + 1 / self.n_groups_)
+
+    def _within(self, X: np.ndarray, n: np.ndarray, p: np.ndarray, n_ref: float) -> np.ndarray:
+        """Method-of-moments extra variance of the bin fractions around ``p`` (0 for Poisson)."""
+        if self.method != "beta_binomial":
+            return np.zeros_like(p)
+        f = X / n[:, None]
+        excess = (f - p) ** 2 - p * (1 - p) * (1 / n[:, None] + 1 / n_ref)
+        return np.clip(excess.mean(axis=0), 0.0, None)
 
     def pulls(self, X) -> np.ndarray:
         """Per-bin pulls (n, bins); 0 where neither the LS nor the reference has entries."""

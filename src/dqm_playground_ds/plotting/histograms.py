@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import mplhep as hep
 import numpy as np
-from matplotlib.colors import Normalize
+from matplotlib import colormaps
+from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 
 from dqm_playground_ds.plotting.style import (
@@ -215,12 +216,9 @@ def plot_2d_comparison(
     return fig
 
 
-def _white_under(name: str):
-    from matplotlib import colormaps
-
-    cmap = colormaps[name].copy()
-    cmap.set_bad("white")
-    return cmap
+def _white_under(name: str) -> Colormap:
+    """``name`` with masked (empty) bins drawn white, as in the DQM GUI."""
+    return colormaps[name].with_extremes(bad="white")
 
 
 @styled

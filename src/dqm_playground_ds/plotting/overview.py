@@ -94,13 +94,13 @@ def plot_entries_per_ls(frame: pd.DataFrame, *, style: Style = DEFAULT_STYLE) ->
             ax.axvline(start - 0.5, color="black", lw=0.8, ls=":")
         ax.text(
             start + 1,
-            1.0,
+            0.985,
             f"{keys['run'].iloc[start]}",
             transform=ax.get_xaxis_transform(),
             va="top",
             ha="left",
             fontsize="xx-small",
-            rotation=0,
+            bbox={"facecolor": "white", "alpha": 0.85, "lw": 0, "pad": 1},
         )
     ax.set_xlim(-0.5, len(keys) - 0.5)
     low, high = ax.get_ylim()

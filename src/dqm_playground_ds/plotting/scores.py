@@ -203,15 +203,8 @@ def plot_me_contributions(
         ax.barh(range(len(names)), values, color=colors, height=0.7)
         ax.set_yticks(range(len(names)), names, fontsize="x-small")
         ax.tick_params(axis="y", which="minor", left=False, right=False)
-        for k, v in enumerate(values):
-            ax.text(
-                v,
-                k,
-                f" {v:.3g}",
-                va="center",
-                ha="left" if v >= 0 else "right",
-                fontsize="xx-small",
-            )
+        for k, v in enumerate(values):  # values right of the zero line: never on the ME names
+            ax.text(max(v, 0.0), k, f" {v:.3g}", va="center", ha="left", fontsize="xx-small")
         top = max(*values, 0)
         ax.set_xlim(min(*values, 0) * 1.15, top * 1.2 if top > 0 else 1)
     else:

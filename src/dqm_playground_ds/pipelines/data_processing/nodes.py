@@ -74,6 +74,7 @@ def assign_split(
     if missing.any():
         if not (split.apply_runs or split.apply_lumis):
             side[missing] = APPLY
+            missing[:] = False
         else:
             runs = sorted(set(labelled.loc[missing, "run"].tolist()))
             log.warning("split %r: %d LS of runs %s in neither side: dropped", split.name,

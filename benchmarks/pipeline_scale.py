@@ -1,0 +1,209 @@
+"""Processing + training + scoring of the default strategies at 10k, 30k, 100k lumisections (LS).
+
+Synthetic table: N LS x (10 1D MEs of 100 bins + 2 2D maps of ``--map-size`` bins), in runs of
+1000 LS; 70 % of the runs train, the rest are applied. Each size runs in a fresh process (so the
+peak RSS is its own), calling the real node functions of ``data_processing`` and ``data_science``
+(labels, split, quality cuts, preprocessing, every default strategy with its out-of-fold
+calibration, scoring of every LS) with the parameters of ``conf/base``. Injection and evaluation
+are not timed (they scale with ``n_per_type``, not with N).
+
+    python benchmarks/pipeline_scale.py --sizes 10000 30000 100000   # ~15 min on 2 cores
+    python benchmarks/pipeline_scale.py --smoke                       # 2000 LS, ~1 min
+
+Prints wall time per stage, peak RSS, and time and memory per LS relative to the smallest size
+(1.0 = linear growth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_LEN = 1000
+
+
+def _template_1d(k: int, bins: int = 100) -> np.ndarray:
+    x = np.arange(bins) + 0.5
+    mpv = 20 + 3 * k
+    p = np.exp(-0.5 * ((x - mpv) / (4 + k % 3)) ** 2) + 0.15 * np.exp(-(x - mpv) / 15) * (x > mpv)
+    return p / p.sum()
+
+
+def _template_2d(k: int, ny: int, nx: int) -> np.ndarray:
+    y, x = np.mgrid[0:ny, 0:nx] + 0.5
+    p = np.exp(-0.5 * ((x - nx / 2) / (nx / 3)) ** 2) * (1 + 0.2 * np.cos(2 * np.pi * y / ny + k))
+    p[:, 3 + k] = 0.0  # a dead column, normal in every LS
+    return (p / p.sum()).reshape(-1)
+
+
+def make_histograms(n_ls: int, map_size: tuple[int, int], seed: int = 0) -> pd.DataFrame:
+    """Poisson histograms around per-ME templates; entries per LS decay along each run."""
+    rng = np.random.default_rng(seed)
+    runs = 300000 + np.arange(n_ls) // RUN_LEN
+    lumis = 1 + np.arange(n_ls) % RUN_LEN
+    lumi_scale = (
+        np.exp(-lumis / 3000) * rng.uniform(0.7, 1.3, size=runs.max() - 299999)[runs - 300000]
+    )
+    ny, nx = map_size
+    frames = []
+    specs = [(f"Bench/1D/me_{k:02d}", 1, _template_1d(k), 20000) for k in range(10)]
+    specs += [(f"Bench/2D/map_{k}", 2, _template_2d(k, ny, nx), 50000) for k in range(2)]
+    for me, dim, template, mean_entries in specs:
+        lam = (mean_entries * lumi_scale).astype(np.float32)[:, None] * template[None, :].astype(
+            np.float32
+        )
+        counts = rng.poisson(lam).astype(np.float64)
+        data = np.empty(n_ls, dtype=object)
+        data[:] = list(counts)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run": runs,
+                    "lumi": lumis,
+                    "me": me,
+                    "dim": np.int8(dim),
+                    "entries": counts.sum(axis=1),
+                    "x_min": 0.0,
+                    "x_max": 100.0 if dim == 1 else float(nx),
+                    "x_bins": np.int32(template.size if dim == 1 else nx),
+                    "y_min": np.nan if dim == 1 else 0.0,
+                    "y_max": np.nan if dim == 1 else float(ny),
+                    "y_bins": np.int32(0 if dim == 1 else ny),
+                    "data": data,
+                    "source": "synthetic",
+                }
+            )
+        )
+        del lam, counts
+    out = pd.concat(frames, ignore_index=True)
+    return out.astype({"me": "string", "source": "string"})
+
+
+def _params() -> tuple[dict, dict]:
+    conf = ROOT / "conf" / "base"
+    dp = yaml.safe_load((conf / "parameters_data_processing.yml").read_text())["data_processing"]
+    ds = yaml.safe_load((conf / "parameters_data_science.yml").read_text())["data_science"]
+    return dp, ds
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_one(n_ls: int, map_size: tuple[int, int], strategies: list[str] | None) -> dict:
+    """One size, in this process: returns stage times (s) and peak RSS (MB)."""
+    from dqm_playground_ds.detectors.ensemble import assign_folds, fit_strategy
+    from dqm_playground_ds.pipelines.data_processing import nodes as dp_nodes
+    from dqm_playground_ds.pipelines.data_science import nodes as ds_nodes
+
+    dp, ds = _params()
+    if strategies:
+        ds["active_strategies"] = strategies
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    hist = make_histograms(n_ls, map_size)
+    times["generate (not counted)"] = time.perf_counter() - t0
+    rss_generated = rss_mb()
+    runs = np.unique(hist["run"].to_numpy())
+    n_train = max(1, round(0.7 * len(runs)))
+    dp["split"] = {
+        "name": "bench",
+        "train": {"runs": runs[:n_train].tolist()},
+        "apply": {"runs": runs[n_train:].tolist()},
+    }
+    golden = {str(r): [[1, RUN_LEN]] for r in runs}
+
+    def stage(name, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        times[name] = time.perf_counter() - start
+        print(f"  [{n_ls}] {name}: {times[name]:.1f} s", file=sys.stderr, flush=True)
+        return out
+
+    labelled = stage("labels", dp_nodes.label_lumisections_node, hist, golden, {}, dp)
+    split = stage("split", dp_nodes.assign_split, labelled, None, dp)
+    pre = stage("fit_preprocessor", dp_nodes.fit_preprocessor, hist, split, dp)
+    features, ls = stage("build_features", dp_nodes.build_features, hist, split, pre, dp)
+    del hist
+    # what the train_strategies node does, strategy by strategy to time each (shared cache:
+    # strategies with the same detectors reuse the fitted models, as in the node)
+    train_rows = np.flatnonzero(ls["train"].to_numpy(dtype=bool))
+    folds = assign_folds(ls.iloc[train_rows], int(ds.get("calibration_folds", 2)))
+    cache: dict = {}
+    models = {}
+    for spec in ds_nodes.strategy_specs(ds):
+        fs = features[spec.preprocessing]
+        models[spec.name] = stage(
+            f"train {spec.name}", fit_strategy, spec, fs, train_rows, folds, cache, ds["seed"]
+        )
+    preds, _ = stage("score", ds_nodes.score_lumisections, models, features, ls, ds)
+    flagged = preds.groupby("strategy", observed=True)["is_anomalous"].mean().round(4).to_dict()
+    counted = sum(v for k, v in times.items() if "not counted" not in k)
+    return {
+        "n_ls": n_ls,
+        "times": times,
+        "wall": counted,
+        "peak_rss_mb": rss_mb(),
+        "rss_after_generate_mb": rss_generated,
+        "flag_rate": flagged,
+        "n_train_ls": int(ls["train"].sum()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 30000, 100000])
+    parser.add_argument("--map-size", type=int, nargs=2, default=[32, 32], metavar=("NY", "NX"))
+    parser.add_argument("--strategies", nargs="*", default=None, help="default: all in conf/base")
+    parser.add_argument("--smoke", action="store_true", help="one small size (2000 LS)")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process mode
+    args = parser.parse_args()
+    if args.one:
+        result = run_one(args.one, tuple(args.map_size), args.strategies)
+        print("RESULT " + json.dumps(result))
+        return
+    sizes = [2000] if args.smoke else args.sizes
+    print(f"load average: {os.getloadavg()}, cpus: {os.cpu_count()}")
+    results = []
+    for n in sizes:
+        cmd = [sys.executable, __file__, "--one", str(n), "--map-size", *map(str, args.map_size)]
+        if args.strategies:
+            cmd += ["--strategies", *args.strategies]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
+        if proc.returncode:
+            sys.exit(f"size {n} failed (exit {proc.returncode})")
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+        res = json.loads(line[len("RESULT ") :])
+        res["process_wall"] = time.perf_counter() - start
+        results.append(res)
+        print(f"\n== {n} LS ({res['n_train_ls']} training LS), load {os.getloadavg()[0]:.2f}")
+        for k, v in res["times"].items():
+            print(f"  {k:<34} {v:8.1f} s")
+        print(f"  {'total (processing+training+scoring)':<34} {res['wall']:8.1f} s")
+        print(f"  peak RSS {res['peak_rss_mb']:.0f} MB (after generating the table: "
+              f"{res['rss_after_generate_mb']:.0f} MB)")  # fmt: skip
+        print(f"  flag rate per strategy: {res['flag_rate']}")
+    base = results[0]
+    print("\n| LS | wall | peak RSS | time/LS vs first | RSS/LS vs first |")
+    print("|---:|---:|---:|---:|---:|")
+    for r in results:
+        t_ratio = (r["wall"] / r["n_ls"]) / (base["wall"] / base["n_ls"])
+        m_ratio = (r["peak_rss_mb"] / r["n_ls"]) / (base["peak_rss_mb"] / base["n_ls"])
+        print(f"| {r['n_ls']:,} | {r['wall']:.0f} s | {r['peak_rss_mb'] / 1024:.2f} GB "
+              f"| {t_ratio:.2f} | {m_ratio:.2f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
