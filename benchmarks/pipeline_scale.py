@@ -7,7 +7,7 @@ peak RSS is its own), calling the real node functions of ``data_processing`` and
 calibration, scoring of every LS) with the parameters of ``conf/base``. Injection and evaluation
 are not timed (they scale with ``n_per_type``, not with N).
 
-    python benchmarks/pipeline_scale.py --sizes 10000 30000 100000   # ~15 min on 2 cores
+    python benchmarks/pipeline_scale.py --sizes 10000 30000 100000   # ~11 min on 2 cores
     python benchmarks/pipeline_scale.py --smoke                       # 2000 LS, ~1 min
 
 Prints wall time per stage, peak RSS, and time and memory per LS relative to the smallest size

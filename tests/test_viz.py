@@ -87,11 +87,7 @@ def test_every_declared_dataset_has_a_layer(main):
     assert not [n["name"] for n in shown if not n.get("layer")]
 
 
-@pytest.mark.xfail(
-    reason="`preprocessor` (layer models) feeds `me_features` (feature) and `lumisections` "
-    "(primary): kedro-viz finds a layer cycle and turns layers off; owned by data_processing",
-    strict=False,
-)
 def test_layers_are_ordered(main):
+    """A layer cycle (e.g. a `models` dataset feeding `primary`) makes kedro-viz drop all layers."""
     assert main["layers"][:2] == ["raw", "intermediate"]
     assert main["layers"][-1] == "reporting"

@@ -263,8 +263,18 @@ class Strategy:
     def columns(self) -> list[tuple[str, str]]:
         return [c for s in self.detector_sets for c in s.columns]
 
-    def raw_scores(self, features: FeatureSet, use_oof: bool = True) -> np.ndarray:
-        raw = np.hstack([s.score(features) for s in self.detector_sets])
+    def raw_scores(
+        self, features: FeatureSet, use_oof: bool = True, cache: dict | None = None
+    ) -> np.ndarray:
+        """Detector scores; ``cache`` shares them between strategies that share detector sets."""
+        cache = {} if cache is None else cache
+        parts = []
+        for s in self.detector_sets:
+            key = (s.spec.key(), self.spec.preprocessing, id(features))
+            if key not in cache:
+                cache[key] = s.score(features)
+            parts.append(cache[key])
+        raw = np.hstack(parts)
         if use_oof and {"run", "lumi"} <= set(features.keys.columns) and len(self.oof_keys):
             idx = pd.MultiIndex.from_frame(self.oof_keys[["run", "lumi"]])
             pos = idx.get_indexer(pd.MultiIndex.from_frame(features.keys[["run", "lumi"]]))
@@ -272,9 +282,11 @@ class Strategy:
             raw[hit] = self.oof_raw[pos[hit]]
         return raw
 
-    def score(self, features: FeatureSet, use_oof: bool = True) -> StrategyScores:
+    def score(
+        self, features: FeatureSet, use_oof: bool = True, cache: dict | None = None
+    ) -> StrategyScores:
         """Scores of every LS of ``features`` (training LS get their out-of-fold scores)."""
-        raw = self.raw_scores(features, use_oof)
+        raw = self.raw_scores(features, use_oof, cache)
         z = self.combiner.standardise(raw)
         mes, importance = me_importance(z, [me for me, _ in self.columns])
         return StrategyScores(raw, z, self.combiner.score(raw), mes, importance)

@@ -97,10 +97,11 @@ def score_lumisections(
     keys = lumisections[["run", "lumi"]].reset_index(drop=True)
     quality_ok = (lumisections["quality"] == "ok").to_numpy()
     preds, long = [], []
+    cache: dict = {}  # strategies sharing detectors score them once
     for name, model in strategy_models.items():
         features = me_features[model.spec.preprocessing]
         _check_aligned(features, lumisections)
-        sc = model.score(features)
+        sc = model.score(features, cache=cache)
         flagged = _decide(model, sc.score, keys, quality_ok, flag_q)
         tops = top_mes(sc.importance, sc.mes, model.spec.top_n_mes)
         for row in np.flatnonzero(~quality_ok):
@@ -210,11 +211,12 @@ def score_injections(
 ) -> pd.DataFrame:
     """Score of every injected sample under every strategy (never with out-of-fold lookups)."""
     frames = []
+    cache: dict = {}
     for name, model in strategy_models.items():
         features = injected_features.get(model.spec.preprocessing)
         if features is None or len(features) == 0:
             continue
-        sc = model.score(features, use_oof=False)
+        sc = model.score(features, use_oof=False, cache=cache)
         quality, _ = features.ls_quality()
         tops = top_mes(sc.importance, sc.mes, 1)
         frames.append(
