@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from dqm_playground_ds.atomic import atomic_write
 from dqm_playground_ds.schema import COLUMNS, HISTOGRAM_SCHEMA, KEY, empty_histograms
 from dqm_playground_ds.sources import HistogramSource, SourceError, index_frame
 
@@ -79,22 +80,9 @@ def _stat(item: str) -> dict[str, Any]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_partition(table: pd.DataFrame, path: Path) -> None:
     arrow = pa.Table.from_pandas(table, schema=HISTOGRAM_SCHEMA, preserve_index=False)
-    _atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
 
 
 def _fingerprint(item: str, request: Request) -> dict[str, Any]:
@@ -120,7 +108,7 @@ def extract_one(
         write_partition(table, out / f"part-{pid}.parquet")
     row["seconds"] = round(time.perf_counter() - started, 4)
     marker = {"fingerprint": _fingerprint(item, request), "row": row}
-    _atomic_write(
+    atomic_write(
         out / DONE_DIR / f"{pid}.json",
         lambda tmp: Path(tmp).write_text(json.dumps(marker, default=_json_default)),
     )

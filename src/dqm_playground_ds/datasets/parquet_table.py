@@ -7,8 +7,6 @@ object stores write whole objects anyway).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -19,6 +17,7 @@ import pyarrow.parquet as pq
 from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_filepath_str, get_protocol_and_path
 
+from dqm_playground_ds.atomic import atomic_write
 from dqm_playground_ds.schema import (
     COLUMNS,
     HISTOGRAM_SCHEMA,
@@ -71,17 +70,7 @@ class ParquetTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         else:
             table = pa.Table.from_pandas(data, preserve_index=False)
         if self._protocol == "file":
-            directory = os.path.dirname(self._path) or "."
-            os.makedirs(directory, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=directory)
-            os.close(fd)
-            try:
-                pq.write_table(table, tmp)
-                os.replace(tmp, self._path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            atomic_write(self._path, lambda tmp: pq.write_table(table, tmp), suffix=".parquet")
         else:
             with self._fs.open(self._path, "wb") as f:
                 pq.write_table(table, f)

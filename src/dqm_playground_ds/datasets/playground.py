@@ -15,13 +15,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from dqm_playground_ds.atomic import atomic_write
 from dqm_playground_ds.platform import (
     TOKEN_ENV,
     PayloadError,
@@ -185,14 +185,6 @@ class PlaygroundTaskDataset(_PlaygroundDataset, AbstractDataset[None, dict[str, 
         return {**self._common(), "task": self._task}
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 class PlaygroundUploadDataset(_PlaygroundDataset, AbstractDataset[dict[str, Any], dict[str, Any]]):
     """Saving a prediction payload keeps a local copy, then sends it unless it is a dry run.
 
@@ -234,7 +226,7 @@ class PlaygroundUploadDataset(_PlaygroundDataset, AbstractDataset[dict[str, Any]
             raise DatasetError(f"prediction upload: {exc}") from exc
         text = json.dumps(data, indent=1, sort_keys=True)
         name = f"payload-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
-        _write_atomic(self._path / name, text)
+        atomic_write(self._path / name, lambda tmp: Path(tmp).write_text(text))
         entry: dict[str, Any] = {
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "payload": name,

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dqm_playground_ds.atomic import atomic_write
 from dqm_playground_ds.platform.errors import PlaygroundError
 from dqm_playground_ds.platform.pagination import Page
 from dqm_playground_ds.platform.records import ID_COLUMN
@@ -31,19 +31,6 @@ log = logging.getLogger(__name__)
 
 PART_SCHEMA = HISTOGRAM_SCHEMA.append(pa.field(ID_COLUMN, pa.int64()))
 MANIFEST = "query.json"
-
-
-def _atomic(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class PageCache:
@@ -83,7 +70,7 @@ class PageCache:
                 )
             self.clear()
         self.n_pages = first.n_pages
-        _atomic(self.dir / MANIFEST, lambda tmp: Path(tmp).write_text(json.dumps(manifest)))
+        atomic_write(self.dir / MANIFEST, lambda tmp: Path(tmp).write_text(json.dumps(manifest)))
         have = {n for n in self.cached() if n <= self.n_pages}
         if have - {1}:
             log.info(
@@ -97,7 +84,7 @@ class PageCache:
     def write(self, number: int, columns: Mapping[str, list[Any]]) -> None:
         """Store one page's columns (see ``records.records_to_columns``)."""
         table = pa.Table.from_pydict(dict(columns), schema=PART_SCHEMA)
-        _atomic(self._part(number), lambda tmp: pq.write_table(table, tmp))
+        atomic_write(self._part(number), lambda tmp: pq.write_table(table, tmp))
 
     def read(self) -> pd.DataFrame:
         """Every page of the query, in page order; all must be present."""

@@ -20,22 +20,6 @@ from typing import Any
 
 import numpy as np
 
-TYPE_NAMES = (
-    "Ints",
-    "Floats",
-    "Strings",
-    "TH1Fs",
-    "TH1Ss",
-    "TH1Ds",
-    "TH2Fs",
-    "TH2Ss",
-    "TH2Ds",
-    "TH3Fs",
-    "TProfiles",
-    "TProfile2Ds",
-    "TH1Is",
-    "TH2Is",
-)
 HIST_CLASSES = {
     "TProfile": 10,
     "TH1F": 3,
