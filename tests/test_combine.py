@@ -23,8 +23,38 @@ def test_max_z_is_the_largest_robustly_standardised_log_score(train):
     S = np.array([[1.0, 1.0, 1.0], [1.0, 20.0, 1.0], [0.01, 0.01, 0.01]])
     z = (np.log(S + comb.shift_) - center) / scale
     np.testing.assert_allclose(comb.standardise(S), z)
-    np.testing.assert_allclose(comb.score(S), np.clip(z, 0, None).max(axis=1))
-    assert comb.score(S)[2] == 0.0  # unusually good everywhere is not an anomaly
+    np.testing.assert_allclose(comb.score(S), z.max(axis=1))
+    assert comb.score(S)[2] < 0  # unusually good everywhere is not an anomaly
+
+
+@pytest.mark.parametrize("method", ["max_z", "mean_z", "gmm", "kde"])
+def test_no_ties_below_the_median(method, train):
+    """LS better than the median everywhere keep distinct scores, below every worse LS."""
+    comb = ScoreCombiner(method).fit(train)
+    scores = comb.score(train)
+    assert len(np.unique(scores)) == len(train)
+    below = (comb.standardise(train) <= 0).all(axis=1)
+    median_point = np.exp(comb.center_) - comb.shift_  # standardised 0 in every column
+    assert below.sum() > 10
+    assert scores[below].max() < comb.score(median_point[None, :])[0]
+
+
+def test_mean_z_adds_up_evidence(train):
+    comb = ScoreCombiner("mean_z").fit(train)
+    z = comb.standardise(train)
+    np.testing.assert_allclose(comb.score(train), z.mean(axis=1))
+
+
+def test_a_constant_column_has_no_vote(train, caplog):
+    S = np.hstack([train, np.zeros((len(train), 1))])  # e.g. an ME ratio with one ME
+    comb = ScoreCombiner("max_z").fit(S)
+    assert comb.active_.tolist() == [True, True, True, False]
+    assert np.isnan(comb.standardise(S)[:, 3]).all()
+    bad = S[:5].copy()
+    bad[:, 3] = 100.0  # whatever the dead column says
+    np.testing.assert_allclose(comb.score(bad), ScoreCombiner("max_z").fit(train).score(S[:5, :3]))
+    with pytest.raises(ValueError, match="same score to every training LS"):
+        ScoreCombiner().fit(np.zeros((10, 2)))
 
 
 def test_gmm_score_is_minus_log_density_of_clipped_standardised_scores(train):
@@ -33,11 +63,14 @@ def test_gmm_score_is_minus_log_density_of_clipped_standardised_scores(train):
     ref = GaussianMixture(1, reg_covar=comb.reg_covar, random_state=0).fit(Z)
     S = np.array([[1.0, 1.0, 1.0], [1.0, 20.0, 1.0]])
     expected = -ref.score_samples(np.clip(comb.standardise(S), 0, None))
+    z = comb.standardise(S)
+    floor = (z <= 0).all(axis=1)  # below the median everywhere: tie-break
+    expected[floor] += 1e-3 * z[floor].max(axis=1)
     np.testing.assert_allclose(comb.score(S), expected, rtol=1e-6)
     assert comb.score(S)[1] > comb.score(S)[0]
 
 
-@pytest.mark.parametrize("method", ["max_z", "gmm", "kde"])
+@pytest.mark.parametrize("method", ["max_z", "mean_z", "gmm", "kde"])
 def test_anomalous_column_ranks_above_training(method, train):
     comb = ScoreCombiner(method).fit(train)
     bad = train[:20].copy()

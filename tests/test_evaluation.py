@@ -108,3 +108,34 @@ def test_per_run_counts():
         1, ["n_ls", "n_flagged", "n_bad", "n_flagged_bad", "n_good", "n_flagged_good"]
     ].tolist() == [3, 2, 2, 1, 1, 1]
     assert out.loc[2, ["n_flagged", "n_flagged_good"]].tolist() == [1, 0]
+
+
+def _table(oof_bad: int = 10) -> pd.DataFrame:
+    from dqm_playground_ds.evaluation import DEFAULT_TARGETS  # noqa: F401
+
+    rows = []
+    for name, real_auc, inj_auc in (("a", 0.9, 0.99), ("b", 0.7, 1.0)):
+        rows.append({"strategy": name, "evaluation": "real_train_oof", "anomaly_type": "labels",
+                     "auc": real_auc, "n_pos": oof_bad, "n_neg": 100, "run_auc": real_auc,
+                     "tpr_at_fpr_0.01": 0.3, "wp_fpr": 0.01})  # fmt: skip
+        for t in ("dead_region", "shift"):
+            rows.append({"strategy": name, "evaluation": "injected", "anomaly_type": t,
+                         "auc": inj_auc, "n_pos": 50, "n_neg": 50, "tpr_at_fpr_0.01": 0.9,
+                         "wp_fpr": 0.01})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_best_strategy_from_real_labels_of_training_runs_else_injections():
+    from dqm_playground_ds.evaluation import choose_best
+
+    best = choose_best(_table())
+    assert best["best_strategy"] == "a" and "real labels" in best["best_strategy_criterion"]
+    assert best["targets"]["real_auc_ge"] is False  # 0.9 < 0.95
+    assert choose_best(_table(), {"targets": {"real_auc_min": 0.85}})["targets"]["real_auc_ge"]
+    few = choose_best(_table(oof_bad=2))  # too few labelled bad LS: injections decide
+    assert few["best_strategy"] == "b" and "injected" in few["best_strategy_criterion"]
+    assert few["targets"]["injected_auc_ge_every_type"] is True
+    with pytest.raises(ValueError, match="unknown key"):
+        choose_best(_table(), {"target": {}})
+    with pytest.raises(ValueError, match="unknown key"):
+        choose_best(_table(), {"targets": {"real_auc": 0.9}})

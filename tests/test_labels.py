@@ -108,3 +108,18 @@ def test_bundled_sample_labels_agree_with_its_readme():
     bad = lumis[(out["label"] == "bad").to_numpy()].tolist()
     assert bad == [*range(9, 15), *range(18, 26), *range(29, 37)]  # the injected problems
     assert lumis[(out["label"] == "unknown").to_numpy()].tolist() == [1, 2, 3, 40]
+
+
+def test_certified_runs_from_the_dcs_json():
+    """A golden JSON that omits all-bad runs: with certified_runs=dcs their DCS-on LS are bad."""
+    golden = LumiMask.from_json({"1": [[1, 3]]}, name="golden")
+    dcs = LumiMask.from_json({"1": [[1, 3]], "2": [[1, 2]]}, name="dcs")
+    runs, lumis = [1, 2, 2, 2], [1, 1, 2, 3]
+    default = label_lumisections(runs, lumis, golden, dcs)
+    assert default["label"].tolist() == ["good", "unknown", "unknown", "unknown"]
+    out = label_lumisections(runs, lumis, golden, dcs, certified_runs="dcs")
+    assert out["label"].tolist() == ["good", "bad", "bad", "unknown"]  # LS 3: DCS off
+    with pytest.raises(LabelError, match="needs a DCS JSON"):
+        label_lumisections(runs, lumis, golden, None, certified_runs="dcs")
+    with pytest.raises(LabelError, match="golden or dcs"):
+        label_lumisections(runs, lumis, golden, dcs, certified_runs="all")

@@ -44,6 +44,7 @@ def predictions() -> pd.DataFrame:
             "golden_json": MemoryDataset(json.loads((RAW / "labels" / "golden.json").read_text())),
             "dcs_json": MemoryDataset(json.loads((RAW / "labels" / "dcs_on.json").read_text())),
             "split_definition": MemoryDataset({}),
+            "bad_runs": MemoryDataset([]),
             "params:data_processing": MemoryDataset(_params("data_processing")),
             "params:data_science": MemoryDataset(science),
         }

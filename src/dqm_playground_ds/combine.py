@@ -5,10 +5,17 @@ vector of all MEs' scores much more. Two combinations, both fitted on the score 
 training LS (ideally out-of-fold scores, see ``detectors.ensemble``):
 
 * ``max_z``: every column is log-transformed (scores are positive and span decades) and robustly
-  standardised (median, 1.4826 MAD); the LS score is the largest standardised score;
+  standardised (median, 1.4826 MAD); the LS score is the largest standardised score (not clipped:
+  an LS whose every column is below its median still ranks by how far, so scores do not tie);
+* ``mean_z``: the mean standardised score: evidence adds up, e.g. an LS slightly off within a run
+  that is slightly off among runs (a product of likelihood ratios, in logs);
 * ``gmm`` / ``kde``: a Gaussian mixture or kernel density on the standardised columns; the LS score
   is ``-log p`` (ML4DQMDC-PixelAE). Columns below their training median are raised to it before
-  the density is evaluated: an unusually *good* reconstruction is not an anomaly.
+  the density is evaluated: an unusually *good* reconstruction is not an anomaly. LS with every
+  column below the median would all tie at one floor: they rank below it by their largest column.
+
+A column whose training scores are all equal (a detector that sees nothing in this data, such as
+the ME-balance ratio with a single ME) is inactive: it has no vote and its standardised score is NaN.
 
 Attribution: each column belongs to an ME; an ME's importance is its largest standardised score,
 and ``top_mes`` lists MEs by importance. An LS with a missing column gets NaN.
@@ -26,7 +33,8 @@ from sklearn.neighbors import KernelDensity
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-METHODS = ("max_z", "gmm", "kde")
+METHODS = ("max_z", "mean_z", "gmm", "kde")
+TIE_BREAK = 1e-3  # weight of the largest column for LS below the median everywhere (gmm/kde)
 
 
 class ScoreCombiner(BaseEstimator):
@@ -64,11 +72,16 @@ class ScoreCombiner(BaseEstimator):
         positive_low = np.array([np.min(c[c > 0], initial=1.0) for c in S.T])
         self.shift_ = np.where(low > 0, low, positive_low)  # keeps log() finite at 0
         T = self._transform(S)
+        self.active_ = np.ptp(T, axis=0) > 0 if len(T) else np.zeros(S.shape[1], bool)
+        if not self.active_.any():
+            raise ValueError(
+                "every detector column gives the same score to every training LS: nothing to combine"
+            )
         self.center_ = np.median(T, axis=0)
         mad = 1.4826 * np.median(np.abs(T - self.center_), axis=0)
         spread = T.std(axis=0)
         self.scale_ = np.where(mad > 0, mad, np.where(spread > 0, spread, 1.0))
-        Z = (T - self.center_) / self.scale_
+        Z = ((T - self.center_) / self.scale_)[:, self.active_]
         if self.method == "gmm":
             k = min(self.n_components, max(1, len(S) // (5 * S.shape[1] + 5)))
             self.density_ = GaussianMixture(
@@ -90,17 +103,23 @@ class ScoreCombiner(BaseEstimator):
         """Standardised (log) scores, NaN kept; the common scale used for attribution."""
         check_is_fitted(self, "center_")
         S = validate_data(self, S, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
-        return (self._transform(S) - self.center_) / self.scale_
+        Z = (self._transform(S) - self.center_) / self.scale_
+        Z[:, ~self.active_] = np.nan
+        return Z
 
     def score(self, S) -> np.ndarray:
-        """One score per row (higher = more anomalous); NaN if any column is NaN."""
-        Z = self.standardise(S)
+        """One score per row (higher = more anomalous); NaN if any active column is NaN."""
+        Z = self.standardise(S)[:, self.active_]
         bad = np.isnan(Z).any(axis=1)
-        Zc = np.clip(np.nan_to_num(Z, nan=0.0), 0.0, None)
+        Z = np.nan_to_num(Z, nan=0.0)
         if self.method == "max_z":
-            out = Zc.max(axis=1, initial=0.0)
+            out = Z.max(axis=1)
+        elif self.method == "mean_z":
+            out = Z.mean(axis=1)
         else:
-            out = -self.density_.score_samples(Zc)
+            out = -self.density_.score_samples(np.clip(Z, 0.0, None))
+            floor = (Z <= 0).all(axis=1)
+            out[floor] += TIE_BREAK * Z[floor].max(axis=1)
         out[bad] = np.nan
         return out
 

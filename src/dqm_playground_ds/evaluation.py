@@ -11,7 +11,7 @@ negatives *strictly* above it, and the achieved FPR is reported too, since with 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -154,3 +154,90 @@ def per_run_counts(predictions: pd.DataFrame) -> pd.DataFrame:
         n_flagged_good=("flagged_good", "sum"),
     )
     return out.reset_index()
+
+
+# targets of the project (issue 10): real data, run-wise, and the injected benchmark
+DEFAULT_TARGETS: dict[str, float] = {
+    "real_auc_min": 0.95,
+    "real_tpr_at_fpr_0.01_min": 0.5,
+    "real_run_auc_min": 0.9,
+    "real_wp_fpr_max": 0.015,
+    "injected_auc_min": 0.95,
+    "injected_local_tpr_at_fpr_0.01_min": 0.8,
+}
+LOCAL_TYPES = ("dead_region", "hot_spot")
+
+
+def choose_best(table: pd.DataFrame, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The best strategy and whether it meets the targets.
+
+    With real labels in the training runs (at least ``min_bad_lumisections`` bad LS with
+    out-of-fold scores), the best strategy has the highest out-of-fold LS-level AUC on them (ties:
+    run-level AUC); otherwise the highest minimum AUC over the injected anomaly types. The labels
+    of the apply runs never choose: they stay an independent check.
+    """
+    p = dict(params or {})
+    unknown = set(p) - {"min_bad_lumisections", "targets"}
+    if unknown:
+        raise ValueError(
+            f"data_science.best_strategy: unknown key(s) {sorted(unknown)}; expected "
+            "min_bad_lumisections, targets"
+        )
+    targets = {**DEFAULT_TARGETS, **dict(p.get("targets") or {})}
+    bad_keys = set(targets) - set(DEFAULT_TARGETS)
+    if bad_keys:
+        raise ValueError(
+            f"data_science.best_strategy.targets: unknown key(s) {sorted(bad_keys)}; "
+            f"expected {sorted(DEFAULT_TARGETS)}"
+        )
+    min_bad = int(p.get("min_bad_lumisections", 5))
+    if table.empty:
+        return {"best_strategy": None}
+    oof = table[table["evaluation"] == "real_train_oof"]
+    inj = table[table["evaluation"] == "injected"]
+    inj_worst = inj.groupby("strategy")["auc"].min() if len(inj) else pd.Series(dtype=float)
+    if len(oof) and (oof["n_pos"] >= min_bad).any():
+        ranked = oof[oof["n_pos"] >= min_bad].assign(
+            run_auc=lambda d: d.get("run_auc", pd.Series(np.nan, index=d.index)).fillna(0.0),
+            inj=lambda d: d["strategy"].map(inj_worst).fillna(0.0),
+        )
+        ranked = ranked.sort_values(["auc", "run_auc", "inj"], ascending=False, kind="stable")
+        best = str(ranked["strategy"].iloc[0])
+        criterion = (
+            "highest out-of-fold LS-level AUC on the real labels of the training runs "
+            "(folds by run)"
+        )
+    elif len(inj_worst):
+        best = str(inj_worst.sort_values(ascending=False, kind="stable").index[0])
+        criterion = "highest minimum AUC over injected anomaly types (no labelled training runs)"
+    else:
+        return {"best_strategy": None}
+    out: dict[str, Any] = {}
+    real = table[(table["strategy"] == best) & (table["evaluation"] == "real")]
+    if real.empty:
+        real = table[(table["strategy"] == best) & (table["evaluation"] == "real_train_oof")]
+    if len(real) and real["n_pos"].iloc[0] > 0 and real["n_neg"].iloc[0] > 0:
+        r = real.iloc[0]
+        out["real_auc_ge"] = bool(r["auc"] >= targets["real_auc_min"])
+        out["real_tpr_at_fpr_0.01_ge"] = bool(
+            r["tpr_at_fpr_0.01"] >= targets["real_tpr_at_fpr_0.01_min"]
+        )
+        if "run_auc" in r and pd.notna(r["run_auc"]):
+            out["real_run_auc_ge"] = bool(r["run_auc"] >= targets["real_run_auc_min"])
+        out["real_wp_fpr_le"] = bool(r["wp_fpr"] <= targets["real_wp_fpr_max"])
+    b = inj[inj["strategy"] == best].set_index("anomaly_type")
+    if len(b):
+        out["injected_auc_ge_every_type"] = bool((b["auc"] >= targets["injected_auc_min"]).all())
+        local = [t for t in LOCAL_TYPES if t in b.index]
+        if local:
+            out["injected_local_tpr_at_fpr_0.01_ge"] = bool(
+                (
+                    b.loc[local, "tpr_at_fpr_0.01"] >= targets["injected_local_tpr_at_fpr_0.01_min"]
+                ).all()
+            )
+    return {
+        "best_strategy": best,
+        "best_strategy_criterion": criterion,
+        "targets": out,
+        "target_values": targets,
+    }

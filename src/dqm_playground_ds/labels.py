@@ -161,13 +161,27 @@ def label_lumisections(
     golden: LumiMask,
     dcs: LumiMask | None = None,
     bad_runs: Iterable[int] = (),
+    certified_runs: Literal["golden", "dcs"] = "golden",
 ) -> pd.DataFrame:
-    """``label`` (good/bad/unknown) and ``label_reason`` for each (run, lumi); see module doc."""
+    """``label`` (good/bad/unknown) and ``label_reason`` for each (run, lumi); see module doc.
+
+    ``certified_runs="dcs"``: every run of the DCS JSON has been certified (a golden JSON that
+    omits runs with no good LS, as in the 2017 ML4DQM set), so its DCS-on LS outside the golden
+    JSON are bad, not ``run_not_certified``.
+    """
+    if certified_runs not in ("golden", "dcs"):
+        raise LabelError(
+            f"data_processing.labels.certified_runs must be golden or dcs, got {certified_runs!r}"
+        )
+    if certified_runs == "dcs" and dcs is None:
+        raise LabelError("data_processing.labels.certified_runs=dcs needs a DCS JSON")
     runs = np.asarray(list(runs) if not isinstance(runs, np.ndarray) else runs, dtype=np.int64)
     lumis = np.asarray(list(lumis) if not isinstance(lumis, np.ndarray) else lumis, dtype=np.int64)
     bad_runs = frozenset(int(r) for r in bad_runs)
     in_golden = golden.contains(runs, lumis)
     certified = np.isin(runs, list(golden.runs))
+    if certified_runs == "dcs":
+        certified |= np.isin(runs, list(dcs.runs))
     reason = np.full(len(runs), "run_not_certified", dtype=object)
     if dcs is None:
         reason[certified] = "not_golden"

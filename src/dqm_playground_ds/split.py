@@ -80,10 +80,24 @@ class RunSplit:
     def from_mapping(cls, spec: Mapping[str, Any]) -> RunSplit:
         if not isinstance(spec, Mapping):
             raise SplitError(f"a split must be a mapping, got {type(spec).__name__}")
+        flat = {"train_runs", "apply_runs"} & set(spec)
+        if flat:
+            # the flat form of split files written elsewhere: {train_runs: [...], apply_runs: [...]}
+            both = flat | ({"train", "apply"} & set(spec))
+            if {"train", "apply"} & set(spec):
+                raise SplitError(
+                    f"split: give train/apply or train_runs/apply_runs, not {sorted(both)}"
+                )
+            spec = {
+                **{k: v for k, v in spec.items() if k not in flat},
+                "train": {"runs": spec.get("train_runs") or []},
+                "apply": {"runs": spec.get("apply_runs") or []},
+            }
         unknown = set(spec) - {"name", "train", "apply"}
         if unknown:
             raise SplitError(
-                f"split: unknown key(s) {sorted(unknown)}; expected name, train, apply"
+                f"split: unknown key(s) {sorted(unknown)}; expected name, train, apply "
+                "(or train_runs, apply_runs)"
             )
         name = str(spec.get("name", "split"))
         sides = {}

@@ -7,7 +7,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from dqm_playground_ds.detectors import REGISTRY, make_detector
+from dqm_playground_ds.detectors import REGISTRY, RunContext, make_detector
 
 # small, fast settings; integral_ratio works on one summary column, the others on histograms
 FAST = {
@@ -16,6 +16,19 @@ FAST = {
     "nmf": {"max_iter": 200},
 }
 KINDS = sorted(REGISTRY)
+RUNS = 10  # LS per run for the detectors that take runs (groups)
+
+
+def runs_of(X):
+    return np.arange(len(X)) // RUNS
+
+
+def fit(det, X):
+    return det.fit(X, groups=runs_of(X)) if det.uses_groups else det.fit(X)
+
+
+def score(det, X):
+    return det.anomaly_score(X, groups=runs_of(X)) if det.uses_groups else det.anomaly_score(X)
 
 
 def inputs(kind, good, test_good, test_bad):
@@ -41,15 +54,16 @@ def test_estimator_api(kind, good):
     X = inputs(kind, good, good, good)[0]
     with pytest.raises(NotFittedError):
         det.anomaly_score(X)
-    assert det.fit(X) is det
+    assert fit(det, X) is det
     assert not hasattr(copy, "offset_")  # clone shares no fitted state
     # sklearn outlier conventions: predict -1/+1 at the contamination, score_samples = -anomaly
-    pred = det.predict(X)
+    kw = {"groups": runs_of(X)} if det.uses_groups else {}
+    pred = det.predict(X, **kw)
     assert set(np.unique(pred)) <= {-1, 1}
     assert 0.0 < (pred == -1).mean() <= 0.15
-    np.testing.assert_allclose(det.score_samples(X), -det.anomaly_score(X))
+    np.testing.assert_allclose(det.score_samples(X, **kw), -det.anomaly_score(X, **kw))
     with pytest.raises(ValueError):
-        det.anomaly_score(X[:, :1] if X.shape[1] > 1 else np.hstack([X, X]))  # wrong width
+        score(det, X[:, :1] if X.shape[1] > 1 else np.hstack([X, X]))  # wrong width
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -60,7 +74,7 @@ def test_deterministic_with_random_state(kind, good, test_good):
     if "random_state" in a.get_params():
         a.set_params(random_state=7)
         b.set_params(random_state=7)
-    np.testing.assert_array_equal(a.fit(X).anomaly_score(T), b.fit(X).anomaly_score(T))
+    np.testing.assert_array_equal(score(fit(a, X), T), score(fit(b, X), T))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -69,8 +83,13 @@ def test_detects_a_planted_anomaly(kind, good, test_good, test_bad):
     det, _ = make_detector(kind, FAST.get(kind))
     if "random_state" in det.get_params():
         det.set_params(random_state=0)
-    det.fit(X)
-    g, b = det.anomaly_score(G), det.anomaly_score(B)
+    fit(det, X)
+    if kind == "within_run":
+        # an LS that departs from its own run: each bad LS scored inside a good run
+        ctx = RunContext(G, runs_of(G), np.full(len(B), -1))
+        g, b = score(det, G), det.anomaly_score(B, groups=runs_of(B) % 5, context=ctx)
+    else:  # run_knn: whole bad runs; the others: bad LS
+        g, b = score(det, G), score(det, B)
     assert np.isfinite(g).all() and np.isfinite(b).all()
     assert b.min() > np.quantile(g, 0.95), (kind, g.max(), b.min())
 

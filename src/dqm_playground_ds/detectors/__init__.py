@@ -2,7 +2,8 @@
 
 Each detector family lives in its own module; :data:`REGISTRY` maps the name used in parameters to
 the class, its fixed keyword arguments and the input it needs from a feature set: ``counts``
-(statistics-aware tests), ``values`` (normalised histograms) or ``integral_ratio``.
+(statistics-aware tests), ``values`` (normalised histograms) or ``integral_ratio``. Detectors with
+``uses_groups`` (run_aware.py) also receive the run of every LS when fitted and scored.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dqm_playground_ds.detectors.reconstruction import (
 )
 from dqm_playground_ds.detectors.reference import ReferenceTest
 from dqm_playground_ds.detectors.robust import RobustZScore
+from dqm_playground_ds.detectors.run_aware import RunContext, RunNeighbors, WithinRunDeviation
 
 INPUTS = ("counts", "values", "integral_ratio")
 
@@ -32,6 +34,8 @@ REGISTRY: dict[str, tuple[type[BaseDetector], dict[str, Any], str]] = {
     "lof": (NeighborsDetector, {"method": "lof"}, "values"),
     "knn": (NeighborsDetector, {"method": "knn"}, "values"),
     "integral_ratio": (RobustZScore, {}, "integral_ratio"),
+    "run_knn": (RunNeighbors, {}, "values"),
+    "within_run": (WithinRunDeviation, {}, "counts"),
 }
 
 
@@ -61,6 +65,9 @@ __all__ = [
     "PCAReconstruction",
     "ReferenceTest",
     "RobustZScore",
+    "RunContext",
+    "RunNeighbors",
+    "WithinRunDeviation",
     "make_detector",
     "top_n_mean",
 ]

@@ -32,6 +32,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {"contamination": [Interval(Real, 0, 0.5, closed="right")]}
     _positive_only = False
+    uses_groups = False  # True: fit/anomaly_score take the run of every LS (run_aware.py)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

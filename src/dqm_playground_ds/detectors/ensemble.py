@@ -10,7 +10,13 @@ The final detectors are then refitted on all training LS. The same out-of-fold s
 training LS is reported with, so no LS is ever scored by a model that was trained on it.
 
 Detectors whose ``fit`` takes ``groups`` (the reference test) receive the run of every training LS,
-so that the run-to-run spread, not only the LS-to-LS one, defines what is normal.
+so that the run-to-run spread, not only the LS-to-LS one, defines what is normal. Run-aware
+detectors (``uses_groups``, :mod:`dqm_playground_ds.detectors.run_aware`) also score an LS in the
+context of the other LS of its run: the scorable LS of that run whose ME passes the quality cuts.
+
+Out-of-fold scores cover every training-split LS, bad ones included (the fold models learn from the
+good LS of the other folds), so that real labels of training runs can choose the best strategy
+without any LS being scored by a model that saw it.
 """
 
 from __future__ import annotations
@@ -27,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from dqm_playground_ds.combine import ScoreCombiner, me_importance
-from dqm_playground_ds.detectors import make_detector
-from dqm_playground_ds.preprocessing import FeatureSet
+from dqm_playground_ds.detectors import RunContext, make_detector
+from dqm_playground_ds.preprocessing import OK, FeatureSet
 from dqm_playground_ds.thresholds import threshold_for_rate
 
 log = logging.getLogger(__name__)
@@ -179,17 +185,51 @@ class MEDetectorSet:
     def columns(self) -> list[tuple[str, str]]:
         return [(me, self.spec.name) for me in self.mes_]
 
-    def score(self, features: FeatureSet, rows: np.ndarray | None = None) -> np.ndarray:
-        """Raw anomaly scores (n, n_mes); NaN for LS that cannot be scored."""
+    def score(
+        self,
+        features: FeatureSet,
+        rows: np.ndarray | None = None,
+        context: tuple[FeatureSet, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Raw anomaly scores (n, n_mes); NaN for LS that cannot be scored.
+
+        ``context``: (feature set, row of it that each row of ``features`` stands for, -1 if none)
+        gives run-aware detectors the run of a scored LS from elsewhere (injected anomalies are
+        scored against the real LS of their run); by default the scored rows are their own context.
+        """
         rows = np.arange(len(features)) if rows is None else np.asarray(rows)
         out = np.full((len(rows), len(self.mes_)), np.nan)
         ok = features.scorable[rows]
         if not ok.any():
             return out
         ratio = features.integral_ratio() if self.needs_ == "integral_ratio" else None
+        grouped = any(getattr(m, "uses_groups", False) for m in self.models_.values())
+        scored = rows[ok]
         for j, me in enumerate(self.mes_):
-            x = _detector_input(features, me, self.needs_, rows[ok], ratio)
-            out[ok, j] = self.models_[me].anomaly_score(x)
+            x = _detector_input(features, me, self.needs_, scored, ratio)
+            model = self.models_[me]
+            if not grouped:
+                out[ok, j] = model.anomaly_score(x)
+                continue
+            runs = features.keys["run"].to_numpy()[scored]
+            if context is None:
+                ctx_features, own_rows = features, scored
+                candidates = scored
+            else:
+                ctx_features, own_map = context
+                own_rows = np.asarray(own_map)[scored]
+                candidates = np.flatnonzero(
+                    np.isin(ctx_features.keys["run"].to_numpy(), np.unique(runs))
+                )
+            k = ctx_features.me_names.index(me)
+            good = ctx_features.scorable[candidates] & (ctx_features.quality[candidates, k] == OK)
+            ctx_rows = candidates[good]
+            pos = np.full(len(ctx_features), -1)
+            pos[ctx_rows] = np.arange(len(ctx_rows))
+            own = np.where(own_rows >= 0, pos[np.maximum(own_rows, 0)], -1)
+            cx = _detector_input(ctx_features, me, self.needs_, ctx_rows, ratio)
+            ctx_runs = ctx_features.keys["run"].to_numpy()[ctx_rows]
+            out[ok, j] = model.anomaly_score(x, groups=runs, context=RunContext(cx, ctx_runs, own))
         return out
 
 
@@ -225,15 +265,23 @@ def fit_detector_set(
     train_rows: np.ndarray,
     folds: np.ndarray,
     random_state: int = 0,
+    oof_rows: np.ndarray | None = None,
+    oof_folds: np.ndarray | None = None,
 ) -> tuple[MEDetectorSet, np.ndarray]:
-    """Final detector set on all training rows and the out-of-fold scores of those rows."""
+    """Final detector set on all training rows and the out-of-fold scores of ``oof_rows``.
+
+    ``oof_rows`` (default: the training rows) are scored by the model of their fold
+    (``oof_folds``), fitted on the training rows of the other folds.
+    """
+    if oof_rows is None:
+        oof_rows, oof_folds = train_rows, folds
     oof = None
     for f in np.unique(folds):
-        held = folds == f
-        part = MEDetectorSet(spec, random_state).fit(features, train_rows[~held])
-        scores = part.score(features, train_rows[held])
+        part = MEDetectorSet(spec, random_state).fit(features, train_rows[folds != f])
+        held = oof_folds == f
+        scores = part.score(features, oof_rows[held])
         if oof is None:
-            oof = np.full((len(train_rows), scores.shape[1]), np.nan)
+            oof = np.full((len(oof_rows), scores.shape[1]), np.nan)
         oof[held] = scores
     final = MEDetectorSet(spec, random_state).fit(features, train_rows)
     return final, oof
@@ -256,15 +304,20 @@ class Strategy:
     detector_sets: list[MEDetectorSet]
     combiner: ScoreCombiner
     threshold: float
-    oof_keys: pd.DataFrame  # training LS (run, lumi) with out-of-fold scores
+    oof_keys: pd.DataFrame  # training-split LS (run, lumi) with out-of-fold scores
     oof_raw: np.ndarray
+    oof_good: np.ndarray | None = None  # which of them are good training LS (calibration)
 
     @property
     def columns(self) -> list[tuple[str, str]]:
         return [c for s in self.detector_sets for c in s.columns]
 
     def raw_scores(
-        self, features: FeatureSet, use_oof: bool = True, cache: dict | None = None
+        self,
+        features: FeatureSet,
+        use_oof: bool = True,
+        cache: dict | None = None,
+        context: tuple[FeatureSet, np.ndarray] | None = None,
     ) -> np.ndarray:
         """Detector scores; ``cache`` shares them between strategies that share detector sets."""
         cache = {} if cache is None else cache
@@ -272,7 +325,7 @@ class Strategy:
         for s in self.detector_sets:
             key = (s.spec.key(), self.spec.preprocessing, id(features))
             if key not in cache:
-                cache[key] = s.score(features)
+                cache[key] = s.score(features, context=context)
             parts.append(cache[key])
         raw = np.hstack(parts)
         if use_oof and {"run", "lumi"} <= set(features.keys.columns) and len(self.oof_keys):
@@ -283,10 +336,14 @@ class Strategy:
         return raw
 
     def score(
-        self, features: FeatureSet, use_oof: bool = True, cache: dict | None = None
+        self,
+        features: FeatureSet,
+        use_oof: bool = True,
+        cache: dict | None = None,
+        context: tuple[FeatureSet, np.ndarray] | None = None,
     ) -> StrategyScores:
         """Scores of every LS of ``features`` (training LS get their out-of-fold scores)."""
-        raw = self.raw_scores(features, use_oof, cache)
+        raw = self.raw_scores(features, use_oof, cache, context)
         z = self.combiner.standardise(raw)
         mes, importance = me_importance(z, [me for me, _ in self.columns])
         return StrategyScores(raw, z, self.combiner.score(raw), mes, importance)
@@ -299,15 +356,27 @@ def fit_strategy(
     folds: np.ndarray,
     cache: dict[str, tuple[MEDetectorSet, np.ndarray]] | None = None,
     random_state: int = 0,
+    oof_rows: np.ndarray | None = None,
+    oof_folds: np.ndarray | None = None,
 ) -> Strategy:
-    """Fit (or reuse from ``cache``) each detector set, then the combiner and the threshold."""
+    """Fit (or reuse from ``cache``) each detector set, then the combiner and the threshold.
+
+    ``oof_rows`` (default: the training rows) get out-of-fold scores; the combiner and the
+    threshold only see those of ``train_rows`` (the good training LS).
+    """
     cache = {} if cache is None else cache
+    if oof_rows is None:
+        oof_rows, oof_folds = train_rows, folds
+    oof_rows = np.asarray(oof_rows)
+    good = np.isin(oof_rows, train_rows)
     sets, oofs = [], []
     for det in spec.detectors:
         key = f"{spec.preprocessing}|{det.key()}"
         if key not in cache:
             log.info("strategy %s: fitting %s (%s)", spec.name, det.name, det.kind)
-            cache[key] = fit_detector_set(det, features, train_rows, folds, random_state)
+            cache[key] = fit_detector_set(
+                det, features, train_rows, folds, random_state, oof_rows, oof_folds
+            )
         final, oof = cache[key]
         if final.spec.name != det.name:  # same models, this strategy's column label
             relabelled = MEDetectorSet(det, random_state)
@@ -316,9 +385,19 @@ def fit_strategy(
         sets.append(final)
         oofs.append(oof)
     oof_raw = np.hstack(oofs)
-    usable = ~np.isnan(oof_raw).any(axis=1)
-    combiner = ScoreCombiner(**spec.combination).fit(oof_raw[usable])
-    oof_score = combiner.score(oof_raw)
-    threshold = threshold_for_rate(oof_score, spec.false_alarm_rate)
-    keys = features.keys.iloc[train_rows][["run", "lumi"]].reset_index(drop=True)
-    return Strategy(spec, sets, combiner, threshold, keys, oof_raw)
+    columns = [c for s in sets for c in s.columns]
+    calib = oof_raw[good]
+    usable = ~np.isnan(calib).any(axis=1)
+    combiner = ScoreCombiner(**spec.combination).fit(calib[usable])
+    for (me, det_name), live in zip(columns, combiner.active_, strict=True):
+        if not live:
+            log.warning(
+                "strategy %s: detector %s on %s gives the same score to every training LS "
+                "(nothing to see in this data, e.g. an ME ratio with one ME): it has no vote",
+                spec.name,
+                det_name,
+                me,
+            )
+    threshold = threshold_for_rate(combiner.score(calib), spec.false_alarm_rate)
+    keys = features.keys.iloc[oof_rows][["run", "lumi"]].reset_index(drop=True)
+    return Strategy(spec, sets, combiner, threshold, keys, oof_raw, good)

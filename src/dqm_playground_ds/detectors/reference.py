@@ -128,23 +128,7 @@ class ReferenceTest(BaseDetector):
         return self._pulls(X.astype(np.float64))
 
     def _pulls(self, X: np.ndarray) -> np.ndarray:
-        n = X.sum(axis=1, keepdims=True)
-        p = self.reference_
-        pv = np.maximum(p, 0.5 / self.n_reference_)
-        mu = n * pv
-        # signed binomial deviance residual: Gaussian pulls at high counts, the right tail
-        # probability at tiny expectations (1 count where 0.001 is expected is ~3 sigma, not 30)
-        r1 = np.divide(X, mu, out=np.ones_like(X), where=(X > 0) & (mu > 0))
-        rest, rest_mu = n - X, n - mu
-        r2 = np.divide(rest, rest_mu, out=np.ones_like(X), where=(rest > 0) & (rest_mu > 0))
-        dev = 2 * (xlogy(X, r1) + xlogy(rest, r2))
-        z = np.sign(X - mu) * np.sqrt(np.clip(dev, 0, None))
-        # quasi-likelihood: divide by the ratio of total to binomial variance
-        base = np.maximum(pv * (1 - pv), 1e-300)
-        extra = base / self.n_reference_ + self.dispersion_
-        pull = z / np.sqrt(1 + n * extra / base)
-        pull[((p <= 0) & (X <= 0)) | (n[:, 0] <= 0)[:, None]] = 0.0
-        return pull
+        return deviance_pulls(X, self.reference_, self.n_reference_, self.dispersion_)
 
     def statistics(self, X) -> dict[str, np.ndarray]:
         """Every statistic at once (each of shape (n,))."""
@@ -158,8 +142,7 @@ class ReferenceTest(BaseDetector):
             pull = self._pulls(chunk)
             sq = pull**2
             if "chi2" in names or "chi2_norm" in names:
-                used = np.maximum(((self.reference_ > 0)[None, :] | (chunk > 0)).sum(axis=1), 1)
-                chi2 = sq.sum(axis=1) / used
+                chi2 = chi2_per_bin(pull, chunk, self.reference_[None, :])
                 if "chi2" in names:
                     out["chi2"][sl] = chi2
                 if "chi2_norm" in names:
@@ -177,20 +160,59 @@ class ReferenceTest(BaseDetector):
         return self._statistics(X, (self.statistic,))[self.statistic]
 
     def _scan(self, pull: np.ndarray) -> np.ndarray:
-        """max over windows of |sum of pulls| / sqrt(window size), via (2D) cumulative sums."""
-        shape = tuple(self.shape) if self.shape is not None else (pull.shape[1],)
-        if len(shape) == 1 or shape[0] == 1:
-            c = np.pad(np.cumsum(pull, axis=1), ((0, 0), (1, 0)))
-            best = np.zeros(len(pull))
-            for w in (w for w in WIDTHS_1D if w <= pull.shape[1]):
-                best = np.maximum(best, np.abs(c[:, w:] - c[:, :-w]).max(axis=1) / np.sqrt(w))
-            return best
-        ny, nx = shape
-        m = pull.reshape(len(pull), ny, nx)
-        c = np.pad(m.cumsum(axis=1).cumsum(axis=2), ((0, 0), (1, 0), (1, 0)))
+        return scan_statistic(pull, self.shape)
+
+
+def deviance_pulls(
+    X: np.ndarray, p: np.ndarray, n_ref: float | np.ndarray, dispersion: np.ndarray | float
+) -> np.ndarray:
+    """Signed binomial deviance residuals of counts ``X`` (n, bins) against shapes ``p``.
+
+    ``p`` is one shape (bins,) or one per row (n, bins) with its statistics ``n_ref`` (scalar or
+    (n, 1)); ``dispersion`` is the extra variance of the bin fractions (quasi-likelihood). Shared by
+    the pooled reference test and the within-run test (run_aware.py), so that both flag on the same
+    pulls. 0 where neither the LS nor the reference has entries.
+    """
+    n = X.sum(axis=1, keepdims=True)
+    n_ref = np.maximum(np.asarray(n_ref, dtype=np.float64), 1e-300)
+    pv = np.maximum(p, 0.5 / n_ref)
+    mu = n * pv
+    # signed binomial deviance residual: Gaussian pulls at high counts, the right tail
+    # probability at tiny expectations (1 count where 0.001 is expected is ~3 sigma, not 30)
+    r1 = np.divide(X, mu, out=np.ones_like(X), where=(X > 0) & (mu > 0))
+    rest, rest_mu = n - X, n - mu
+    r2 = np.divide(rest, rest_mu, out=np.ones_like(X), where=(rest > 0) & (rest_mu > 0))
+    dev = 2 * (xlogy(X, r1) + xlogy(rest, r2))
+    z = np.sign(X - mu) * np.sqrt(np.clip(dev, 0, None))
+    # quasi-likelihood: divide by the ratio of total to binomial variance
+    base = np.maximum(pv * (1 - pv), 1e-300)
+    extra = base / n_ref + dispersion
+    pull = z / np.sqrt(1 + n * extra / base)
+    pull[((p <= 0) & (X <= 0)) | (n[:, 0] <= 0)[:, None]] = 0.0
+    return pull
+
+
+def chi2_per_bin(pull: np.ndarray, X: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """sum(pull^2) / bins used (bins with entries in the LS or the reference)."""
+    used = np.maximum(((np.asarray(p) > 0) | (X > 0)).sum(axis=1), 1)
+    return (pull**2).sum(axis=1) / used
+
+
+def scan_statistic(pull: np.ndarray, shape: tuple[int, ...] | list[int] | None) -> np.ndarray:
+    """max over windows of |sum of pulls| / sqrt(window size), via (2D) cumulative sums."""
+    shape = tuple(shape) if shape is not None else (pull.shape[1],)
+    if len(shape) == 1 or shape[0] == 1:
+        c = np.pad(np.cumsum(pull, axis=1), ((0, 0), (1, 0)))
         best = np.zeros(len(pull))
-        for h in (h for h in WIDTHS_2D if h <= ny):
-            for w in (w for w in WIDTHS_2D if w <= nx):
-                box = c[:, h:, w:] - c[:, :-h, w:] - c[:, h:, :-w] + c[:, :-h, :-w]
-                best = np.maximum(best, np.abs(box).max(axis=(1, 2)) / np.sqrt(h * w))
+        for w in (w for w in WIDTHS_1D if w <= pull.shape[1]):
+            best = np.maximum(best, np.abs(c[:, w:] - c[:, :-w]).max(axis=1) / np.sqrt(w))
         return best
+    ny, nx = shape
+    m = pull.reshape(len(pull), ny, nx)
+    c = np.pad(m.cumsum(axis=1).cumsum(axis=2), ((0, 0), (1, 0), (1, 0)))
+    best = np.zeros(len(pull))
+    for h in (h for h in WIDTHS_2D if h <= ny):
+        for w in (w for w in WIDTHS_2D if w <= nx):
+            box = c[:, h:, w:] - c[:, :-h, w:] - c[:, h:, :-w] + c[:, :-h, :-w]
+            best = np.maximum(best, np.abs(box).max(axis=(1, 2)) / np.sqrt(h * w))
+    return best

@@ -28,13 +28,14 @@ def hist() -> pd.DataFrame:
     return make_histograms({1: 12, 2: 12, 3: 10})
 
 
-def run(hist, golden, dcs=None, params=None, split_definition=None) -> DataCatalog:
+def run(hist, golden, dcs=None, params=None, split_definition=None, bad_runs=None) -> DataCatalog:
     catalog = DataCatalog(
         {
             "histograms": MemoryDataset(hist),
             "golden_json": MemoryDataset(golden),
             "dcs_json": MemoryDataset(dcs or {}),
             "split_definition": MemoryDataset(split_definition or {}),
+            "bad_runs": MemoryDataset(bad_runs if bad_runs is not None else []),
             "params:data_processing": MemoryDataset(params or PARAMS),
         }
     )
@@ -68,6 +69,21 @@ def test_a_split_task_file_takes_precedence(hist):
     task = {"name": "task", "train": {"runs": [2, 3]}, "apply": {"runs": [1]}}
     ls = run(hist, golden_for(hist), split_definition=task)["lumisections"].load()
     assert set(ls.loc[ls["train"], "run"]) == {2, 3}
+
+
+def test_flat_split_file_and_bad_runs_from_a_dataset(hist):
+    """A split file with train_runs/apply_runs; bad runs from a file plus the parameter."""
+    task = {"train_runs": [2, 3], "apply_runs": [1]}
+    params = {**PARAMS, "labels": {**PARAMS.get("labels", {}), "bad_runs": [3]}}
+    ls = run(hist, golden_for(hist), params=params, split_definition=task,
+             bad_runs={"bad_runs": [1]})["lumisections"].load()  # fmt: skip
+    assert set(ls.loc[ls["train"], "run"]) == {2}
+    bad = {r: set(g["label_reason"]) for r, g in ls.groupby("run")}
+    assert bad[1] == {"bad_run"} and bad[3] == {"bad_run"} and "bad_run" not in bad[2]
+    with pytest.raises(ValueError, match="bad_runs dataset"):
+        run(hist, golden_for(hist), bad_runs={"runs": [1]})
+    with pytest.raises(ValueError, match="not"):
+        run(hist, golden_for(hist), split_definition={"train_runs": [1], "train": {"runs": [2]}})
 
 
 def test_runs_in_neither_side_are_dropped_or_applied(hist):

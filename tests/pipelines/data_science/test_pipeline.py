@@ -70,6 +70,7 @@ def result() -> DataCatalog:
             "golden_json": MemoryDataset(golden),
             "dcs_json": MemoryDataset(dcs),
             "split_definition": MemoryDataset({}),
+            "bad_runs": MemoryDataset([]),
             "params:data_processing": MemoryDataset({**PROCESSING, "split": split}),
             "params:data_science": MemoryDataset(DETECTION),
         }

@@ -31,10 +31,13 @@ def label_lumisections_node(
     golden_json: Mapping[str, Any],
     dcs_json: Mapping[str, Any] | None,
     params: dict[str, Any],
+    bad_runs: Any = None,
 ) -> pd.DataFrame:
     """good / bad / unknown for every LS of the histogram table (run-level rows are skipped).
 
-    An empty ``dcs_json`` (``{}``) or ``labels.use_dcs: false`` means no DCS information.
+    An empty ``dcs_json`` (``{}``) or ``labels.use_dcs: false`` means no DCS information. Bad runs
+    are those of the ``bad_runs`` dataset (a JSON list of runs, or ``{"bad_runs": [...]}``) and of
+    ``labels.bad_runs``.
     """
     p = dict(params.get("labels") or {})
     overlap = p.get("overlapping_ranges", "raise")
@@ -48,11 +51,26 @@ def label_lumisections_node(
         keys["lumi"].to_numpy(),
         golden,
         dcs,
-        parse_bad_runs(p.get("bad_runs")),
+        parse_bad_runs(p.get("bad_runs")) | _bad_runs_dataset(bad_runs),
+        certified_runs=p.get("certified_runs", "golden"),
     )
     counts = out.groupby(["label", "label_reason"], observed=True).size().to_dict()
     log.info("labelled %d LS: %s", len(out), counts)
     return out
+
+
+def _bad_runs_dataset(value: Any) -> frozenset[int]:
+    if isinstance(value, Mapping):
+        if set(value) - {"bad_runs"}:
+            raise ValueError(
+                f"bad_runs dataset: expected a list of runs or {{'bad_runs': [...]}}, got keys "
+                f"{sorted(value)}"
+            )
+        value = value.get("bad_runs")
+    try:
+        return parse_bad_runs(value)
+    except ValueError as exc:
+        raise ValueError(f"bad_runs dataset: {exc}") from exc
 
 
 def assign_split(

@@ -14,7 +14,13 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         [
             Node(
                 label_lumisections_node,
-                inputs=["histograms", "golden_json", "dcs_json", "params:data_processing"],
+                inputs=[
+                    "histograms",
+                    "golden_json",
+                    "dcs_json",
+                    "params:data_processing",
+                    "bad_runs",
+                ],
                 outputs="labelled_lumisections",
                 name="label_lumisections",
             ),

@@ -23,11 +23,20 @@ from dqm_playground_ds.detectors.ensemble import (
     assign_folds,
     fit_strategy,
 )
-from dqm_playground_ds.evaluation import per_run_counts, roc_points, summarize, working_point
+from dqm_playground_ds.evaluation import (
+    auc,
+    choose_best,
+    per_run_counts,
+    roc_points,
+    summarize,
+    working_point,
+)
 from dqm_playground_ds.injection import ANOMALY_TYPES, inject_table
+from dqm_playground_ds.labels import LumiMask
 from dqm_playground_ds.preprocessing import FeatureSet, HistogramPreprocessor
-from dqm_playground_ds.split import APPLY
+from dqm_playground_ds.split import APPLY, TRAIN
 from dqm_playground_ds.thresholds import persistent
+from dqm_playground_ds.verdicts import ml_certification, run_scores, run_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +62,19 @@ def _check_aligned(features: FeatureSet, lumisections: pd.DataFrame) -> None:
 def train_strategies(
     me_features: dict[str, FeatureSet], lumisections: pd.DataFrame, params: dict[str, Any]
 ) -> dict[str, Strategy]:
-    """Fit every active strategy on the training LS, calibrated on out-of-fold scores."""
-    train_rows = np.flatnonzero(lumisections["train"].to_numpy(dtype=bool))
-    folds = assign_folds(lumisections.iloc[train_rows], int(params.get("calibration_folds", 2)))
-    seed = int(params.get("seed", 0))
+    """Fit every active strategy on the good training LS, calibrated on out-of-fold scores.
+
+    Every scorable LS of the training split (bad ones too) gets an out-of-fold score, by folds of
+    whole runs, so that the real labels of training runs can judge the strategies.
+    """
+    train_mask = lumisections["train"].to_numpy(dtype=bool)
+    in_split = (lumisections["split"] == TRAIN).to_numpy(dtype=bool)
+    scorable = lumisections["scorable"].to_numpy(dtype=bool) if "scorable" in lumisections else True
+    oof_rows = np.flatnonzero(in_split & (scorable | train_mask))
+    oof_folds = assign_folds(lumisections.iloc[oof_rows], int(params.get("calibration_folds", 3)))
+    train_rows = np.flatnonzero(train_mask)
+    folds = oof_folds[np.searchsorted(oof_rows, train_rows)]
+    seed = int(params.get("seed", 20180417))
     cache: dict[str, Any] = {}
     models = {}
     for spec in strategy_specs(params):
@@ -67,7 +85,9 @@ def train_strategies(
             )
         features = me_features[spec.preprocessing]
         _check_aligned(features, lumisections)
-        models[spec.name] = fit_strategy(spec, features, train_rows, folds, cache, seed)
+        models[spec.name] = fit_strategy(
+            spec, features, train_rows, folds, cache, seed, oof_rows, oof_folds
+        )
         log.info("strategy %s: threshold %.4g", spec.name, models[spec.name].threshold)
     return models
 
@@ -127,7 +147,8 @@ def score_lumisections(
         preds.append(frame)
         long.append(_me_score_table(model, sc, keys, name))
     predictions = pd.concat(preds, ignore_index=True)
-    info = lumisections[["run", "lumi", "label", "split", "quality"]]
+    cols = ["run", "lumi", "label", "label_reason", "split", "quality"]
+    info = lumisections[[c for c in cols if c in lumisections]]
     predictions = predictions.merge(info, on=["run", "lumi"], how="left", validate="many_to_one")
     predictions = predictions.astype(
         {
@@ -141,6 +162,7 @@ def score_lumisections(
             "split": "string",
             "quality": "string",
         }
+        | ({"label_reason": "string"} if "label_reason" in predictions else {})
     )
     for name, grp in predictions.groupby("strategy", observed=True):
         log.info("strategy %s: %d of %d LS flagged", name, int(grp["is_anomalous"].sum()), len(grp))
@@ -204,19 +226,34 @@ def inject_anomalies(
     return features, info
 
 
+def _own_rows(features: FeatureSet, context: FeatureSet) -> np.ndarray:
+    """Row of ``context`` with the (run, lumi) of each row of ``features``; -1 if none."""
+    idx = pd.MultiIndex.from_frame(context.keys[["run", "lumi"]].astype("int64"))
+    return idx.get_indexer(pd.MultiIndex.from_frame(features.keys[["run", "lumi"]].astype("int64")))
+
+
 def score_injections(
     strategy_models: dict[str, Strategy],
     injected_features: dict[str, FeatureSet],
     injections: pd.DataFrame,
+    me_features: dict[str, FeatureSet] | None = None,
 ) -> pd.DataFrame:
-    """Score of every injected sample under every strategy (never with out-of-fold lookups)."""
+    """Score of every injected sample under every strategy (never with out-of-fold lookups).
+
+    Run-aware detectors score an injected LS in its run: the real LS of that run (``me_features``),
+    the injected one in place of its original.
+    """
     frames = []
     cache: dict = {}
     for name, model in strategy_models.items():
         features = injected_features.get(model.spec.preprocessing)
         if features is None or len(features) == 0:
             continue
-        sc = model.score(features, use_oof=False, cache=cache)
+        context = None
+        if me_features and model.spec.preprocessing in me_features:
+            ctx = me_features[model.spec.preprocessing]
+            context = (ctx, _own_rows(features, ctx))
+        sc = model.score(features, use_oof=False, cache=cache, context=context)
         quality, _ = features.ls_quality()
         tops = top_mes(sc.importance, sc.mes, 1)
         frames.append(
@@ -295,11 +332,32 @@ def evaluate(
             rocs.append(roc.assign(strategy=name, evaluation=kind, anomaly_type=atype))
             return res
 
-        labelled = held[held["label"].isin(["good", "bad"])]
-        y = (labelled["label"] == "bad").to_numpy()
-        s = _decision_score(labelled["score"], labelled["quality"], flag_q)
-        above = np.nan_to_num(s, nan=-np.inf) > entry["threshold"]
-        entry["real"] = add("real", "labels", y, s, labelled["is_anomalous"].to_numpy(bool), above)
+        for kind, part in (("real", held), ("real_train_oof", pr[pr["split"] == TRAIN])):
+            labelled = part[part["label"].isin(["good", "bad"])]
+            y = (labelled["label"] == "bad").to_numpy()
+            if kind == "real_train_oof" and not (y.any() and (~y).any()):
+                continue  # no labels for the training runs: judged on injections only
+            s = _decision_score(labelled["score"], labelled["quality"], flag_q)
+            above = np.nan_to_num(s, nan=-np.inf) > entry["threshold"]
+            flags = labelled["is_anomalous"].to_numpy(bool)
+            entry[kind] = add(kind, "labels", y, s, flags, above)
+        runs = run_scores(pr)
+        for kind, side in (("real", APPLY), ("real_train_oof", TRAIN)):
+            part = runs[(runs["split"] == side) & runs["run_label"].isin(["good", "bad"])]
+            yr = (part["run_label"] == "bad").to_numpy()
+            sr = part["run_score"].to_numpy(dtype=np.float64)
+            keep = np.isfinite(sr)
+            if kind not in entry:
+                continue
+            extra = {
+                "run_auc": auc(yr[keep], sr[keep]) if keep.any() else float("nan"),
+                "n_bad_runs": int(yr[keep].sum()),
+                "n_good_runs": int((~yr[keep]).sum()),
+            }
+            entry[kind].update(extra)
+            for row in rows:
+                if row["strategy"] == name and row["evaluation"] == kind:
+                    row.update(extra)
 
         neg = held[(held["label"] == "good") & (held["quality"] == "ok")]
         neg_s = neg["score"].to_numpy(dtype=np.float64)
@@ -314,29 +372,53 @@ def evaluate(
         strategies[str(name)] = entry
 
     table = pd.DataFrame(rows)
-    metrics = {"strategies": strategies, **_best(table)}
+    metrics = {"strategies": strategies, **choose_best(table, params.get("best_strategy") or {})}
     run_counts = per_run_counts(preds)
     metrics["flagged_per_run"] = run_counts.to_dict(orient="records")
     roc = pd.concat(rocs, ignore_index=True) if rocs else pd.DataFrame()
     return _clean(metrics), table, roc, run_counts
 
 
-def _best(table: pd.DataFrame) -> dict[str, Any]:
-    """Best strategy = highest worst-case AUC over the injected types; the issue's targets."""
-    inj = table[table["evaluation"] == "injected"] if len(table) else table
-    if inj.empty:
-        return {"best_strategy": None}
-    worst = inj.groupby("strategy")["auc"].min().sort_values(ascending=False)
-    best = str(worst.index[0])
-    b = inj[inj["strategy"] == best].set_index("anomaly_type")
-    local = [t for t in ("dead_region", "hot_spot") if t in b.index]
-    return {
-        "best_strategy": best,
-        "best_strategy_criterion": "highest minimum AUC over injected anomaly types",
-        "targets": {
-            "auc_ge_0.95_every_type": bool((b["auc"] >= 0.95).all()),
-            "tpr_ge_0.8_at_1pct_fpr_dead_region_hot_spot": bool(
-                (b.loc[local, "tpr_at_fpr_0.01"] >= 0.8).all()
-            ),
-        },
-    }
+def judge_runs(lumisection_predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Per (run, strategy): run score, LS counts, flagged LS, run threshold and verdict."""
+    p = dict(params.get("run_verdicts") or {})
+    unknown = set(p) - {"false_alarm_rate", "min_flagged_lumisections"}
+    if unknown:
+        raise ValueError(
+            f"data_science.run_verdicts: unknown key(s) {sorted(unknown)}; expected "
+            "false_alarm_rate, min_flagged_lumisections"
+        )
+    out = run_verdicts(
+        lumisection_predictions,
+        float(p.get("false_alarm_rate", 0.05)),
+        int(p.get("min_flagged_lumisections", 2)),
+    )
+    for name, grp in out.groupby("strategy", observed=True):
+        log.info("strategy %s: run verdicts %s", name, grp["verdict"].value_counts().to_dict())
+    return out
+
+
+def certify_lumisections(
+    lumisection_predictions: pd.DataFrame,
+    run_predictions: pd.DataFrame,
+    golden_json: dict[str, Any],
+    dcs_json: dict[str, Any] | None,
+    params: dict[str, Any],
+) -> dict[str, dict[str, list[list[int]]]]:
+    """ML certification JSON per strategy: the LS it calls good (``certification.within``:
+    ``none``, ``dcs`` or ``golden`` keeps only LS also in that mask)."""
+    within = str((params.get("certification") or {}).get("within", "none"))
+    masks = {"none": None, "golden": golden_json, "dcs": dcs_json}
+    if within not in masks:
+        raise ValueError(
+            f"data_science.certification.within must be none, dcs or golden, got {within!r}"
+        )
+    mask = None
+    if within != "none":
+        if not masks[within]:
+            raise ValueError(f"certification.within={within}: the {within} JSON is empty")
+        mask = LumiMask.from_json(masks[within], name=f"{within} JSON", overlap="merge")
+    out = {}
+    for name in lumisection_predictions["strategy"].unique():
+        out[str(name)] = ml_certification(lumisection_predictions, run_predictions, str(name), mask)
+    return out

@@ -1,8 +1,10 @@
 from kedro.pipeline import Node, Pipeline
 
 from dqm_playground_ds.pipelines.data_science.nodes import (
+    certify_lumisections,
     evaluate,
     inject_anomalies,
+    judge_runs,
     score_injections,
     score_lumisections,
     train_strategies,
@@ -25,6 +27,24 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 name="score_lumisections",
             ),
             Node(
+                judge_runs,
+                inputs=["lumisection_predictions", "params:data_science"],
+                outputs="run_predictions",
+                name="judge_runs",
+            ),
+            Node(
+                certify_lumisections,
+                inputs=[
+                    "lumisection_predictions",
+                    "run_predictions",
+                    "golden_json",
+                    "dcs_json",
+                    "params:data_science",
+                ],
+                outputs="ml_certification",
+                name="certify_lumisections",
+            ),
+            Node(
                 inject_anomalies,
                 inputs=["histograms", "lumisections", "preprocessor", "params:data_science"],
                 outputs=["injected_features", "injections"],
@@ -33,7 +53,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 score_injections,
-                inputs=["strategy_models", "injected_features", "injections"],
+                inputs=["strategy_models", "injected_features", "injections", "me_features"],
                 outputs="injection_scores",
                 name="score_injections",
                 tags=["evaluation"],
