@@ -44,7 +44,12 @@ from dqm_playground_ds.pipelines.data_processing.nodes import (
     fit_preprocessor,
     label_lumisections_node,
 )
-from dqm_playground_ds.pipelines.data_science.nodes import score_lumisections, train_strategies
+from dqm_playground_ds.pipelines.data_science.nodes import (
+    evaluate,
+    score_injections,
+    score_lumisections,
+    train_strategies,
+)
 from dqm_playground_ds.verdicts import run_scores, run_verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,8 +108,9 @@ def load_real(real: Path) -> dict[str, Any]:
 
 def run_fold(
     data: dict[str, Any], train_runs, apply_runs, proc: dict, sci: dict
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The real nodes on one fold: predictions and run verdicts of the apply runs."""
+) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """The real nodes on one fold: predictions and run verdicts of the apply runs, and the best
+    strategy the pipeline chooses from the training runs' labels (out of fold)."""
     p = copy.deepcopy(proc)
     p["split"] = {"name": "cv", "train": {"runs": sorted(train_runs)},
                   "apply": {"runs": sorted(apply_runs)}}  # fmt: skip
@@ -119,7 +125,10 @@ def run_fold(
     models = train_strategies(features, lumisections, sci)
     preds, _ = score_lumisections(models, features, lumisections, sci)
     verdicts = run_verdicts(preds)
-    return preds[preds["split"] == "apply"], verdicts[verdicts["split"] == "apply"]
+    no_injections = score_injections(models, {}, pd.DataFrame(
+        columns=["sample", "run", "lumi", "anomaly_type", "me", "magnitude"]))  # fmt: skip
+    best = evaluate(preds, no_injections, sci)[0].get("best_strategy")
+    return preds[preds["split"] == "apply"], verdicts[verdicts["split"] == "apply"], best
 
 
 def truth(data: dict[str, Any], keys: pd.DataFrame) -> pd.DataFrame:
@@ -207,13 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     sci["injection"] = {"enabled": False}
     runs = np.unique(data["histograms"]["run"].to_numpy())
     tables = []
+    chosen: dict[str, int] = {}
     t0 = time.perf_counter()
     for rep in range(args.repeats):
         rng = np.random.default_rng(1000 + rep)
         fold_of = rng.permutation(len(runs)) % args.folds
         preds, verdicts = [], []
         for f in range(args.folds):
-            pr, vr = run_fold(data, runs[fold_of != f], runs[fold_of == f], proc, sci)
+            pr, vr, best = run_fold(data, runs[fold_of != f], runs[fold_of == f], proc, sci)
+            chosen[str(best)] = chosen.get(str(best), 0) + 1
             preds.append(pr)
             verdicts.append(vr)
             print(f"repeat {rep} fold {f}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
@@ -234,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{int(n['n_bad_runs'])} bad / {int(n['n_good_runs'])} all-golden runs; "
         f"{args.folds}-fold CV by run x {args.repeats}; {time.perf_counter() - t0:.0f} s"
     )
+    print(f"best strategy chosen by the pipeline (training-run labels, per fold): {chosen}")
     if args.markdown:
         print(
             "| strategy | LS AUC [95 % CI] | TPR@1 % | TPR@0.1 % | WP FPR good | WP TPR | run AUC |"

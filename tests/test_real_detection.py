@@ -33,7 +33,8 @@ def test_run_aware_strategy_beats_the_pooled_reference_on_real_data(bench):
     fold_of = np.random.default_rng(1000).permutation(len(runs)) % 3
     preds, verdicts = [], []
     for f in range(3):
-        p, v = bench.run_fold(data, runs[fold_of != f], runs[fold_of == f], proc, sci)
+        p, v, best = bench.run_fold(data, runs[fold_of != f], runs[fold_of == f], proc, sci)
+        assert best == "two_level"  # chosen from the training runs' labels, out of fold
         assert not set(p["run"]) & set(runs[fold_of != f])  # no training run in the test fold
         preds.append(p)
         verdicts.append(v)

@@ -39,6 +39,11 @@ def test_verdicts():
     assert train["run_score"].max() >= thr >= np.sort(train["run_score"])[-2]
     with pytest.raises(ValueError, match="min_flagged"):
         run_verdicts(predictions(), min_flagged=0)
+    with pytest.raises(ValueError, match="min_flagged_fraction"):
+        run_verdicts(predictions(), min_flagged_fraction=2)
+    # 2 of 5 flagged LS is below a 50 % fraction: the run passes
+    strict = run_verdicts(predictions(), min_flagged_fraction=0.5).set_index("run")
+    assert strict.loc[101, "verdict"] == "good"
 
 
 def test_run_truth():

@@ -8,7 +8,8 @@ so no run is judged by a model that saw it. Verdicts:
 
 * ``bad``: the run score is above the run threshold, or every LS of the run is flagged (e.g. all
   fail the quality cuts, so the run has no score);
-* ``partially_bad``: the run passes, but at least ``min_flagged`` of its LS are flagged;
+* ``partially_bad``: the run passes, but at least ``min_flagged`` of its LS, and at least
+  ``min_flagged_fraction`` of them, are flagged;
 * ``good``: otherwise.
 
 The ML certification JSON lists, in Run Registry format (``{"run": [[first, last], ...]}``), the LS a
@@ -60,7 +61,10 @@ def run_scores(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_verdicts(
-    predictions: pd.DataFrame, false_alarm_rate: float = 0.05, min_flagged: int = 2
+    predictions: pd.DataFrame,
+    false_alarm_rate: float = 0.05,
+    min_flagged: int = 2,
+    min_flagged_fraction: float = 0.05,
 ) -> pd.DataFrame:
     """Run scores with a run threshold per strategy and the verdict (see the module doc).
 
@@ -69,6 +73,10 @@ def run_verdicts(
     """
     if min_flagged < 1:
         raise ValueError(f"run_verdicts.min_flagged_lumisections must be >= 1, got {min_flagged}")
+    if not 0 <= min_flagged_fraction <= 1:
+        raise ValueError(
+            f"run_verdicts.min_flagged_fraction must be in [0, 1], got {min_flagged_fraction}"
+        )
     runs = run_scores(predictions)
     frames = []
     for name, grp in runs.groupby("strategy", observed=True, sort=False):
@@ -90,7 +98,9 @@ def run_verdicts(
         bad |= (
             flagged == grp["n_ls"].to_numpy()
         )  # every LS flagged (e.g. all fail the quality cuts)
-        partial = ~bad & (flagged >= min_flagged)
+        # a 1 % LS working point flags ~1 LS in 100 of a good run: ask for more than that
+        needed = np.maximum(min_flagged, np.ceil(min_flagged_fraction * grp["n_ls"].to_numpy()))
+        partial = ~bad & (flagged >= needed)
         verdict = np.where(bad, "bad", np.where(partial, "partially_bad", "good"))
         frames.append(grp.assign(run_threshold=thr, verdict=verdict))
     out = pd.concat(frames, ignore_index=True) if frames else runs.assign(

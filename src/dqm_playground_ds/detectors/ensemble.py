@@ -369,8 +369,20 @@ def fit_strategy(
         oof_rows, oof_folds = train_rows, folds
     oof_rows = np.asarray(oof_rows)
     good = np.isin(oof_rows, train_rows)
+    detectors = [
+        d for d in spec.detectors if any(d.applies_to(m, f.dim) for m, f in features.mes.items())
+    ]
+    if not detectors:
+        raise StrategyError(
+            f"strategy {spec.name!r}: no detector applies to any ME of the data "
+            f"({sorted(features.mes)}); check the detectors' mes/dims"
+        )
+    for d in spec.detectors:
+        if d not in detectors:
+            log.info("strategy %s: detector %s matches no ME (mes=%r, dims=%s): skipped",
+                     spec.name, d.name, d.mes, list(d.dims))  # fmt: skip
     sets, oofs = [], []
-    for det in spec.detectors:
+    for det in detectors:
         key = f"{spec.preprocessing}|{det.key()}"
         if key not in cache:
             log.info("strategy %s: fitting %s (%s)", spec.name, det.name, det.kind)

@@ -37,6 +37,15 @@ DETECTION = {
             "combination": {"method": "gmm"},
             "threshold": {"false_alarm_rate": 0.05, "consecutive": 2},
         },
+        "two_level": {
+            "preprocessing": "default",
+            "detectors": [
+                {"name": "ls_knn", "kind": "knn", "params": {"n_neighbors": 5}},
+                {"name": "run_knn", "kind": "run_knn", "params": {"n_neighbors": 1}},
+                {"name": "within", "kind": "within_run"},
+            ],
+            "combination": {"method": "mean_z"},
+        },
         "pca_gmm": {
             "preprocessing": "default",
             "detectors": [
@@ -94,7 +103,7 @@ def test_predictions_table(result):
     for column in ("run", "lumi", "strategy", "score", "threshold", "is_anomalous", "top_mes",
                    "label", "me_scores", "split", "quality"):  # fmt: skip
         assert column in p.columns
-    assert len(p) == 3 * 99 and set(p["strategy"]) == set(DETECTION["strategies"])
+    assert len(p) == 4 * 99 and set(p["strategy"]) == set(DETECTION["strategies"])
     ref = p[p["strategy"] == "reference"].set_index(["run", "lumi"])
     for ls in BAD_LS:
         assert ref.loc[ls, "is_anomalous"] and ref.loc[ls, "top_mes"][0] == ME_1D
@@ -158,3 +167,88 @@ def test_strategy_parameters_are_validated():
         strategy_specs(bad)
     with pytest.raises(StrategyError, match="no detectors"):
         strategy_specs({"strategies": {"s": {"detectors": []}}})
+
+
+def test_run_verdicts_and_ml_certification(result):
+    runs = result["run_predictions"].load()
+    assert {"run", "strategy", "run_score", "n_ls", "n_flagged", "verdict", "run_threshold"} <= set(
+        runs.columns
+    )
+    assert len(runs) == 5 * len(DETECTION["strategies"])
+    ref = runs[runs["strategy"] == "reference"].set_index("run")
+    assert ref.loc[4, "verdict"] in ("partially_bad", "bad") and ref.loc[4, "n_flagged"] >= 3
+    assert ref.loc[[1, 2, 3], "verdict"].eq("good").sum() >= 2
+    cert = result["ml_certification"].load()
+    assert set(cert) == set(DETECTION["strategies"])
+    lumis = {lumi for a, b in cert["reference"].get("4", []) for lumi in range(a, b + 1)}
+    assert not lumis & {5, 6, 7}  # the flagged LS are not certified good
+    assert "1" in cert["reference"]
+
+
+def test_best_strategy_from_injections_when_training_runs_have_no_bad_labels(result):
+    metrics = result["metrics"].load()
+    assert "injected" in metrics["best_strategy_criterion"]
+    table = result["strategy_metrics"].load()
+    assert "real_train_oof" not in set(table["evaluation"])  # runs 1-3 are all golden
+
+
+def _run(hist, split, golden, dcs, science=None):
+    catalog = DataCatalog(
+        {
+            "histograms": MemoryDataset(hist),
+            "golden_json": MemoryDataset(golden),
+            "dcs_json": MemoryDataset(dcs),
+            "split_definition": MemoryDataset({}),
+            "bad_runs": MemoryDataset([]),
+            "params:data_processing": MemoryDataset({**PROCESSING, "split": split}),
+            "params:data_science": MemoryDataset(science or DETECTION),
+        }
+    )
+    pipeline = processing() + detection()
+    for name in pipeline.all_outputs():
+        catalog[name] = Kept(copy_mode="assign")
+    SequentialRunner().run(pipeline, catalog)
+    return catalog
+
+
+def test_one_training_run_and_a_single_ls_run(caplog):
+    """Documented behaviour: LS-block folds (logged), run-level term vs the one run (logged)."""
+    hist = make_histograms({1: 30, 4: 12, 6: 1}, seed=5)
+    for run, lumi in BAD_LS:
+        hist = replace(hist, run, lumi, ME_1D, np.roll(get(hist, run, lumi, ME_1D), 3))
+    golden = {"1": [[1, 30]], "4": [[1, 4], [8, 12]], "6": [[1, 1]]}
+    dcs = {"1": [[1, 30]], "4": [[1, 12]], "6": [[1, 1]]}
+    split = {"name": "t", "train": {"runs": [1]}, "apply": {"runs": [4, 6]}}
+    with caplog.at_level("WARNING"):
+        out = _run(hist, split, golden, dcs)
+    assert "blocks of consecutive LS" in caplog.text
+    assert "one training run" in caplog.text
+    p = out["lumisection_predictions"].load()
+    single = p[(p["run"] == 6)]
+    assert np.isfinite(single["score"]).all()  # the within-run term is neutral, not NaN
+    runs = out["run_predictions"].load()
+    assert set(runs.loc[runs["strategy"] == "two_level", "run"]) == {1, 4, 6}
+
+
+def test_labelled_training_runs_choose_the_best_strategy_out_of_fold():
+    """Bad LS in training runs get out-of-fold scores and decide the best strategy."""
+    hist = make_histograms({1: 25, 2: 25, 3: 25, 4: 12, 5: 12, 7: 25}, seed=3)
+    bad = [(7, lumi) for lumi in range(5, 12)]
+    for run, lumi in BAD_LS + bad:
+        hist = replace(hist, run, lumi, ME_1D, np.roll(get(hist, run, lumi, ME_1D), 3))
+    golden = {"1": [[1, 25]], "2": [[1, 25]], "3": [[1, 25]], "4": [[1, 4], [8, 12]],
+              "5": [[1, 12]], "7": [[1, 4], [12, 25]]}  # fmt: skip
+    dcs = {str(r): [[1, 25]] for r in (1, 2, 3, 4, 5, 7)}
+    split = {"name": "t", "train": {"runs": [1, 2, 3, 7]}, "apply": {"runs": [4, 5]}}
+    science = {**DETECTION, "injection": {"enabled": False}}
+    out = _run(hist, split, golden, dcs, science)
+    p = out["lumisection_predictions"].load()
+    train_bad = p[(p["run"] == 7) & (p["label"] == "bad") & (p["strategy"] == "reference")]
+    assert len(train_bad) == 7 and np.isfinite(train_bad["score"]).all()
+    model = out["strategy_models"].load()["reference"]
+    assert len(model.oof_keys) == 100 and model.oof_good.sum() == 93  # the 7 bad LS: scored only
+    metrics = out["metrics"].load()
+    assert "real labels of the training runs" in metrics["best_strategy_criterion"]
+    oof = metrics["strategies"][metrics["best_strategy"]]["real_train_oof"]
+    best_auc = oof["auc"]
+    assert all(best_auc >= m["real_train_oof"]["auc"] for m in metrics["strategies"].values())

@@ -382,16 +382,17 @@ def evaluate(
 def judge_runs(lumisection_predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Per (run, strategy): run score, LS counts, flagged LS, run threshold and verdict."""
     p = dict(params.get("run_verdicts") or {})
-    unknown = set(p) - {"false_alarm_rate", "min_flagged_lumisections"}
+    unknown = set(p) - {"false_alarm_rate", "min_flagged_lumisections", "min_flagged_fraction"}
     if unknown:
         raise ValueError(
             f"data_science.run_verdicts: unknown key(s) {sorted(unknown)}; expected "
-            "false_alarm_rate, min_flagged_lumisections"
+            "false_alarm_rate, min_flagged_lumisections, min_flagged_fraction"
         )
     out = run_verdicts(
         lumisection_predictions,
         float(p.get("false_alarm_rate", 0.05)),
         int(p.get("min_flagged_lumisections", 2)),
+        float(p.get("min_flagged_fraction", 0.05)),
     )
     for name, grp in out.groupby("strategy", observed=True):
         log.info("strategy %s: run verdicts %s", name, grp["verdict"].value_counts().to_dict())
