@@ -117,3 +117,31 @@ def test_context_scores_an_ls_in_place_of_its_original(train, mode):
     direct = det.anomaly_score(vr, groups=groups)[5]
     ctx = RunContext(vi, groups, np.array([5]))
     assert det.anomaly_score(vr[5:6], groups=[0], context=ctx)[0] == pytest.approx(direct)
+
+
+def test_window_follows_a_drift_in_run_number():
+    """With a drift over the year, a run is judged against the good runs of its time."""
+    rng = np.random.default_rng(4)
+    base = shape_1d()
+    x = np.arange(base.size)
+
+    def run(shift):
+        p = np.interp(x - shift, x, base)
+        return rng.poisson(4000 * p / p.sum(), size=(LS_PER_RUN, base.size)).astype(float)
+
+    runs = np.arange(100, 160)
+    drift = np.linspace(0, 6, len(runs))  # the peak walks 6 bins over 60 runs
+    X = np.vstack([run(d) for d in drift])
+    g = np.repeat(runs, LS_PER_RUN)
+    V = X / X.sum(1, keepdims=True)
+    late_shape_early = np.vstack([run(6.0), run(6.0)])  # run 101: a late shape early; 158 normal
+    T = late_shape_early / late_shape_early.sum(1, keepdims=True)
+    tg = np.repeat([101, 158], LS_PER_RUN)
+    plain = RunNeighbors(n_neighbors=3).fit(V, groups=g).anomaly_score(T, groups=tg)
+    windowed = RunNeighbors(n_neighbors=3, window=6).fit(V, groups=g).anomaly_score(T, groups=tg)
+    assert plain[0] < 1.5 * plain[-1]  # the plain reference has seen that shape (late)
+    assert windowed[0] > 5 * windowed[-1]  # the windowed one knows it is not normal in run 101
+    with pytest.raises(ValueError, match="numeric run numbers"):
+        RunNeighbors(window=2).fit(V[:48], groups=np.repeat(list("abcd"), 12)).anomaly_score(
+            V[:12], groups=["a"] * 12
+        )

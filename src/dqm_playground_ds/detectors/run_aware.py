@@ -162,23 +162,34 @@ class RunNeighbors(_GroupedDetector):
     """Run mean of the normalised histogram vs the good training runs' means (kNN distance).
 
     Every LS of a run gets its run's score (in causal mode, the score of the run so far). Input:
-    normalised histograms (``values``).
+    normalised histograms (``values``). ``window``: compare a run only with the ``window`` good
+    training runs nearest in run number (groups must then be run numbers), a reference that follows
+    slow drifts over the year (as LHCb's DINAMO does in time order).
     """
 
     _parameter_constraints: dict = {
         **_GroupedDetector._parameter_constraints,
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "window": [Interval(Integral, 1, None, closed="left"), None],
     }
 
-    def __init__(self, n_neighbors: int = 3, mode: str = "run", contamination: float = 0.01):
+    def __init__(
+        self,
+        n_neighbors: int = 3,
+        mode: str = "run",
+        window: int | None = None,
+        contamination: float = 0.01,
+    ):
         self.n_neighbors = n_neighbors
         self.mode = mode
+        self.window = window
         self.contamination = contamination
 
     def _fit_grouped(self, X: np.ndarray, groups: np.ndarray) -> np.ndarray:
         uniq, inv = np.unique(groups, return_inverse=True)
         sums = group_sums(inv, X, len(uniq))
         self.run_means_ = sums / np.bincount(inv)[:, None]
+        self.runs_ = uniq
         self.n_runs_ = len(uniq)
         if self.n_runs_ < 2:
             log.warning(
@@ -188,11 +199,26 @@ class RunNeighbors(_GroupedDetector):
         self.model_ = NearestNeighbors(n_neighbors=self.n_neighbors_).fit(self.run_means_)
         # in-sample, like every detector's offset_ (a training run finds itself at distance 0);
         # the pipeline calibrates on out-of-fold scores instead
-        return self._distance(self.run_means_)[inv]
+        return self._distance(self.run_means_, uniq)[inv]
 
-    def _distance(self, V: np.ndarray) -> np.ndarray:
-        dist, _ = self.model_.kneighbors(V)
-        return dist.mean(axis=1)
+    def _distance(self, V: np.ndarray, runs: np.ndarray) -> np.ndarray:
+        if self.window is None or self.window >= self.n_runs_:
+            dist, _ = self.model_.kneighbors(V)
+            return dist.mean(axis=1)
+        try:
+            runs = np.asarray(runs, dtype=np.float64)
+            train = self.runs_.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                "RunNeighbors(window=...) needs numeric run numbers as groups"
+            ) from exc
+        out = np.empty(len(V))
+        k = min(self.n_neighbors_, self.window)
+        for i, (v, r) in enumerate(zip(V, runs, strict=True)):
+            near = np.argsort(np.abs(train - r), kind="stable")[: self.window]
+            d = np.sqrt(((self.run_means_[near] - v) ** 2).sum(axis=1))
+            out[i] = np.sort(d)[:k].mean()
+        return out
 
     def _anomaly_grouped(self, X: np.ndarray, groups: np.ndarray, ctx: RunContext) -> np.ndarray:
         causal = self.mode == "causal"
@@ -200,9 +226,9 @@ class RunNeighbors(_GroupedDetector):
             # the common case (every row is its own context row): one distance per run
             uniq, inv = np.unique(groups, return_inverse=True)
             sums = group_sums(inv, X, len(uniq))
-            return self._distance(sums / np.bincount(inv)[:, None])[inv]
+            return self._distance(sums / np.bincount(inv)[:, None], uniq)[inv]
         s, c = _run_sums(ctx, groups, X, causal=causal, replace=True)
-        return self._distance(s / c[:, None])
+        return self._distance(s / c[:, None], groups)
 
 
 class WithinRunDeviation(_GroupedDetector):
