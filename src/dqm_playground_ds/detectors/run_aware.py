@@ -17,8 +17,8 @@ question in two levels:
   (a run of one LS, the first LS in causal mode) gets the median training score: no evidence.
 
 Both take ``groups`` (the run of every row; rows of a run in LS order) in ``fit`` and in
-``anomaly_score``; without it every LS is its own run (RunNeighbors is then a plain kNN on LS and
-WithinRunDeviation has nothing to compare with: it refuses to fit). ``context`` gives the run of a scored LS from elsewhere: an anomaly injected into
+``anomaly_score``; without it RunNeighbors takes every LS as its own run (a plain kNN on LS) and
+WithinRunDeviation takes all LS as one run (each LS against all the others). ``context`` gives the run of a scored LS from elsewhere: an anomaly injected into
 an LS is scored against the real LS of its run (the injected LS replacing its original ``own``).
 """
 
@@ -53,9 +53,9 @@ class RunContext:
     own: np.ndarray
 
 
-def _as_groups(groups, n: int) -> np.ndarray:
-    if groups is None:  # no run information: every LS is its own run
-        return np.arange(n)
+def _as_groups(groups, n: int, each: bool = True) -> np.ndarray:
+    if groups is None:  # no run information: every LS its own run, or all one run
+        return np.arange(n) if each else np.zeros(n, dtype=np.int64)
     groups = np.asarray(groups)
     if groups.shape != (n,):
         raise ValueError(f"groups has {groups.size} entries for {n} samples")
@@ -111,6 +111,7 @@ class _GroupedDetector(BaseDetector):
     """Detectors whose score of a row depends on the other rows of its run."""
 
     uses_groups = True
+    _each_its_own_run = True  # without groups: every LS is its own run (else: all one run)
     _parameter_constraints: dict = {
         **BaseDetector._parameter_constraints,
         "mode": [StrOptions({"run", "causal"})],
@@ -121,7 +122,7 @@ class _GroupedDetector(BaseDetector):
         X = self._validate(X, reset=True)
         if X.shape[0] < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 samples, got 1 sample")
-        groups = _as_groups(groups, len(X))
+        groups = _as_groups(groups, len(X), self._each_its_own_run)
         train_scores = self._fit_grouped(X, groups)
         self.offset_ = float(np.percentile(-train_scores, 100.0 * self.contamination))
         return self
@@ -130,7 +131,7 @@ class _GroupedDetector(BaseDetector):
         """Higher = more anomalous; ``groups``: run of each row; ``context``: see the module."""
         check_is_fitted(self, "offset_")
         X = self._validate(X, reset=False)
-        groups = _as_groups(groups, len(X))
+        groups = _as_groups(groups, len(X), self._each_its_own_run)
         if context is None:
             context = RunContext(X, groups, np.arange(len(X)))
         elif len(context.own) != len(X):
@@ -147,9 +148,9 @@ class _GroupedDetector(BaseDetector):
         return np.where(self.decision_function(X, groups) >= 0, 1, -1)
 
     def _anomaly(self, X: np.ndarray) -> np.ndarray:
-        # score_samples/predict of the sklearn API know no runs: every row is its own run
-        g = np.arange(len(X))
-        return self._anomaly_grouped(X, g, RunContext(X, g, g))
+        # score_samples/predict without groups (see _each_its_own_run)
+        g = _as_groups(None, len(X), self._each_its_own_run)
+        return self._anomaly_grouped(X, g, RunContext(X, g, np.arange(len(X))))
 
     def _fit_grouped(self, X: np.ndarray, groups: np.ndarray) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover - abstract
@@ -239,6 +240,7 @@ class WithinRunDeviation(_GroupedDetector):
     """
 
     _positive_only = True
+    _each_its_own_run = False
     _parameter_constraints: dict = {
         **_GroupedDetector._parameter_constraints,
         "statistic": [StrOptions({"chi2", "scan"})],
