@@ -63,6 +63,6 @@ def test_platform_task_equals_the_local_yaml_file(fresh_platform, tmp_path):
     with client_for(fresh_platform) as c:
         assert task_to_split(c.task(tid)) == offline
         assert task_to_split(c.task("pixel")) == offline
-        c.create_task(split_to_task(offline))
+        fresh_platform.store.create_task(split_to_task(offline))  # the API cannot create tasks
         with pytest.raises(Exception, match="2 task"):
             c.task("pixel")
