@@ -323,3 +323,24 @@ def test_a_redirect_that_drops_the_token_is_named(platform):
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+def test_certification_filters_work_as_the_server_really_answers(fresh_platform):
+    """``?run=`` is a 500 and ``?lumisection=`` an internal id on the deployed server: the client
+    applies run/LS/id itself and gives the right rows."""
+    fresh_platform.store.load_golden({str(RUNS[1]): [[1, 10]]})
+    with client_for(fresh_platform) as c:
+        rows = c.lumisection_certifications(run=RUNS[1], lumisection=5)
+        assert [(r["run"], r["lumisection"], r["rr_is_golden_json"]) for r in rows] == [
+            (RUNS[1], 5, True)
+        ]
+        good = c.lumisection_certifications(run=RUNS[1], rr_is_golden_json=True)
+        assert sorted(r["lumisection"] for r in good) == list(range(1, 11))
+        (one,) = c.lumisection_certifications(id=good[0]["id"])
+        assert one == good[0]
+        runs = c.run_certifications(run=RUNS[1])
+        assert len(runs) == 1 and "rr_is_golden_json" not in runs[0]
+        before = c.stats["requests"]
+        with pytest.raises(ValueError, match="rr_is_golden_json.*ignores it"):
+            c.run_certifications(rr_is_golden_json=True)
+        assert c.stats["requests"] == before
