@@ -341,6 +341,6 @@ def test_certification_filters_work_as_the_server_really_answers(fresh_platform)
         runs = c.run_certifications(run=RUNS[1])
         assert len(runs) == 1 and "rr_is_golden_json" not in runs[0]
         before = c.stats["requests"]
-        with pytest.raises(ValueError, match="rr_is_golden_json.*ignores it"):
+        with pytest.raises(ValueError, match=r"rr_is_golden_json.*ignores it"):
             c.run_certifications(rr_is_golden_json=True)
         assert c.stats["requests"] == before
