@@ -294,6 +294,13 @@ class PlaygroundClient:
     def has_token(self) -> bool:
         return self._token is not None
 
+    def _default_headers(self) -> dict[str, str]:
+        """Headers of every request (DRF token auth here; other platforms override this)."""
+        headers = {"Accept": "application/json", "User-Agent": "dqm-playground-ds"}
+        if self._token:
+            headers["Authorization"] = f"Token {self._token}"
+        return headers
+
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
@@ -302,10 +309,7 @@ class PlaygroundClient:
             session.trust_env = False
             if not _is_loopback(urlsplit(self.base_url).hostname):
                 session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-            session.headers["Accept"] = "application/json"
-            session.headers["User-Agent"] = "dqm-playground-ds"
-            if self._token:
-                session.headers["Authorization"] = f"Token {self._token}"
+            session.headers.update(self._default_headers())
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
