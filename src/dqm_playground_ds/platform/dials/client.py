@@ -409,6 +409,11 @@ class DialsClient(PlaygroundClient):
             raise ValueError(
                 "dataset is required: DIALS serves the same run/LS/ME for several datasets"
             )
+        if me_regex is not None:
+            try:
+                re.compile(me_regex)
+            except re.error as exc:
+                raise ValueError(f"me_regex is not a valid regex ({exc}): {me_regex!r}") from None
         route = f"th{dim}"
         cache = Path(cache_dir) if cache_dir is not None else None
         budget = _Budget(self.download_retries)

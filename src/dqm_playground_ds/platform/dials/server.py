@@ -139,6 +139,7 @@ class DialsData:
     def __init__(self, table: pd.DataFrame) -> None:
         if "dataset" not in table:
             table = table.assign(dataset=DEFAULT_DATASET)
+        table = table.assign(dataset=table["dataset"].fillna(DEFAULT_DATASET).astype(str))
         table = table[table["lumi"] > 0]  # DIALS serves per-LS histograms only
         self.ds_ids = {d: i + 1 for i, d in enumerate(sorted(table["dataset"].unique()))}
         names = table[["me", "dim"]].drop_duplicates().sort_values("me")
