@@ -136,6 +136,22 @@ def histogram_filters(
     return out
 
 
+try:  # a dependency of kedro-viz, so normally present: decodes pages of histograms ~5x faster
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+
+def _loads(content: bytes) -> Any:
+    """JSON decoding; the standard library's as a fallback (it also accepts NaN/Infinity)."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(content)
+        except ValueError:
+            pass
+    return json.loads(content)
+
+
 def _detail(resp: requests.Response) -> Any:
     try:
         body = json.loads(resp.content)
@@ -534,7 +550,7 @@ class PlaygroundClient:
                     return None
                 else:
                     try:
-                        return json.loads(resp.content)
+                        return _loads(resp.content)
                     except ValueError as exc:
                         error, malformed = exc, True
                         reason = f"malformed JSON ({exc}; starts {resp.content[:60]!r})"
