@@ -323,9 +323,11 @@ class DialsClient(PlaygroundClient):
         mes: Sequence[str] | None = None,
         me_regex: str | None = None,
     ) -> list[dict[str, Any]]:
-        """One query (filters) per run x ME of the selection."""
-        names = self.select_mes(dim, mes, me_regex)
+        """One query (filters) per run x ME of the selection (MEs and runs asked at once)."""
+        pool = self._pool()
+        mes_future = pool.submit(self.select_mes, dim, mes, me_regex)
         run_numbers = self.select_runs(dataset, runs, run_range)
+        names = mes_future.result()
         first, last = ls_range if ls_range is not None else (None, None)
         return [
             {

@@ -68,6 +68,7 @@ class _Rows:
     columns: dict[str, np.ndarray]
     records: list[dict[str, Any]]
     encoded: list[str] = field(default_factory=list)
+    codes: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> id, for ``=`` filters
 
     def __post_init__(self) -> None:
         self.encoded = [json.dumps(r) for r in self.records]
@@ -154,6 +155,8 @@ class DialsData:
             for m, d in zip(names["me"], names["dim"], strict=True)
         ]
         self.hists = {dim: _hist_rows(table, dim, self.ds_ids, self.me_ids) for dim in (1, 2)}
+        for rows in self.hists.values():
+            rows.codes = {"dataset": self.ds_ids, "me": self.me_ids}
         lumis = (
             table.assign(dataset_id=table["dataset"].map(self.ds_ids))
             .groupby(["dataset_id", "dataset", "run", "lumi"], as_index=False)
@@ -187,6 +190,8 @@ class DialsData:
                 for a, b, c, d in runs.itertuples(index=False)
             ],
         )
+
+        self.runs.codes = self.lumisections.codes = {"dataset": self.ds_ids}
 
     def route(self, name: str) -> _Rows:
         return {
@@ -240,6 +245,8 @@ def _mask(rows: _Rows, route: str, query: Mapping[str, str]) -> np.ndarray:
             names = cols[base]
             hits = {n for n in set(names.tolist()) if pattern.search(n)}
             mask &= np.isin(names, list(hits))
+        elif base in rows.codes and f"{base}_id" in cols:  # compare ids, not strings
+            mask &= cols[f"{base}_id"] == rows.codes[base].get(value, -1)
         else:
             mask &= cols[base] == value
     return mask
