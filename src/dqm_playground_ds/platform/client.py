@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 from dqm_playground_ds.platform.cache import PageCache
 from dqm_playground_ds.platform.endpoints import (
     ENDPOINTS,
+    TASKS_EXTENSION,
     Endpoint,
     encode_filters,
     histogram_endpoint,
@@ -58,6 +59,7 @@ from dqm_playground_ds.platform.endpoints import (
 from dqm_playground_ds.platform.errors import (
     AuthenticationError,
     BadRequestError,
+    CapabilityError,
     DeadlineError,
     NotFoundError,
     PaginationError,
@@ -857,7 +859,14 @@ class PlaygroundClient:
         return matches[0]
 
     def create_task(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Create a task (see ``tasks.split_to_task`` for the body)."""
+        """Create a task (see ``tasks.split_to_task`` for the body) on a server that offers the
+        tasks extension; the deployed playground cannot (400/500 for every body shape)."""
+        if TASKS_EXTENSION not in self.capabilities():
+            raise CapabilityError(
+                f"{self.base_url} cannot create tasks through its API (no '{TASKS_EXTENSION}' "
+                "extension; the deployed playground answers 400/500 to every task body): ask a "
+                "platform admin to create it, or use a local split file (split.py); nothing was sent"
+            )
         return self.request("POST", ENDPOINTS["tasks"].path, json_body=dict(body), idempotent=False)
 
     def create_strategy(self, model: str) -> dict[str, Any]:

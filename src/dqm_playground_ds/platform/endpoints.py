@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STAT_FIELDS = ("entries", "mean", "rms", "skewness", "kurtosis")
+# extensions a server may advertise at /api/capabilities/ (the deployed playground has none)
+PREDICTIONS_EXTENSION = "dqm-playground-ds/predictions/v1"  # docs/prediction-payload.md
+TASKS_EXTENSION = "dqm-playground-ds/tasks/v1"  # POST tasks/ with a split body
 CERT_FLAGS = tuple(
     f"rr_is_{c}_good"
     for c in (

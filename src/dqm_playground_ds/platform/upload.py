@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from dqm_playground_ds.platform.endpoints import PREDICTIONS_EXTENSION
 from dqm_playground_ds.platform.errors import (
     CapabilityError,
     NotFoundError,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PAYLOAD_SCHEMA = "dqm-playground-ds/predictions/v1"
+PAYLOAD_SCHEMA = PREDICTIONS_EXTENSION  # the payload's version is the extension's name
 PREDICTIONS_PATH = "/api/predictions/"
 BATCHES_PATH = "/api/predictions/batches/"
 REQUIRED_COLUMNS = ("run", "lumi", "strategy", "score", "threshold", "is_anomalous")

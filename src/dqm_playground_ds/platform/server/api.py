@@ -44,7 +44,12 @@ import numpy as np
 from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException
 
-from dqm_playground_ds.platform.endpoints import CERT_FLAGS, ENDPOINTS
+from dqm_playground_ds.platform.endpoints import (
+    CERT_FLAGS,
+    ENDPOINTS,
+    PREDICTIONS_EXTENSION,
+    TASKS_EXTENSION,
+)
 from dqm_playground_ds.platform.pagination import PAGE_SIZE
 from dqm_playground_ds.platform.records import data_field
 from dqm_playground_ds.platform.server.faults import FaultMiddleware, FaultPlan
@@ -54,8 +59,6 @@ from dqm_playground_ds.platform.upload import PAYLOAD_SCHEMA
 log = logging.getLogger(__name__)
 
 INVALID_PAGE = {"detail": "Invalid page."}
-PREDICTIONS_EXTENSION = PAYLOAD_SCHEMA
-TASKS_EXTENSION = "dqm-playground-ds/tasks/v1"
 EXTENSIONS = {"predictions": PREDICTIONS_EXTENSION, "tasks": TASKS_EXTENSION}
 HTML_500 = (
     '<!doctype html>\n<html lang="en">\n<head>\n  <title>Server Error (500)</title>\n</head>\n'
