@@ -86,3 +86,24 @@ def test_dataset_from_catalog_config_hides_the_token(dials, monkeypatch, tmp_pat
         DialsSourceDataset(dataset=DATASET, kind="dqmio")
     with pytest.raises(DatasetError, match="dims"):
         DialsSourceDataset(dataset=DATASET, dims=[3])
+
+
+def test_the_dials_environment_reads_the_local_server(dials, monkeypatch, tmp_path):
+    """``conf/dials`` as ``kedro run --env=dials`` loads it, pointed at the local DIALS server."""
+    from pathlib import Path
+
+    from kedro.config import OmegaConfigLoader
+
+    conf = Path(__file__).resolve().parents[3] / "conf"
+    entry = OmegaConfigLoader(str(conf), base_env="base", default_run_env="dials")["catalog"][
+        "raw_histogram_sources"
+    ]
+    assert entry["kind"] == "dials" and entry["type"].endswith("DialsSourceDataset")
+    monkeypatch.setenv("DIALS_URL", dials.url)
+    monkeypatch.setenv("DIALS_TOKEN", TOKEN)
+    entry = {**entry, "cache_dir": str(tmp_path / "c"), "partitions": str(tmp_path / "p"),
+             "me_regex": "PXLayer", "client_args": {**entry["client_args"], "progress": False}}  # fmt: skip
+    src = DataCatalog.from_config({"raw_histogram_sources": entry}).load("raw_histogram_sources")
+    one, two = src.items()
+    assert set(src.read(one, None, False)["me"]) == {TITLES_1D[0]}
+    assert set(src.read(two, None, False)["me"]) == {TITLE_2D}
