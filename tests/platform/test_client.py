@@ -344,3 +344,41 @@ def test_certification_filters_work_as_the_server_really_answers(fresh_platform)
         with pytest.raises(ValueError, match=r"rr_is_golden_json.*ignores it"):
             c.run_certifications(rr_is_golden_json=True)
         assert c.stats["requests"] == before
+
+
+def test_a_gzip_encoded_answer_is_decoded():
+    """The body is read piece by piece (for the deadline): content encoding must still apply."""
+    import gzip
+    import http.server
+    import json
+    import threading
+
+    page = {"next": None, "previous": None, "total": 1, "per_page": 50,
+            "results": [{"run_number": RUNS[0], "date": "2018-04-01"}]}  # fmt: skip
+    body = gzip.compress(json.dumps(page).encode())
+
+    class Gzip(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gzip)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with PlaygroundClient(
+            f"http://127.0.0.1:{server.server_address[1]}", TOKEN, progress=False
+        ) as c:
+            assert c.runs() == page["results"] and c.runs() == page["results"]
+    finally:
+        server.shutdown()
+        server.server_close()

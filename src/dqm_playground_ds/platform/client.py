@@ -427,12 +427,17 @@ class PlaygroundClient:
             while True:
                 if time.monotonic() > until:
                     raise _BodyDeadline()
-                chunk = read(65536) if read is not None else raw.read(8192, decode_content=True)
+                chunk = (
+                    read(65536, decode_content=True)
+                    if read is not None
+                    else raw.read(8192, decode_content=True)
+                )
                 if not chunk:
                     break
                 chunks.append(chunk)
             resp._content = b"".join(chunks)
             resp._content_consumed = True
+            raw.release_conn()  # the whole body is read: the connection can be reused
         except _BodyDeadline:
             resp.close()
             raise
