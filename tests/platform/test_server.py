@@ -326,6 +326,8 @@ def test_the_documented_command_serves_on_127_0_0_1(tmp_path, table):
         str(path),
         "--task",
         str(task),
+        "--extension",
+        "predictions",
         "--port",
         "0",
         "--log-level",
@@ -342,6 +344,8 @@ def test_the_documented_command_serves_on_127_0_0_1(tmp_path, table):
         assert body["results"][0]["name"] == "sample"
         total = requests.get(url + H1, headers=AUTH, timeout=10).json()["total"]
         assert total == math.prod((len(RUNS), 40, 2))
+        caps = requests.get(url + "/api/capabilities/", headers=AUTH, timeout=10).json()
+        assert list(caps["extensions"]) == ["dqm-playground-ds/predictions/v1"]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
