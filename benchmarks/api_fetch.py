@@ -1,4 +1,4 @@
-"""Bulk download from the platform API: concurrent pages vs following ``next`` links one by one.
+"""Bulk download: the playground API (concurrent pages vs ``next`` links) and DIALS (sharded vs one cursor).
 
 Starts the local platform server with the documented command (its own process, so client and server
 do not share a GIL) on 127.0.0.1, loaded with N 1D histograms of 100 bins, with a fixed latency
@@ -10,8 +10,14 @@ Then downloads the same selection twice in the same run:
 
 Checks that both tables are identical, and prints the times and the ratio (target >= 5x).
 
+``--platform dials`` does the same against the local DIALS server (its own process too), loaded with
+``--runs`` x ``--mes`` x LS 1D histograms of 100 bins: (a) sharded, one query per run x ME, each
+following its own cursor, ``--workers`` at once; (b) one query following a single cursor page after
+page (cursor pages cannot be fetched concurrently). Both with pages of 500, DIALS's maximum.
+
     pip install -e ".[server]"
     python benchmarks/api_fetch.py [--histograms 10000] [--latency 0.05] [--workers 16]
+    python benchmarks/api_fetch.py --platform dials [--runs 10 --mes 10 --histograms 10000]
 """
 
 from __future__ import annotations
@@ -80,6 +86,86 @@ def start_server(table_path: Path, latency: float) -> tuple[subprocess.Popen[str
     return proc, line.split()[1]
 
 
+def make_dials_table(
+    n: int, n_runs: int, n_mes: int, bins: int = 100, seed: int = 0
+) -> pd.DataFrame:
+    """``n`` histograms spread over ``n_runs`` runs x ``n_mes`` MEs x LS."""
+    n_ls = -(-n // (n_runs * n_mes))
+    rng = np.random.default_rng(seed)
+    run, me, ls = np.meshgrid(
+        315000 + np.arange(n_runs), np.arange(n_mes), 1 + np.arange(n_ls), indexing="ij"
+    )
+    run, me, ls = run.reshape(-1)[:n], me.reshape(-1)[:n], ls.reshape(-1)[:n]
+    data = np.empty(len(run), dtype=object)
+    data[:] = list(rng.poisson(50.0, size=(len(run), bins)).astype(np.float64))
+    return pd.DataFrame(
+        {
+            "run": run,
+            "lumi": ls,
+            "me": [f"PixelPhase1/Tracks/PXBarrel/charge_PXLayer_{m}" for m in me],
+            "dim": 1,
+            "entries": [float(d.sum()) for d in data],
+            "x_min": 0.0,
+            "x_max": 80000.0,
+            "x_bins": bins,
+            "y_min": np.nan,
+            "y_max": np.nan,
+            "y_bins": 0,
+            "data": data,
+            "source": "/store/data/Run2018A/ZeroBias/DQMIO/bench.root",
+        }
+    )
+
+
+def start_dials(table_path: Path, latency: float) -> tuple[subprocess.Popen[str], str]:
+    cmd = [
+        sys.executable, "-m", "dqm_playground_ds.platform.dials.server", "--load", str(table_path),
+        "--port", "0", "--latency", str(latency), "--token", TOKEN, "--log-level", "warning",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().strip() if proc.stdout else ""
+    if not line.startswith("serving http://127.0.0.1:"):
+        proc.kill()
+        raise RuntimeError(f"the local DIALS server did not start: {line!r}")
+    return proc, line.split()[1]
+
+
+def dials_main(args: argparse.Namespace) -> int:
+    from dqm_playground_ds.platform.dials import DialsClient
+    from dqm_playground_ds.platform.dials.server import DEFAULT_DATASET
+
+    with tempfile.TemporaryDirectory(prefix="api-fetch-dials-") as tmp:
+        path = Path(tmp) / "histograms.parquet"
+        make_dials_table(args.histograms, args.runs, args.mes).to_parquet(path)
+        proc, url = start_dials(path, args.latency)
+        try:
+            with DialsClient(url, TOKEN, max_workers=args.workers, progress=False) as client:
+                client.mes()  # warm-up
+                times = {}
+                tables = {}
+                for name, shard in (("sharded", True), ("sequential", False)):
+                    before = client.stats["requests"]
+                    started = time.perf_counter()
+                    tables[name] = client.download_histograms(
+                        1, dataset=DEFAULT_DATASET, shard=shard
+                    )
+                    times[name] = (time.perf_counter() - started, client.stats["requests"] - before)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    pd.testing.assert_frame_equal(tables["sharded"], tables["sequential"])
+    n = len(tables["sharded"])
+    (t_a, r_a), (t_b, r_b) = times["sharded"], times["sequential"]
+    print(
+        f"DIALS: {n:,} histograms ({args.runs} runs x {args.mes} MEs), pages of 500, "
+        f"{args.latency * 1000:.0f} ms injected per request, {args.workers} workers"
+    )
+    print(f"(a) sharded run x ME:     {t_a:7.2f} s  ({n / t_a:8,.0f} histograms/s, {r_a} requests)")
+    print(f"(b) one cursor:           {t_b:7.2f} s  ({n / t_b:8,.0f} histograms/s, {r_b} requests)")
+    print(f"identical rows: yes; (a) is {t_b / t_a:.1f}x faster than (b) (target >= 5x)")
+    return 0 if t_b / t_a >= 5 else 1
+
+
 def timed(client: PlaygroundClient, concurrent: bool) -> tuple[float, pd.DataFrame]:
     started = time.perf_counter()
     table = client.download_histograms(1, concurrent=concurrent)
@@ -90,8 +176,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--histograms", type=int, default=10_000)
     p.add_argument("--latency", type=float, default=0.05, help="seconds injected per request")
-    p.add_argument("--workers", type=int, default=16, help="concurrent page fetches")
+    p.add_argument("--workers", type=int, default=16, help="concurrent page fetches / shards")
+    p.add_argument("--platform", choices=["playground", "dials"], default="playground")
+    p.add_argument("--runs", type=int, default=10, help="DIALS: runs in the table")
+    p.add_argument("--mes", type=int, default=10, help="DIALS: MEs in the table")
     args = p.parse_args()
+    if args.platform == "dials":
+        return dials_main(args)
 
     with tempfile.TemporaryDirectory(prefix="api-fetch-") as tmp:
         path = Path(tmp) / "histograms.parquet"

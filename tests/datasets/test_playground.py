@@ -19,6 +19,7 @@ from tests.platform.helpers import (
     TOKEN,
     make_predictions,
     make_table,
+    start_extended,
     start_platform,
 )
 
@@ -28,7 +29,7 @@ FAST = {"progress": False, "retries": 1, "backoff": 0.01}
 
 @pytest.fixture(scope="module")
 def platform():
-    server = start_platform(make_table(n_ls=10))
+    server = start_extended(make_table(n_ls=10))
     server.store.create_task(
         {
             "name": "pixel",
@@ -157,3 +158,25 @@ def test_upload_refuses_what_is_not_a_payload(tmp_path):
         PlaygroundUploadDataset(path=str(tmp_path)).save({"predictions": []})
     with pytest.raises(DatasetError, match="no prediction upload"):
         PlaygroundUploadDataset(path=str(tmp_path)).load()
+
+
+def test_the_deployed_platform_refuses_the_upload_and_the_payload_is_kept(tmp_path):
+    server = start_platform(make_table(n_ls=2))  # no extension: the deployed behaviour
+    try:
+        server.store.create_task(
+            {"name": "pixel", "training_runs": [RUNS[0]], "testing_runs": [RUNS[2]],
+             "training_lumisections": [], "testing_lumisections": []}
+        )  # fmt: skip
+        ds = PlaygroundUploadDataset(path=str(tmp_path), base_url=server.url, client_args=FAST)
+        payload = build_payload(make_predictions(n_ls=2), task="pixel", dry_run=False)
+        with pytest.raises(DatasetError, match="refused before anything was written") as err:
+            ds.save(payload)
+        assert "cannot store predictions" in str(err.value)
+        (kept,) = tmp_path.glob("payload-*.json")
+        assert json.loads(kept.read_text()) == payload and kept.name in str(err.value)
+        (log,) = [json.loads(x) for x in (tmp_path / "uploads.jsonl").read_text().splitlines()]
+        assert log["outcome"] == "refused"
+        assert server.store.scalar("SELECT COUNT(*) FROM strategies") == 0
+        assert not [k for k in server.requests if k.startswith("POST")]
+    finally:
+        server.stop()

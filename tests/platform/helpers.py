@@ -43,7 +43,7 @@ def make_table(runs: Sequence[int] = RUNS, n_ls: int = 40, seed: int = 0) -> pd.
                         "run": run,
                         "lumi": ls,
                         "me": title,
-                        "entries": float(data.sum()),
+                        "entries": float(round(data.sum())),  # an integer on the platform
                         "data": data,
                         **one_d,
                     }
@@ -80,11 +80,42 @@ def make_table(runs: Sequence[int] = RUNS, n_ls: int = 40, seed: int = 0) -> pd.
 
 
 def expected(table: pd.DataFrame, dim: int, **where: Any) -> pd.DataFrame:
-    """Rows of ``table`` the server holds for a dimension, in its order (loading order)."""
+    """Rows of ``table`` the server holds for a dimension, in the client's order (run, LS, ME:
+    the server's own order means nothing)."""
     out = table[(table["dim"] == dim) & (table["lumi"] > 0)]
     for col, value in where.items():
         out = out[out[col].isin(value if isinstance(value, (list, tuple, set)) else [value])]
-    return out.reset_index(drop=True)
+    return out.sort_values(["run", "lumi", "me"], kind="stable").reset_index(drop=True)
+
+
+def write_legacy_csv(table: pd.DataFrame, path: Any) -> None:
+    """``table`` as a legacy ML4DQM DataFrame CSV (flow bins added), the format the deployed
+    platform parses (``file_format: csv``)."""
+    rows = []
+    for r in table.itertuples(index=False):
+        if r.dim == 1:
+            values = np.concatenate([[0.0], np.asarray(r.data, float), [0.0]])
+            y = (1, 0.0, 1.0)
+        else:
+            inner = np.asarray(r.data, float).reshape(r.y_bins, r.x_bins)
+            values = np.pad(inner, 1).reshape(-1)
+            y = (r.y_bins, r.y_min, r.y_max)
+        rows.append(
+            {
+                "fromrun": r.run,
+                "fromlumi": r.lumi,
+                "hname": r.me,
+                "histo": "[" + ", ".join(repr(float(v)) for v in values) + "]",
+                "entries": r.entries,
+                "Xmax": r.x_max,
+                "Xmin": r.x_min,
+                "Xbins": r.x_bins,
+                "Ymax": y[2],
+                "Ymin": y[1],
+                "Ybins": y[0],
+            }
+        )
+    pd.DataFrame(rows).to_csv(path, index=False)
 
 
 def make_predictions(
@@ -127,6 +158,11 @@ def start_platform(
     table: pd.DataFrame | None = None, faults: FaultPlan | None = None, **kwargs: Any
 ) -> LocalPlatform:
     return LocalPlatform(histograms=table, token=TOKEN, faults=faults, **kwargs).start()
+
+
+def start_extended(table: pd.DataFrame | None = None, **kwargs: Any) -> LocalPlatform:
+    """A local platform with the project's extensions (prediction payload, task creation)."""
+    return start_platform(table, extensions=("predictions", "tasks"), **kwargs)
 
 
 def client_for(platform: LocalPlatform, **kwargs: Any) -> PlaygroundClient:

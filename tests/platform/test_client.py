@@ -7,10 +7,13 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 
 from dqm_playground_ds.platform import (
     AuthenticationError,
     BadRequestError,
+    NotFoundError,
+    ParsingError,
     PlaygroundClient,
     histogram_filters,
 )
@@ -24,6 +27,8 @@ from tests.platform.helpers import (
     TOKEN,
     client_for,
     expected,
+    start_platform,
+    write_legacy_csv,
 )
 
 
@@ -44,7 +49,8 @@ def test_page_count_ignores_the_float_total_pages():
 
 def test_lists_follow_every_page(client, table):
     runs = client.runs()
-    assert [r["run_number"] for r in runs] == list(RUNS)
+    assert sorted(r["run_number"] for r in runs) == list(RUNS)
+    assert [r["run_number"] for r in runs] != list(RUNS)  # no ORDER BY on the deployed server
     lumis = client.lumisections()
     assert len(lumis) == len(RUNS) * 40 > PAGE_SIZE
     assert client.lumisections(run=RUNS[1], ls_number=7) == [
@@ -156,15 +162,15 @@ def test_no_token_is_401_with_a_hint(platform, monkeypatch):
     assert err.value.status == 401
 
 
-def test_wrong_token_is_403_and_never_shown(platform):
+def test_wrong_token_is_401_and_never_shown(platform):
     secret = "wrong-secret-token"
     with client_for(platform, token=secret) as bad:
-        with pytest.raises(AuthenticationError, match="refused") as err:
+        with pytest.raises(AuthenticationError, match=r"refused \(invalid, expired") as err:
             bad.runs()
-        assert err.value.status == 403
+        assert err.value.status == 401
         assert secret not in str(err.value) and secret not in repr(bad)
         assert "***" in repr(bad)
-        assert bad.stats["requests"] == 1  # no retry on 403
+        assert bad.stats["requests"] == 1  # no retry on 401
 
 
 def test_token_from_the_environment(platform, monkeypatch):
@@ -190,30 +196,189 @@ def test_page_dataclass_is_the_shape_the_client_uses():
     assert page.n_pages == 3
 
 
-def test_discover_and_start_parsing(tmp_path, table):
-    from dqm_playground_ds.platform import NotFoundError
-    from tests.platform.helpers import start_platform
+def test_a_valid_token_without_permission_is_403_not_refused(tmp_path):
+    server = start_platform(None, admin_token="admin", data_dir=str(tmp_path))
+    try:
+        with client_for(server) as user, pytest.raises(AuthenticationError) as err:
+            user.discover()
+        assert err.value.status == 403
+        assert "valid but not allowed" in str(err.value) and "needs an admin" in str(err.value)
+        assert "refused" not in str(err.value)
+    finally:
+        server.stop()
 
+
+def test_discover_and_start_parsing_polled_to_completion(tmp_path, table):
     folder = tmp_path / "files"
     folder.mkdir()
-    table[table["dim"] == 2].head(7).to_parquet(folder / "ZeroBias_2018D_DataFrame_2D_3.parquet")
-    server = start_platform(None, admin_token="admin", data_dir=str(folder), file_cache_ttl=0)
+    write_legacy_csv(expected(table, 2).head(7), folder / "ZeroBias_2018D_DataFrame_2D_3.csv")
+    # the default 60 s data-file cache: polling must see past it
+    server = start_platform(None, admin_token="admin", data_dir=str(folder), parse_delay=0.3)
     try:
-        with client_for(server) as user, pytest.raises(AuthenticationError):
-            user.discover()
         with client_for(server, token="admin") as admin:
-            assert admin.discover()["new_files"] == 1
+            assert admin.discover() is None  # 202, empty body
             (file,) = admin.histogram_data_files(data_era="2018D", processing_complete=False)
-            admin.start_parsing(
-                file["id"], granularity="lum", data_dimensionality=2, file_format="parquet"
-            )
-            with pytest.raises(BadRequestError, match="already been parsed"):
+            assert file["entries_processed"] == 0
+            with pytest.raises(ValueError, match="lowercase"):
                 admin.start_parsing(
-                    file["id"], granularity="lum", data_dimensionality=2, file_format="parquet"
+                    file["id"], granularity="lum", data_dimensionality=2, file_format="CSV"
                 )
+            done = admin.start_parsing(
+                file["id"], granularity="lum", data_dimensionality=2, file_format="csv", poll=0.05
+            )
+            assert done["entries_processed"] == done["entries_total"] == 7
+            with pytest.raises(BadRequestError, match="already been parsed") as err:
+                admin.start_parsing(
+                    file["id"], granularity="lum", data_dimensionality=2, file_format="csv"
+                )
+            assert err.value.detail == "File has already been parsed"  # a bare JSON string
             assert len(admin.download_histograms(2, data_file="2018D")) == 7
-            assert admin.get("histogram_data_files", file["id"])["percentage_processed"] == 100.0
             with pytest.raises(NotFoundError):
                 admin.get("tasks", 42)
     finally:
         server.stop()
+
+
+def test_a_parse_that_fails_on_the_server_is_reported_as_stalled(tmp_path):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "ZeroBias_2018E_DataFrame_1D_4.csv").write_text("not,a,legacy\ncsv,file,at\n")
+    server = start_platform(None, admin_token="admin", data_dir=str(folder))
+    try:
+        with client_for(server, token="admin") as admin:
+            admin.discover()
+            (file,) = admin.histogram_data_files()
+            with pytest.raises(ParsingError, match=r"no parsing progress .*never reports"):
+                admin.start_parsing(
+                    file["id"],
+                    granularity="lum",
+                    data_dimensionality=1,
+                    file_format="csv",
+                    poll=0.05,
+                    stall_timeout=0.5,
+                )
+    finally:
+        server.stop()
+
+
+def test_data_files_with_1d_and_2d_content_are_listed_once(fresh_platform):
+    both = fresh_platform.store.add_data_file(
+        "/eos/ZeroBias_2018C_DataFrame_12.csv", entries_total=4, dims=[1, 2]
+    )
+    raw = requests.get(
+        f"{fresh_platform.url}/api/histogram_data_files/",
+        params={"granularity": "lum"},
+        headers={"Authorization": f"Token {TOKEN}"},
+        timeout=5,
+    ).json()
+    assert raw["total"] == 4  # the deployed server lists the 1D+2D file twice
+    with client_for(fresh_platform) as c:
+        files = c.histogram_data_files(granularity="lum")
+    assert sorted(f["id"] for f in files) == sorted({f["id"] for f in raw["results"]})
+    assert len(files) == 3 and both in {f["id"] for f in files}
+
+
+def test_in_values_are_checked_before_sending(client):
+    before = client.stats["requests"]
+    with pytest.raises(ValueError, match=r"run__run_number__in takes whole numbers, got 'x'.*500"):
+        client.run_histograms(run__run_number__in=[RUNS[0], "x"])
+    assert client.stats["requests"] == before
+    raw = requests.get(
+        f"{client.base_url}api/run_histograms/",
+        params={"run__run_number__in": f"{RUNS[0]},x"},
+        headers={"Authorization": f"Token {TOKEN}"},
+        timeout=5,
+    )
+    assert raw.status_code == 500 and "Server Error (500)" in raw.text
+
+
+def test_a_redirect_that_drops_the_token_is_named(platform):
+    """A redirect to another host (here 127.0.0.1 -> localhost) makes requests drop the token."""
+    import http.server
+    import threading
+
+    target = platform.url.replace("127.0.0.1", "localhost")
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(301)
+            self.send_header("Location", target + self.path)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{proxy.server_address[1]}"
+        with (
+            PlaygroundClient(url, TOKEN, progress=False, retries=0) as c,
+            pytest.raises(AuthenticationError, match="redirected to http://localhost") as err,
+        ):
+            c.runs()
+        assert "drops the Authorization header" in str(err.value)
+        assert "refused" not in str(err.value)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def test_certification_filters_work_as_the_server_really_answers(fresh_platform):
+    """``?run=`` is a 500 and ``?lumisection=`` an internal id on the deployed server: the client
+    applies run/LS/id itself and gives the right rows."""
+    fresh_platform.store.load_golden({str(RUNS[1]): [[1, 10]]})
+    with client_for(fresh_platform) as c:
+        rows = c.lumisection_certifications(run=RUNS[1], lumisection=5)
+        assert [(r["run"], r["lumisection"], r["rr_is_golden_json"]) for r in rows] == [
+            (RUNS[1], 5, True)
+        ]
+        good = c.lumisection_certifications(run=RUNS[1], rr_is_golden_json=True)
+        assert sorted(r["lumisection"] for r in good) == list(range(1, 11))
+        (one,) = c.lumisection_certifications(id=good[0]["id"])
+        assert one == good[0]
+        runs = c.run_certifications(run=RUNS[1])
+        assert len(runs) == 1 and "rr_is_golden_json" not in runs[0]
+        before = c.stats["requests"]
+        with pytest.raises(ValueError, match=r"rr_is_golden_json.*ignores it"):
+            c.run_certifications(rr_is_golden_json=True)
+        assert c.stats["requests"] == before
+
+
+def test_a_gzip_encoded_answer_is_decoded():
+    """The body is read piece by piece (for the deadline): content encoding must still apply."""
+    import gzip
+    import http.server
+    import json
+    import threading
+
+    page = {"next": None, "previous": None, "total": 1, "per_page": 50,
+            "results": [{"run_number": RUNS[0], "date": "2018-04-01"}]}  # fmt: skip
+    body = gzip.compress(json.dumps(page).encode())
+
+    class Gzip(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gzip)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with PlaygroundClient(
+            f"http://127.0.0.1:{server.server_address[1]}", TOKEN, progress=False
+        ) as c:
+            assert c.runs() == page["results"] and c.runs() == page["results"]
+    finally:
+        server.shutdown()
+        server.server_close()

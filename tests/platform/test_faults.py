@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from dqm_playground_ds.platform import (
+    DeadlineError,
     PaginationError,
+    PlaygroundClient,
     RecordError,
     ResponseError,
     RetryError,
@@ -53,9 +55,26 @@ def test_retry_after_is_capped(platform):
 
 def test_persistent_5xx_gives_up_with_the_reason(platform):
     platform.faults.update(error_rate=1.0)
-    with client_for(platform, retries=2) as c, pytest.raises(RetryError, match="HTTP 503") as err:
+    with (
+        client_for(platform, retries=2, download_retries=2) as c,
+        pytest.raises(RetryError, match="HTTP 503") as err,
+    ):
         c.runs()
-    assert "gave up after 3 attempt(s)" in str(err.value)
+    assert "gave up after 3 attempt(s)" in str(err.value) and "budget is spent" in str(err.value)
+
+
+def test_a_burst_of_resets_longer_than_the_request_retries_does_not_end_a_download(platform, table):
+    """Six consecutive connection resets mid-body: retries are per download, not per request."""
+    platform.faults.update(script=["ok"] + ["truncate"] * 6)
+    with client_for(platform, retries=2, max_workers=1) as c:
+        got = c.download_histograms(1)
+    assert len(got) == len(expected(table, 1))
+    platform.faults.update(script=["ok"] + ["truncate"] * 6)
+    with (
+        client_for(platform, retries=2, download_retries=3, max_workers=1) as c,
+        pytest.raises(RetryError, match="budget is spent"),
+    ):
+        c.download_histograms(1)
 
 
 def test_persistent_malformed_json_is_a_clear_error(platform):
@@ -164,3 +183,91 @@ def test_page_cache_reads_all_pages(tmp_path):
     cache.n_pages = 2
     with pytest.raises(PlaygroundError, match="lacks page"):
         cache.read()
+
+
+class Trickle:
+    """A raw HTTP server on 127.0.0.1 that sends its 200 headers at once, then one body byte
+    every 50 ms: each socket read succeeds, so only a deadline on the whole answer ends it."""
+
+    def __init__(self, size: int = 2000) -> None:
+        import socket
+        import threading
+
+        self.size = size
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn) -> None:
+        try:
+            conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {self.size}\r\n\r\n".encode()
+            )
+            for _ in range(self.size):
+                if self.stop.wait(0.05):
+                    break
+                conn.sendall(b" ")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+def test_a_trickling_server_is_cut_by_the_request_deadline():
+    """A 2000-byte answer at 20 bytes/s would take 100 s; timeout (per read) never fires."""
+    server = Trickle()
+    try:
+        started = time.monotonic()
+        with (
+            PlaygroundClient(
+                server.url, "t", progress=False, retries=1, download_retries=1, backoff=0.01,
+                timeout=2.0, request_deadline=0.5,
+            ) as c,
+            pytest.raises(RetryError, match="not complete within the deadline") as err,
+        ):  # fmt: skip
+            c.runs()
+        assert "gave up after 2 attempt(s)" in str(err.value)
+        assert time.monotonic() - started < 20  # bounded: far less than the 100 s trickle
+        assert server.connections == 2
+    finally:
+        server.close()
+
+
+def test_an_overall_deadline_ends_a_download_whatever_the_retries():
+    server = Trickle()
+    try:
+        with (
+            PlaygroundClient(
+                server.url, "t", progress=False, retries=50, backoff=0.01, timeout=2.0,
+                request_deadline=0.4, deadline=1.0,
+            ) as c,
+            pytest.raises(DeadlineError, match="overall deadline"),
+        ):  # fmt: skip
+            c.runs()
+        assert server.connections < 10
+    finally:
+        server.close()

@@ -14,7 +14,16 @@ import requests
 from dqm_playground_ds.platform.endpoints import ENDPOINTS
 from dqm_playground_ds.platform.server import FaultPlan
 from dqm_playground_ds.platform.server.api import RESOURCES
-from tests.platform.helpers import FILE_1D, RUNS, TITLE_2D, TITLES_1D, TOKEN, start_platform
+from tests.platform.helpers import (
+    FILE_1D,
+    RUNS,
+    TITLE_2D,
+    TITLES_1D,
+    TOKEN,
+    expected,
+    start_platform,
+    write_legacy_csv,
+)
 
 AUTH = {"Authorization": f"Token {TOKEN}"}
 H1 = "/api/lumisection_histograms_1d/"
@@ -58,12 +67,25 @@ def test_empty_result_has_a_first_page(platform):
     }
 
 
-def test_auth_401_without_and_403_with_bad_token(platform):
+def test_auth_401_without_and_with_a_bad_token(platform):
     missing = get(platform, "/api/runs/", headers={})
     assert missing.status_code == 401
     assert missing.json() == {"detail": "Authentication credentials were not provided."}
     bad = get(platform, "/api/runs/", headers={"Authorization": "Token nope"})
-    assert bad.status_code == 403
+    assert bad.status_code == 401 and bad.json() == {"detail": "Invalid token."}
+    assert "WWW-Authenticate" in bad.headers
+
+
+def test_lists_have_no_ordering_but_pages_are_stable(platform):
+    ids = [
+        r["id"]
+        for page in (1, 2, 3)
+        for r in get(platform, H1, page=page, title=TITLES_1D[0]).json()["results"]
+    ]
+    assert len(ids) == len(set(ids)) == len(RUNS) * 40
+    assert ids != sorted(ids)  # no ORDER BY, as on the deployed server
+    again = [r["id"] for r in get(platform, H1, page=2, title=TITLES_1D[0]).json()["results"]]
+    assert again == ids[50:100]
 
 
 def test_unknown_title_is_400_and_unknown_filter_is_ignored(platform):
@@ -124,12 +146,64 @@ def test_ls_histogram_filters(platform, params, count):
 
 def test_server_implements_every_contract_filter(platform):
     for name, endpoint in ENDPOINTS.items():
-        assert set(RESOURCES[name].filters) == set(endpoint.filters), name
+        client_side = endpoint.local_filters | set(endpoint.refused)
+        assert set(RESOURCES[name].filters) == set(endpoint.filters) | client_side, name
+
+
+def test_certification_filters_as_the_deployed_server_answers(fresh_platform):
+    platform = fresh_platform
+    platform.store.load_golden({str(RUNS[0]): [[1, 10]], str(RUNS[1]): [[1, 40]]})
+    lc = "/api/lumisection_certifications/"
+    assert get(platform, lc, run=RUNS[0]).status_code == 500  # ?run= crashes
+    everything = get(platform, lc).json()["total"]
+    assert everything == len(RUNS) * 40
+    assert get(platform, lc, id=1).json()["total"] == everything  # ?id= ignored
+    by_ls = get(platform, lc, lumisection=45).json()["results"]  # the internal LS id 45
+    assert len(by_ls) == 1 and (by_ls[0]["run"], by_ls[0]["lumisection"]) == (RUNS[1], 5)
+    rc = get(platform, "/api/run_certifications/").json()
+    assert rc["total"] == len(RUNS)
+    rec = rc["results"][0]
+    assert "rr_is_golden_json" not in rec and all(k.startswith("rr_frac_") for k in list(rec)[3:])
+    assert get(platform, "/api/run_certifications/", rr_is_golden_json="true").json()["total"] == 3
+
+
+def test_writes_as_the_deployed_server_answers(fresh_platform):
+    url = fresh_platform.url
+    for _ in range(2):  # duplicate names are allowed
+        resp = requests.post(
+            f"{url}/api/strategies/", json={"model": "ae"}, headers=AUTH, timeout=5
+        )
+        assert resp.status_code == 201
+    assert get(fresh_platform, "/api/strategies/").json()["total"] == 2
+    bare = {"task": 1, "predictions": []}
+    resp = requests.post(f"{url}/api/predictions/", json=bare, headers=AUTH, timeout=5)
+    assert resp.status_code == 400
+    assert resp.json() == {
+        name: ["This field is required."]
+        for name in (
+            "strategy",
+            "lumisection_histograms_1d",
+            "lumisection_histograms_2d",
+            "run_histograms",
+        )
+    }
+    nested = {"task": 1, "strategy": "ae", "lumisection_histograms_1d": [{"id": 1}],
+              "lumisection_histograms_2d": [], "run_histograms": []}  # fmt: skip
+    resp = requests.post(f"{url}/api/predictions/", json=nested, headers=AUTH, timeout=5)
+    assert resp.status_code == 500 and "Server Error (500)" in resp.text
+    task = {"name": "t", "training_runs": [RUNS[0]], "testing_runs": [RUNS[1]]}
+    resp = requests.post(f"{url}/api/tasks/", json=task, headers=AUTH, timeout=5)
+    assert resp.status_code == 400 and "training_lumisections" in resp.json()
+    full = {**task, "training_lumisections": [], "testing_lumisections": []}
+    assert requests.post(f"{url}/api/tasks/", json=full, headers=AUTH, timeout=5).status_code == 500
+    assert get(fresh_platform, "/api/tasks/").json()["total"] == 0
+    assert get(fresh_platform, "/api/capabilities/").status_code == 404  # no extension
 
 
 def test_data_files_and_their_60_second_cache(fresh_platform):
     platform = fresh_platform
     files = get(platform, "/api/histogram_data_files/").json()["results"]
+    files.sort(key=lambda f: f["id"])
     assert [f["filepath"] for f in files] == [FILE_1D, "/eos/ZeroBias_2018B_DataFrame_2D_2.csv"]
     assert files[0]["data_era"] == "2018A" and files[0]["percentage_processed"] == 100.0
     assert files[0]["contents"] == [{"granularity": "lum", "data_dimensionality": 1}]
@@ -140,40 +214,44 @@ def test_data_files_and_their_60_second_cache(fresh_platform):
     with platform.store.lock:
         platform.store.conn.execute("UPDATE histogram_data_files SET entries_processed = 1")
     again = get(platform, "/api/histogram_data_files/").json()["results"]
-    assert again[0]["entries_processed"] == files[0]["entries_processed"]
+    assert {f["entries_processed"] for f in again} == {f["entries_processed"] for f in files}
 
 
-def test_discover_is_for_admins_and_start_parsing_parses_once(tmp_path, table):
+def test_discover_is_for_admins_and_start_parsing_parses_in_the_background(tmp_path, table):
     csv_dir = tmp_path / "files"
     csv_dir.mkdir()
-    sample = table[table["dim"] == 1].head(5)
-    sample.to_parquet(csv_dir / "ZeroBias_2018C_DataFrame_1D_9.parquet")
+    write_legacy_csv(expected(table, 1).head(5), csv_dir / "ZeroBias_2018C_DataFrame_1D_9.csv")
     platform = start_platform(None, admin_token="admin", data_dir=str(csv_dir), file_cache_ttl=0)
     try:
         assert get(platform, "/api/histogram_data_files/discover/").status_code == 403
         admin = {"Authorization": "Token admin"}
         resp = get(platform, "/api/histogram_data_files/discover/", headers=admin)
-        assert resp.status_code == 202 and resp.json()["new_files"] == 1
+        assert resp.status_code == 202 and resp.content == b""
         file = get(platform, "/api/histogram_data_files/").json()["results"][0]
         assert file["entries_total"] == 5 and file["entries_processed"] == 0
         url = f"{platform.url}/api/histogram_data_files/{file['id']}/start_parsing/"
-        body = {"granularity": "lum", "data_dimensionality": 1, "file_format": "parquet"}
+        body = {"granularity": "lum", "data_dimensionality": 1, "file_format": "csv"}
         missing = requests.post(url, json={"granularity": "lum"}, headers=AUTH, timeout=5)
-        assert missing.status_code == 400 and "file_format" in missing.json()
-        assert requests.post(url, json=body, headers=AUTH, timeout=5).status_code == 202
-        assert requests.post(url, json=body, headers=AUTH, timeout=5).status_code == 400
+        assert missing.status_code == 400 and isinstance(missing.json(), str)
+        for fmt in ("CSV", "parquet"):
+            upper = requests.post(url, json={**body, "file_format": fmt}, headers=AUTH, timeout=5)
+            assert upper.status_code == 400 and upper.json() == f"Invalid file format: {fmt}"
+        started = requests.post(url, json=body, headers=AUTH, timeout=5)
+        assert started.status_code == 202 and started.content == b""
+        for worker in platform.app.parsers:
+            worker.join(timeout=10)
+        again = requests.post(url, json=body, headers=AUTH, timeout=5)
+        assert again.status_code == 400 and again.json() == "File has already been parsed"
         assert get(platform, H1).json()["total"] == 5
     finally:
         platform.stop()
 
 
-def test_predictions_merge_on_their_key(fresh_platform):
-    platform = fresh_platform
+def test_the_extension_is_advertised_and_predictions_merge_on_their_key(extended_platform):
+    platform = extended_platform
+    caps = get(platform, "/api/capabilities/").json()["extensions"]
+    assert set(caps) == {"dqm-playground-ds/predictions/v1", "dqm-playground-ds/tasks/v1"}
     requests.post(platform.url + "/api/strategies/", json={"model": "ae"}, headers=AUTH, timeout=5)
-    dup = requests.post(
-        platform.url + "/api/strategies/", json={"model": "ae"}, headers=AUTH, timeout=5
-    )
-    assert dup.status_code == 400
     task = requests.post(
         platform.url + "/api/tasks/",
         json={"name": "t", "training_runs": [RUNS[0]], "testing_runs": [RUNS[1]]},
@@ -189,7 +267,8 @@ def test_predictions_merge_on_their_key(fresh_platform):
         "is_anomalous": True,
         "top_mes": [TITLE_2D],
     }
-    body = {"schema": "dqm-playground-ds/predictions/v1", "task": task["id"], "predictions": [item]}
+    body = {"schema": "dqm-playground-ds/predictions/v1", "task": task["id"], "predictions": [item],
+            "batch": "b1"}  # fmt: skip
     first = requests.post(platform.url + "/api/predictions/", json=body, headers=AUTH, timeout=5)
     assert first.status_code == 201 and first.json()["created"] == 1
     again = requests.post(platform.url + "/api/predictions/", json=body, headers=AUTH, timeout=5)
@@ -209,6 +288,8 @@ def test_predictions_merge_on_their_key(fresh_platform):
     bad = {**body, "predictions": [{"strategy": "nope", "run": 1}]}
     resp = requests.post(platform.url + "/api/predictions/", json=bad, headers=AUTH, timeout=5)
     assert resp.status_code == 400 and "strategy" in resp.json()["predictions"]["0"]
+    held = get(platform, "/api/predictions/batches/", task=task["id"]).json()
+    assert held == {"task": task["id"], "batches": {"b1": 1}}
 
 
 def test_fault_plan_from_string_and_admin_endpoint(platform):
@@ -245,6 +326,8 @@ def test_the_documented_command_serves_on_127_0_0_1(tmp_path, table):
         str(path),
         "--task",
         str(task),
+        "--extension",
+        "predictions",
         "--port",
         "0",
         "--log-level",
@@ -261,6 +344,8 @@ def test_the_documented_command_serves_on_127_0_0_1(tmp_path, table):
         assert body["results"][0]["name"] == "sample"
         total = requests.get(url + H1, headers=AUTH, timeout=10).json()["total"]
         assert total == math.prod((len(RUNS), 40, 2))
+        caps = requests.get(url + "/api/capabilities/", headers=AUTH, timeout=10).json()
+        assert list(caps["extensions"]) == ["dqm-playground-ds/predictions/v1"]
     finally:
         proc.terminate()
         proc.wait(timeout=10)

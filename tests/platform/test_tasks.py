@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from dqm_playground_ds.platform import TaskError, split_to_task, task_to_split
+from dqm_playground_ds.platform import CapabilityError, TaskError, split_to_task, task_to_split
 from dqm_playground_ds.split import RunSplit
 from tests.platform.helpers import RUNS, client_for
 
@@ -63,6 +63,19 @@ def test_platform_task_equals_the_local_yaml_file(fresh_platform, tmp_path):
     with client_for(fresh_platform) as c:
         assert task_to_split(c.task(tid)) == offline
         assert task_to_split(c.task("pixel")) == offline
-        c.create_task(split_to_task(offline))
+        fresh_platform.store.create_task(split_to_task(offline))  # the API cannot create tasks
         with pytest.raises(Exception, match="2 task"):
             c.task("pixel")
+
+
+def test_tasks_cannot_be_created_on_the_deployed_platform(fresh_platform, extended_platform):
+    split = {"name": "pixel", "train": {"runs": [RUNS[0]]}, "apply": {"runs": [RUNS[2]]}}
+    with (
+        client_for(fresh_platform) as c,
+        pytest.raises(CapabilityError, match="cannot create tasks"),
+    ):
+        c.create_task(split_to_task(split))
+    assert not [k for k in fresh_platform.requests if k.startswith("POST")]
+    with client_for(extended_platform) as c:
+        tid = c.create_task(split_to_task(split))["id"]
+        assert task_to_split(c.task(tid)) == RunSplit.from_mapping(split).to_mapping()

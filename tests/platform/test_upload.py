@@ -10,6 +10,7 @@ import pytest
 
 from dqm_playground_ds.platform import (
     PAYLOAD_SCHEMA,
+    CapabilityError,
     PayloadError,
     PlaygroundError,
     RetryError,
@@ -24,8 +25,8 @@ SPLIT = {"name": "pixel", "train": {"runs": list(RUNS[:2])}, "apply": {"runs": [
 
 
 @pytest.fixture
-def task_id(fresh_platform):
-    with client_for(fresh_platform) as c:
+def task_id(extended_platform):
+    with client_for(extended_platform) as c:
         return c.create_task(split_to_task(SPLIT))["id"]
 
 
@@ -77,69 +78,74 @@ def test_batches_are_deterministic():
     assert batch_id(1, a[0][1]) != batch_id(2, a[0][1])
 
 
-def test_upload_creates_strategies_and_sends_batches(fresh_platform, task_id, tmp_path):
+def test_upload_creates_strategies_and_sends_batches(extended_platform, task_id, tmp_path):
     payload = build_payload(make_predictions(strategies=("ae", "pca")), task="pixel", batch_size=15)
-    with client_for(fresh_platform) as c:
+    with client_for(extended_platform) as c:
         report = c.upload_predictions(payload, journal=tmp_path / "journal.jsonl")
         assert report.strategies_created == ["ae", "pca"] and report.task == task_id
         assert report.n_batches == report.sent == 6 and report.created == 80
-        assert [s["model"] for s in c.strategies()] == ["ae", "pca"]
+        assert sorted(s["model"] for s in c.strategies()) == ["ae", "pca"]
         listed = c.predictions()
-    assert len(listed) == 80 and len(server_predictions(fresh_platform)) == 80
+    assert len(listed) == 80 and len(server_predictions(extended_platform)) == 80
     assert {p["task"] for p in listed} == {task_id}
 
 
-def test_reupload_duplicates_nothing(fresh_platform, task_id, tmp_path):
+def test_reupload_duplicates_nothing(extended_platform, task_id, tmp_path):
     payload = build_payload(make_predictions(), task=task_id, batch_size=10)
-    with client_for(fresh_platform) as c:
+    with client_for(extended_platform) as c:
         c.upload_predictions(payload, journal=tmp_path / "j.jsonl")
-        before = server_predictions(fresh_platform)
-        # same journal: everything is skipped without a request
+        before = server_predictions(extended_platform)
+        # same journal, and the server holds every batch: nothing is sent
+        posts = extended_platform.requests["POST /api/predictions/"]
         again = c.upload_predictions(payload, journal=tmp_path / "j.jsonl")
         assert again.skipped == 4 and again.sent == 0
-        # journal lost: sent again, merged by key on the server
+        # journal lost: the server says it holds the batches (by batch id): nothing is sent
         fresh = c.upload_predictions(payload, journal=tmp_path / "other.jsonl")
-        assert fresh.unchanged == 40 and fresh.created == 0
+        assert fresh.on_server == 4 and fresh.sent == 0
+        assert extended_platform.requests["POST /api/predictions/"] == posts
+        assert [s["model"] for s in c.strategies()] == ["ae"]  # looked up, never duplicated
         # changed scores update in place
         preds = make_predictions()
         preds["score"] += 0.01
         changed = c.upload_predictions(build_payload(preds, task=task_id, batch_size=10))
         assert changed.updated == 40
-    after = server_predictions(fresh_platform)
+    after = server_predictions(extended_platform)
     assert len(after) == len(before) == 40
     assert [r[0] for r in after] == [r[0] for r in before]
 
 
 def test_interrupted_upload_resumes_after_the_acknowledged_batches(
-    fresh_platform, task_id, tmp_path
+    extended_platform, task_id, tmp_path
 ):
     payload = build_payload(make_predictions(), task=task_id, batch_size=10)
     journal = tmp_path / "journal.jsonl"
-    fresh_platform.faults.update(paths="/api/predictions/", script=["ok", "ok", "503"])
-    with client_for(fresh_platform, retries=0) as c, pytest.raises(RetryError):
+    extended_platform.faults.update(
+        paths="/api/predictions/", script=["ok", "ok", "ok", "503"]
+    )  # batches GET, 2 POSTs
+    with client_for(extended_platform, retries=0) as c, pytest.raises(RetryError):
         c.upload_predictions(payload, journal=journal)
     assert len(UploadJournal(journal).acknowledged(c.base_url)) == 2
-    assert len(server_predictions(fresh_platform)) == 20
-    with client_for(fresh_platform) as c:
-        before = fresh_platform.requests.get("POST /api/predictions/", 0)
+    assert len(server_predictions(extended_platform)) == 20
+    with client_for(extended_platform) as c:
+        before = extended_platform.requests.get("POST /api/predictions/", 0)
         report = c.upload_predictions(payload, journal=journal)
     assert report.skipped == 2 and report.sent == 2 and report.created == 20
-    assert fresh_platform.requests["POST /api/predictions/"] - before == 2
-    assert len(server_predictions(fresh_platform)) == 40
+    assert extended_platform.requests["POST /api/predictions/"] - before == 2
+    assert len(server_predictions(extended_platform)) == 40
 
 
-def test_a_lost_acknowledgement_is_retried_without_duplicates(fresh_platform, task_id):
+def test_a_lost_acknowledgement_is_retried_without_duplicates(extended_platform, task_id):
     """``truncate`` processes the POST, then cuts the answer: the client retries, the server merges."""
     payload = build_payload(make_predictions(), task=task_id, batch_size=40)
-    fresh_platform.faults.update(paths="/api/predictions/", script=["truncate", "drop"])
-    with client_for(fresh_platform) as c:
+    extended_platform.faults.update(paths="/api/predictions/", script=["ok", "truncate", "drop"])
+    with client_for(extended_platform) as c:
         report = c.upload_predictions(payload)
     assert report.unchanged == 40 and report.created == 0  # the first, cut attempt created them
-    assert len(server_predictions(fresh_platform)) == 40
+    assert len(server_predictions(extended_platform)) == 40
 
 
-def test_upload_needs_a_known_task(fresh_platform):
-    with client_for(fresh_platform) as c:
+def test_upload_needs_a_known_task(extended_platform):
+    with client_for(extended_platform) as c:
         with pytest.raises(PayloadError, match="names no task"):
             c.upload_predictions(build_payload(make_predictions(), task=None))
         with pytest.raises(PlaygroundError, match="no task 99"):
@@ -156,3 +162,48 @@ def test_journal_survives_a_cut_last_line(tmp_path):
         f.write('{"target": "t", "ba')
     assert journal.acknowledged("t") == {"a"}
     assert journal.acknowledged("other") == set()
+
+
+def test_a_server_that_lost_the_batches_gets_them_again(extended_platform, task_id, tmp_path):
+    """The journal is reconciled with the server: a restarted in-memory server lost everything."""
+    payload = build_payload(make_predictions(), task=task_id, batch_size=10)
+    journal = tmp_path / "j.jsonl"
+    with client_for(extended_platform) as c:
+        c.upload_predictions(payload, journal=journal)
+    with extended_platform.store.lock:
+        extended_platform.store.conn.execute(
+            "DELETE FROM predictions WHERE run = ? AND lumisection <= 10", (RUNS[2],)
+        )
+    with client_for(extended_platform) as c:
+        report = c.upload_predictions(payload, journal=journal)
+    assert report.resent == 1 and report.skipped == 3 and report.created == 10
+    assert len(server_predictions(extended_platform)) == 40
+
+
+def test_the_deployed_platform_refuses_predictions_before_anything_is_written(fresh_platform):
+    fresh_platform.store.create_task(
+        {"name": "pixel", "training_runs": [RUNS[0]], "testing_runs": [RUNS[2]],
+         "training_lumisections": [], "testing_lumisections": []}
+    )  # fmt: skip
+    payload = build_payload(make_predictions(strategies=("ae", "pca")), task="pixel")
+    with (
+        client_for(fresh_platform) as c,
+        pytest.raises(CapabilityError, match="cannot store predictions") as err,
+    ):
+        c.upload_predictions(payload)
+    assert "Nothing was sent and nothing was created" in str(err.value)
+    assert "no score, threshold, verdict or lumisection" in str(err.value)
+    requests = fresh_platform.requests
+    assert not [k for k in requests if k.startswith("POST")]
+    assert fresh_platform.store.scalar("SELECT COUNT(*) FROM strategies") == 0
+
+
+def test_strategies_are_looked_up_and_a_lost_answer_is_not_a_duplicate(extended_platform):
+    """The server keeps duplicate names: a POST whose answer is cut is checked, not repeated."""
+    extended_platform.faults.update(paths="/api/strategies/", script=["ok", "truncate"])
+    with client_for(extended_platform) as c:
+        record, created = c.ensure_strategy("ae")
+        assert created and record["model"] == "ae"
+        assert c.ensure_strategy("ae") == (record, False)
+    models = extended_platform.store.query("SELECT model FROM strategies")
+    assert [m[0] for m in models] == ["ae"]

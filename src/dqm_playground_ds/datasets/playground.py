@@ -24,6 +24,7 @@ from kedro.io import AbstractDataset, DatasetError
 from dqm_playground_ds.atomic import atomic_write
 from dqm_playground_ds.platform import (
     TOKEN_ENV,
+    CapabilityError,
     PayloadError,
     PlaygroundAPI,
     PlaygroundClient,
@@ -248,6 +249,13 @@ class PlaygroundUploadDataset(_PlaygroundDataset, AbstractDataset[dict[str, Any]
         try:
             with self._client() as client:
                 report = client.upload_predictions(data, journal=self._path / "journal.jsonl")
+        except CapabilityError as exc:
+            self._append_log({**entry, "outcome": "refused", "error": str(exc)})
+            raise DatasetError(
+                f"prediction upload to {self._base_url} refused before anything was written: "
+                f"{exc}. The payload is kept in {self._path / name}: send it to a server that "
+                "offers the extension, or set prediction_upload.dry_run: true"
+            ) from exc
         except (PlaygroundError, PayloadError) as exc:
             self._append_log({**entry, "outcome": "failed", "error": str(exc)})
             raise DatasetError(

@@ -8,6 +8,10 @@ What it adds to plain ``requests`` calls, because that is what the platform's us
 - pagination as the server really does it, with every page after the first fetched concurrently;
 - retries with exponential backoff on connection errors, timeouts, broken bodies, malformed JSON,
   429 (honouring ``Retry-After``, which pauses every worker) and 5xx; immediate errors on 400/401/403;
+  within a download the retries come from one budget for the whole download (``download_retries``),
+  so a burst of failures on one page does not end a download that is progressing;
+- deadlines: ``timeout`` bounds each socket wait, ``request_deadline`` the whole answer, body
+  included (a server trickling bytes cannot hold a request forever), ``deadline`` a whole download;
 - histograms as the project's histogram table, optionally through a page cache that makes an
   interrupted bulk download resume where it stopped;
 - a progress bar per listing.
@@ -46,15 +50,20 @@ from tqdm.auto import tqdm
 from dqm_playground_ds.platform.cache import PageCache
 from dqm_playground_ds.platform.endpoints import (
     ENDPOINTS,
+    TASKS_EXTENSION,
     Endpoint,
     encode_filters,
     histogram_endpoint,
+    local_matches,
 )
 from dqm_playground_ds.platform.errors import (
     AuthenticationError,
     BadRequestError,
+    CapabilityError,
+    DeadlineError,
     NotFoundError,
     PaginationError,
+    ParsingError,
     PlaygroundError,
     PlaygroundHTTPError,
     ResponseError,
@@ -129,6 +138,22 @@ def histogram_filters(
     return out
 
 
+try:  # a dependency of kedro-viz, so normally present: decodes pages of histograms ~5x faster
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+
+def _loads(content: bytes) -> Any:
+    """JSON decoding; the standard library's as a fallback (it also accepts NaN/Infinity)."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(content)
+        except ValueError:
+            pass
+    return json.loads(content)
+
+
 def _detail(resp: requests.Response) -> Any:
     try:
         body = json.loads(resp.content)
@@ -137,6 +162,51 @@ def _detail(resp: requests.Response) -> Any:
     if isinstance(body, dict) and set(body) == {"detail"}:
         return body["detail"]
     return body
+
+
+class _Budget:
+    """Retries shared by every request of one download."""
+
+    def __init__(self, n: int) -> None:
+        self.left = int(n)
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
+
+
+class _BodyDeadline(Exception):
+    """The answer did not arrive in full before the request's deadline."""
+
+
+def _dedupe(records: list[dict[str, Any]], url: str) -> list[dict[str, Any]]:
+    """Drop records a join listed twice; two different records with one id are an error."""
+    seen: dict[Any, dict[str, Any]] = {}
+    out = []
+    for record in records:
+        rid = record.get("id") if isinstance(record, dict) else None
+        if rid is None:
+            out.append(record)
+            continue
+        if rid in seen:
+            if seen[rid] != record:
+                raise PaginationError(
+                    f"{url}: record id {rid} was served twice with different content: the "
+                    "data changed during the listing; run it again"
+                )
+            continue
+        seen[rid] = record
+        out.append(record)
+    return out
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port
 
 
 class PlaygroundClient:
@@ -162,6 +232,9 @@ class PlaygroundClient:
         concurrent: bool = True,
         progress: bool = True,
         verify: bool | str | None = None,
+        request_deadline: float | None = None,
+        deadline: float | None = None,
+        download_retries: int | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -170,7 +243,18 @@ class PlaygroundClient:
         self._token = token or os.environ.get(token_env) or None
         self._token_env = token_env
         self.timeout = float(timeout)
+        # the whole answer (headers and body) of one attempt; defaults to ``timeout``
+        self.request_deadline = float(request_deadline if request_deadline is not None else timeout)
+        self.deadline = float(deadline) if deadline is not None else None  # a whole download
         self.retries = int(retries)
+        self.download_retries = (
+            int(download_retries) if download_retries is not None else 4 * self.retries
+        )
+        for name in ("timeout", "request_deadline"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ValueError(f"deadline must be > 0 seconds, got {self.deadline}")
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
         self.max_retry_after = float(max_retry_after)
@@ -181,6 +265,7 @@ class PlaygroundClient:
             verify if verify is not None else (os.environ.get("REQUESTS_CA_BUNDLE") or True)
         )
         self.stats = {"requests": 0, "retries": 0}
+        self._capabilities: dict[str, Any] | None = None
         if parts.scheme == "http" and not _is_loopback(parts.hostname):
             log.warning("%s is plain http: the token would cross the network unencrypted", base_url)
         self._init_runtime()
@@ -227,6 +312,13 @@ class PlaygroundClient:
     def has_token(self) -> bool:
         return self._token is not None
 
+    def _default_headers(self) -> dict[str, str]:
+        """Headers of every request (DRF token auth here; other platforms override this)."""
+        headers = {"Accept": "application/json", "User-Agent": "dqm-playground-ds"}
+        if self._token:
+            headers["Authorization"] = f"Token {self._token}"
+        return headers
+
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
@@ -235,10 +327,7 @@ class PlaygroundClient:
             session.trust_env = False
             if not _is_loopback(urlsplit(self.base_url).hostname):
                 session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-            session.headers["Accept"] = "application/json"
-            session.headers["User-Agent"] = "dqm-playground-ds"
-            if self._token:
-                session.headers["Authorization"] = f"Token {self._token}"
+            session.headers.update(self._default_headers())
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
@@ -290,14 +379,75 @@ class PlaygroundClient:
     def _backoff_delay(self, attempt: int) -> float:
         return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
-    def _auth_error(self, status: int, url: str, detail: Any) -> AuthenticationError:
-        if self._token is None:
+    def _auth_error(
+        self, status: int, url: str, detail: Any, resp: requests.Response | None = None
+    ) -> AuthenticationError:
+        """401 and 403 mean different things on the playground (DRF): say which, and why."""
+        final = resp.url if resp is not None else url
+        if resp is not None and resp.history and _origin(final) != _origin(url):
+            why = (
+                f"the request was redirected to {final} ({resp.history[0].status_code}), and a "
+                "redirect to another host or scheme drops the Authorization header, so the server "
+                f"never saw the token: set base_url to the redirect's target "
+                f"({urlsplit(final).scheme}://{urlsplit(final).netloc})"
+            )
+        elif self._token is None:
             why = f"no token was sent: export {self._token_env}=... or pass credentials"
+        elif status == 401:
+            why = (
+                "the token was refused (invalid, expired or revoked, or meant for another "
+                "server): ask a platform admin for a new one"
+            )
         else:
-            why = "the token was refused (expired, revoked or for another host?)"
+            why = (
+                "the token is valid but not allowed to do this (permission denied; e.g. "
+                "histogram_data_files/discover/ needs an admin account)"
+            )
         return AuthenticationError(
             f"{url}: {status} {detail!s}: {why}", status=status, url=url, detail=detail
         )
+
+    def _receive(
+        self, method: str, url: str, json_body: Any, headers: Any, until: float
+    ) -> requests.Response:
+        """Send, then read the whole body before ``until`` (monotonic) or raise _BodyDeadline."""
+        resp = self._session().request(
+            method,
+            url,
+            json=json_body,
+            headers=headers,
+            timeout=(self.timeout, max(0.05, min(self.timeout, until - time.monotonic()))),
+            verify=self.verify,
+            stream=True,
+        )
+        try:
+            raw = resp.raw
+            read = getattr(raw, "read1", None)  # urllib3 >= 2.3: whatever has arrived
+            chunks = []
+            while True:
+                if time.monotonic() > until:
+                    raise _BodyDeadline()
+                chunk = (
+                    read(65536, decode_content=True)
+                    if read is not None
+                    else raw.read(8192, decode_content=True)
+                )
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            resp._content = b"".join(chunks)
+            resp._content_consumed = True
+            raw.release_conn()  # the whole body is read: the connection can be reused
+        except _BodyDeadline:
+            resp.close()
+            raise
+        except Exception as exc:
+            resp.close()
+            if isinstance(exc, requests.RequestException):
+                raise
+            # urllib3 errors while reading the body: a broken response
+            raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
+        return resp
 
     def request(
         self,
@@ -309,11 +459,14 @@ class PlaygroundClient:
         idempotent: bool | None = None,
         headers: Mapping[str, str] | None = None,
         expect_json: bool = True,
+        budget: _Budget | None = None,
+        until: float | None = None,
     ) -> Any:
         """One API call with retries; returns the decoded JSON body (``None`` when empty).
 
         Non-idempotent calls are retried only when the server certainly did not act on them
-        (429/503, or the connection could not be opened).
+        (429/503, or the connection could not be opened). ``budget`` (a download's shared retry
+        budget) replaces the per-request ``retries``; ``until`` (monotonic) is an overall deadline.
         """
         method = method.upper()
         url = self.url(path)
@@ -328,14 +481,27 @@ class PlaygroundClient:
             malformed = False
             with self._lock:
                 self.stats["requests"] += 1
+            started = time.monotonic()
+            if until is not None and started >= until:
+                raise DeadlineError(
+                    f"{method} {url}: the overall deadline ({self.deadline} s) passed after "
+                    f"{attempt} attempt(s)"
+                )
+            attempt_until = started + self.request_deadline
+            if until is not None:
+                attempt_until = min(attempt_until, until)
             try:
-                resp = self._session().request(
-                    method,
-                    url,
-                    json=json_body,
-                    headers=headers,
-                    timeout=self.timeout,
-                    verify=self.verify,
+                resp = self._receive(method, url, json_body, headers, attempt_until)
+            except _BodyDeadline as exc:
+                if not idempotent:
+                    raise PlaygroundError(
+                        f"{method} {url}: no complete answer within {self.request_deadline} s; "
+                        "the server may or may not have acted on it, so it is not repeated"
+                    ) from exc
+                error = exc
+                reason = (
+                    f"answer not complete within the deadline ({attempt_until - started:.1f} s): "
+                    "the server is too slow"
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 not_sent = isinstance(exc, requests.ConnectTimeout) or (
@@ -368,7 +534,7 @@ class PlaygroundClient:
                         if delay is not None:
                             self._pause(delay)
                 elif status in (401, 403):
-                    raise self._auth_error(status, url, _detail(resp))
+                    raise self._auth_error(status, url, _detail(resp), resp)
                 elif status == 400:
                     detail = _detail(resp)
                     raise BadRequestError(
@@ -391,29 +557,38 @@ class PlaygroundClient:
                     return None
                 else:
                     try:
-                        return json.loads(resp.content)
+                        return _loads(resp.content)
                     except ValueError as exc:
                         error, malformed = exc, True
                         reason = f"malformed JSON ({exc}; starts {resp.content[:60]!r})"
             attempt += 1
-            if attempt > self.retries:
+            exhausted = not budget.take() if budget is not None else attempt > self.retries
+            if exhausted:
                 cls = ResponseError if malformed else RetryError
+                scope = " (the download's retry budget is spent)" if budget is not None else ""
                 raise cls(
-                    f"{method} {url}: {reason}; gave up after {attempt} attempt(s)"
+                    f"{method} {url}: {reason}; gave up after {attempt} attempt(s){scope}"
                 ) from error
-            wait = delay if delay is not None else self._backoff_delay(attempt)
+            wait = delay if delay is not None else self._backoff_delay(min(attempt, 16))
+            if until is not None:
+                wait = max(0.0, min(wait, until - time.monotonic()))
             with self._lock:
                 self.stats["retries"] += 1
-            log.info(
-                "%s %s: %s; retry %d/%d in %.2f s", method, url, reason, attempt, self.retries, wait
-            )
+            log.info("%s %s: %s; retry %d in %.2f s", method, url, reason, attempt, wait)
             time.sleep(wait)
 
     # -- pagination ---------------------------------------------------------------------------
-    def _get_page(self, url: str, number: int, first: Page | None) -> Page:
+    def _get_page(
+        self,
+        url: str,
+        number: int,
+        first: Page | None,
+        budget: _Budget | None = None,
+        until: float | None = None,
+    ) -> Page:
         page_url = with_page(url, number)
         try:
-            body = self.request("GET", page_url)
+            body = self.request("GET", page_url, budget=budget, until=until)
         except NotFoundError as exc:
             if first is None:
                 raise
@@ -446,7 +621,9 @@ class PlaygroundClient:
         if params:
             url += ("&" if "?" in url else "?") + urlencode(params, doseq=True)
         concurrent = self.concurrent if concurrent is None else concurrent
-        first = self._get_page(url, 1, None)
+        budget = _Budget(self.download_retries)
+        until = time.monotonic() + self.deadline if self.deadline is not None else None
+        first = self._get_page(url, 1, None, budget, until)
         skip = plan(first) if plan is not None else set()
         if on_page is not None:
             on_page(first)
@@ -464,9 +641,9 @@ class PlaygroundClient:
         try:
             yield first
             if concurrent:
-                yield from self._concurrent_pages(url, todo, first, on_page, bar)
+                yield from self._concurrent_pages(url, todo, first, on_page, bar, budget, until)
             else:
-                yield from self._sequential_pages(first, on_page, bar)
+                yield from self._sequential_pages(first, on_page, bar, budget, until)
         finally:
             bar.close()
 
@@ -477,9 +654,11 @@ class PlaygroundClient:
         first: Page,
         on_page: Callable[[Page], None] | None,
         bar: Any,
+        budget: _Budget,
+        until: float | None,
     ) -> Iterator[Page]:
         def task(number: int) -> Page:
-            page = self._get_page(url, number, first)
+            page = self._get_page(url, number, first, budget, until)
             if on_page is not None:
                 on_page(page)
             return page
@@ -496,7 +675,12 @@ class PlaygroundClient:
                 fut.cancel()
 
     def _sequential_pages(
-        self, first: Page, on_page: Callable[[Page], None] | None, bar: Any
+        self,
+        first: Page,
+        on_page: Callable[[Page], None] | None,
+        bar: Any,
+        budget: _Budget,
+        until: float | None,
     ) -> Iterator[Page]:
         """Follow ``next`` links (every page is fetched, cached or not)."""
         page = first
@@ -505,7 +689,7 @@ class PlaygroundClient:
             number = page_number(next_url)
             if number != page.number + 1:
                 raise PaginationError(f"page {page.number}'s next link {page.next!r} skips pages")
-            page = self._get_page(next_url, number, first)
+            page = self._get_page(next_url, number, first, budget, until)
             if on_page is not None:
                 on_page(page)
             bar.update(1)
@@ -514,14 +698,27 @@ class PlaygroundClient:
     def list(
         self, endpoint: str, *, concurrent: bool | None = None, **filters: Any
     ) -> list[dict[str, Any]]:
-        """Every record of a list endpoint matching ``filters``, in the server's order."""
+        """Every record of a list endpoint matching ``filters``, in the server's order.
+
+        The deployed server has no ordering, so the order means nothing. Filters the server gets
+        wrong are applied here (``Endpoint.local_filters``); a record a join lists twice is kept
+        once (``Endpoint.join_duplicates``).
+        """
         ep = self._endpoint(endpoint)
+        params = encode_filters(ep, filters)
         pages = sorted(
-            self.fetch_pages(ep.path, encode_filters(ep, filters), concurrent=concurrent),
+            self.fetch_pages(ep.path, params, concurrent=concurrent),
             key=lambda p: p.number,
         )
-        check_unique_ids(pages, self.url(ep.path))
-        return [record for page in pages for record in page.results]
+        records = [record for page in pages for record in page.results]
+        if ep.join_duplicates:
+            records = _dedupe(records, self.url(ep.path))
+        else:
+            check_unique_ids(pages, self.url(ep.path))
+        if ep.local_filters & set(filters):
+            match = local_matches(ep, filters)
+            records = [r for r in records if match(r)]
+        return records
 
     def _endpoint(self, name: str) -> Endpoint:
         try:
@@ -552,10 +749,28 @@ class PlaygroundClient:
         return self.list("histogram_data_files", **filters)
 
     def run_certifications(self, **filters: Any) -> list[dict[str, Any]]:
+        """Run certifications (``rr_frac_*`` fractions on the deployed server); ``id`` is applied
+        here, ``rr_is_*`` filters are refused (the server would ignore them)."""
         return self.list("run_certifications", **filters)
 
     def lumisection_certifications(self, **filters: Any) -> list[dict[str, Any]]:
+        """LS certifications. ``run``, ``lumisection`` (the LS number) and ``id`` are applied
+        here: on the deployed server ``?run=`` is a 500 and ``?lumisection=`` matches an
+        internal id. Flags and ``date`` are sent, so narrow with them where you can."""
         return self.list("lumisection_certifications", **filters)
+
+    # -- capabilities -------------------------------------------------------------------------
+    def capabilities(self, *, refresh: bool = False) -> dict[str, Any]:
+        """The extensions the server advertises at ``/api/capabilities/`` (``{}`` when the route
+        does not exist, as on the deployed playground)."""
+        if self._capabilities is None or refresh:
+            try:
+                body = self.request("GET", "/api/capabilities/")
+            except NotFoundError:
+                body = None
+            ext = body.get("extensions") if isinstance(body, dict) else None
+            self._capabilities = dict(ext) if isinstance(ext, dict) else {}
+        return dict(self._capabilities)
 
     def tasks(self) -> list[dict[str, Any]]:
         return self.list("tasks")
@@ -567,21 +782,73 @@ class PlaygroundClient:
         return self.list("predictions")
 
     # -- data files ---------------------------------------------------------------------------
+    def data_file(self, file_id: int) -> dict[str, Any]:
+        """A data file's record, fresh: the server caches these GETs for 60 s by URL, so the
+        request carries a parameter the server ignores (``_``) that no earlier request had."""
+        path = f"{ENDPOINTS['histogram_data_files'].path}{int(file_id)}/"
+        return self.request("GET", path, params=[("_", f"{time.time_ns()}")])
+
     def start_parsing(
-        self, file_id: int, *, granularity: str, data_dimensionality: int, file_format: str
-    ) -> Any:
-        """Ask the server to parse a data file into histograms (202; 400 if already parsed)."""
+        self,
+        file_id: int,
+        *,
+        granularity: str,
+        data_dimensionality: int,
+        file_format: str,
+        wait: bool = True,
+        timeout: float = 600.0,
+        poll: float = 2.0,
+        stall_timeout: float | None = 120.0,
+    ) -> dict[str, Any] | None:
+        """Parse a data file on the server into histograms and, with ``wait``, until it is done.
+
+        The deployed server answers 202 with an empty body and parses in the background; it never
+        reports a failure. So the file's record is polled (past the 60 s cache) until
+        ``entries_processed`` reaches ``entries_total``; no progress for ``stall_timeout`` s or no
+        completion within ``timeout`` s is a :class:`ParsingError`. Returns the final record.
+        """
+        if file_format not in ("csv", "root"):
+            raise ValueError(
+                f"file_format must be 'csv' or 'root' (lowercase: the platform refuses anything "
+                f"else), got {file_format!r}"
+            )
         body = {
             "granularity": granularity,
             "data_dimensionality": int(data_dimensionality),
             "file_format": file_format,
         }
         path = f"{ENDPOINTS['histogram_data_files'].path}{int(file_id)}/start_parsing/"
-        return self.request("POST", path, json_body=body)
+        self.request("POST", path, json_body=body, idempotent=False)
+        if not wait:
+            return None
+        started = last_change = time.monotonic()
+        last = None
+        while True:
+            record = self.data_file(file_id)
+            done, total = record.get("entries_processed") or 0, record.get("entries_total") or 0
+            if total > 0 and done >= total:
+                return record
+            now_ = time.monotonic()
+            if done != last:
+                last, last_change = done, now_
+            where = f"{self.base_url}: data file {file_id} ({record.get('filepath')})"
+            state = f"{done} of {total} entries processed"
+            if now_ - started > timeout:
+                raise ParsingError(
+                    f"{where}: parsing not finished after {timeout:.0f} s ({state}); the "
+                    "platform never reports a failed parse: ask its admins for the logs"
+                )
+            if stall_timeout is not None and now_ - last_change > stall_timeout:
+                raise ParsingError(
+                    f"{where}: no parsing progress for {stall_timeout:.0f} s ({state}): it most "
+                    "likely failed on the server, which never reports it (wrong "
+                    "file_format/data_dimensionality, or an unreadable file?)"
+                )
+            time.sleep(poll)
 
-    def discover(self) -> Any:
-        """Ask the server to look for new data files (admins only)."""
-        return self.request("GET", f"{ENDPOINTS['histogram_data_files'].path}discover/")
+    def discover(self) -> None:
+        """Ask the server to look for new data files (admins only; 202 with an empty body)."""
+        self.request("GET", f"{ENDPOINTS['histogram_data_files'].path}discover/")
 
     # -- tasks and strategies -----------------------------------------------------------------
     def task(self, task: int | str) -> dict[str, Any]:
@@ -597,26 +864,59 @@ class PlaygroundClient:
         return matches[0]
 
     def create_task(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Create a task (see ``tasks.split_to_task`` for the body)."""
+        """Create a task (see ``tasks.split_to_task`` for the body) on a server that offers the
+        tasks extension; the deployed playground cannot (400/500 for every body shape)."""
+        if TASKS_EXTENSION not in self.capabilities():
+            raise CapabilityError(
+                f"{self.base_url} cannot create tasks through its API (no '{TASKS_EXTENSION}' "
+                "extension; the deployed playground answers 400/500 to every task body): ask a "
+                "platform admin to create it, or use a local split file (split.py); nothing was sent"
+            )
         return self.request("POST", ENDPOINTS["tasks"].path, json_body=dict(body), idempotent=False)
 
     def create_strategy(self, model: str) -> dict[str, Any]:
+        """POST a strategy. The deployed server allows duplicate names, so this is never retried
+        blindly: use :meth:`ensure_strategy`."""
         return self.request(
-            "POST", ENDPOINTS["strategies"].path, json_body={"model": model}, idempotent=True
+            "POST", ENDPOINTS["strategies"].path, json_body={"model": model}, idempotent=False
         )
 
+    def _find_strategy(self, model: str) -> dict[str, Any] | None:
+        matches = sorted(
+            (r for r in self.strategies() if r.get("model") == model), key=lambda r: r["id"]
+        )
+        if len(matches) > 1:
+            log.warning(
+                "%s: %d strategies named %r (ids %s); using the oldest, %s",
+                self.base_url, len(matches), model, [r["id"] for r in matches], matches[0]["id"],
+            )  # fmt: skip
+        return matches[0] if matches else None
+
     def ensure_strategy(self, model: str) -> tuple[dict[str, Any], bool]:
-        """The strategy named ``model``, created if missing; returns ``(record, created)``."""
-        for record in self.strategies():
-            if record.get("model") == model:
-                return record, False
-        try:
-            return self.create_strategy(model), True
-        except BadRequestError:  # created meanwhile (or by a retried request): read it back
-            for record in self.strategies():
-                if record.get("model") == model:
-                    return record, False
-            raise
+        """The strategy named ``model``, created if missing; returns ``(record, created)``.
+
+        Looked up first (the server keeps duplicates); a POST whose answer was lost is not
+        repeated blindly: the list is read again and the POST repeated only if it is not there.
+        """
+        found = self._find_strategy(model)
+        if found is not None:
+            return found, False
+        for _ in range(self.retries + 1):
+            try:
+                return self.create_strategy(model), True
+            except (RetryError, PlaygroundHTTPError) as exc:
+                if isinstance(exc, (AuthenticationError, BadRequestError)):
+                    raise
+                error = exc
+            except PlaygroundError as exc:  # connection lost: did it arrive?
+                error = exc
+            found = self._find_strategy(model)
+            if found is not None:
+                return found, True
+            log.info(
+                "strategy %r: POST failed (%s) and it is not on the server; again", model, error
+            )
+        raise error
 
     def upload_predictions(
         self, payload: Mapping[str, Any], *, journal: str | os.PathLike[str] | None = None
@@ -684,7 +984,10 @@ class PlaygroundClient:
         if dup.any():
             raise PaginationError(
                 f"{source}: record id {int(table.loc[dup, ID_COLUMN].iloc[0])} was served twice: "
-                "the server's ordering changed during the download; run it again"
+                "the server's lists have no ordering and its result moved during the download "
+                "(rows changed?); run it again"
             )
+        # the server's order means nothing: the table is sorted like the project's reader's
+        table = table.sort_values(["run", "lumi", "me"], kind="stable", ignore_index=True)
         log.info("%s: %d histograms in %.1f s", source, len(table), time.perf_counter() - started)
         return validate_histograms(table.drop(columns=[ID_COLUMN]), name=source)

@@ -49,3 +49,16 @@ class RecordError(ResponseError):
 
 class PaginationError(PlaygroundError):
     """Pages disagree with each other: the result set changed while it was being read."""
+
+
+class DeadlineError(RetryError):
+    """The overall deadline of a download passed before it was complete."""
+
+
+class CapabilityError(PlaygroundError):
+    """The platform lacks what the operation needs (e.g. the deployed one cannot store
+    predictions); raised before anything is written."""
+
+
+class ParsingError(PlaygroundError):
+    """A data file's server-side parsing did not complete (timed out or stalled)."""

@@ -1,13 +1,18 @@
 """Prediction upload: the payload the project sends, and an idempotent, resumable batched upload.
 
-The deployed platform cannot create predictions yet and has no score field, so the project defines the
-payload (``docs/prediction-payload.md``). Two properties make a re-run safe:
+The deployed platform cannot store predictions (its model has no score/threshold/verdict/LS fields
+and its serializer rejects every body), so the project defines the payload
+(``docs/prediction-payload.md``) as an extension a server advertises at ``/api/capabilities/``. The
+upload checks that first and, where it is missing, stops before writing anything. Three properties
+make a re-run safe:
 
 - every prediction has a stable key ``<task id>/<strategy>/<run>/<lumisection>``; the server merges
   on that key, so sending a prediction twice never duplicates it;
 - batches are deterministic (sorted, fixed size) and identified by a hash of their content; a local
   journal records each batch the server acknowledged, so an interrupted upload resumes with the
-  first unacknowledged batch.
+  first unacknowledged batch;
+- the journal is reconciled with the batches the server holds (by batch id, the idempotency key)
+  before anything is skipped: a server that lost what it stored gets it again.
 """
 
 from __future__ import annotations
@@ -27,15 +32,22 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from dqm_playground_ds.platform.errors import NotFoundError, PlaygroundError, ResponseError
+from dqm_playground_ds.platform.endpoints import PREDICTIONS_EXTENSION
+from dqm_playground_ds.platform.errors import (
+    CapabilityError,
+    NotFoundError,
+    PlaygroundError,
+    ResponseError,
+)
 
 if TYPE_CHECKING:
     from dqm_playground_ds.platform.client import PlaygroundClient
 
 log = logging.getLogger(__name__)
 
-PAYLOAD_SCHEMA = "dqm-playground-ds/predictions/v1"
+PAYLOAD_SCHEMA = PREDICTIONS_EXTENSION  # the payload's version is the extension's name
 PREDICTIONS_PATH = "/api/predictions/"
+BATCHES_PATH = "/api/predictions/batches/"
 REQUIRED_COLUMNS = ("run", "lumi", "strategy", "score", "threshold", "is_anomalous")
 OPTIONAL_COLUMNS = ("top_mes", "label", "split")
 ITEM_FIELDS = (
@@ -247,6 +259,8 @@ class UploadReport:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    resent: int = 0  # batches the journal had but the server no longer held
+    on_server: int = 0  # batches not in the journal that the server already held in full
     strategies_created: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -265,6 +279,34 @@ def resolve_task(client: PlaygroundClient, task: int | str | None) -> int:
     except NotFoundError as exc:
         raise PlaygroundError(f"{client.base_url}: no task {task!r}") from exc
     return int(record["id"])
+
+
+def check_capability(client: PlaygroundClient) -> dict[str, Any]:
+    """The server's description of the prediction extension, or :class:`CapabilityError`."""
+    extensions = client.capabilities()
+    if PAYLOAD_SCHEMA in extensions:
+        return dict(extensions[PAYLOAD_SCHEMA] or {})
+    offered = sorted(extensions) or "none (no /api/capabilities/ route)"
+    raise CapabilityError(
+        f"{client.base_url} cannot store predictions: it does not offer the "
+        f"'{PAYLOAD_SCHEMA}' extension (extensions offered: {offered}). The deployed ML4DQM "
+        "playground's Prediction model has no score, threshold, verdict or lumisection field "
+        "and its predictions/ endpoint rejects every body (400 'This field is required.' for "
+        "strategy, run_histograms, lumisection_histograms_1d/2d; 500 on nested writes). Nothing "
+        "was sent and nothing was created on the server (no strategy, no prediction); see "
+        "docs/prediction-payload.md"
+    )
+
+
+def server_batches(
+    client: PlaygroundClient, task_id: int, path: str = BATCHES_PATH
+) -> dict[str, int]:
+    """``{batch id: predictions held}`` for a task, as the server reports it."""
+    body = client.request("GET", path, params=[("task", str(task_id))])
+    batches = body.get("batches") if isinstance(body, dict) else None
+    if not isinstance(batches, dict):
+        raise ResponseError(f"{client.url(path)}: expected {{'batches': {{...}}}}, got {body!r}")
+    return {str(k): int(v) for k, v in batches.items()}
 
 
 def _check_ack(resp: Any, bid: str, n: int) -> dict[str, int]:
@@ -286,13 +328,18 @@ def upload_predictions(
     *,
     journal: str | os.PathLike[str] | None = None,
 ) -> UploadReport:
-    """Create missing strategies, then POST the predictions batch by batch, skipping acknowledged ones."""
+    """Check the server can store predictions, create missing strategies, then POST the batches
+    the server does not hold yet.
+
+    Order matters: the capability check comes before any write, so a server that cannot store
+    predictions (the deployed playground) gets nothing, not even a strategy.
+    """
     validate_payload(payload)
+    extension = check_capability(client)
     task_id = resolve_task(client, payload.get("task"))
     items = payload["predictions"]
     report = UploadReport(target=client.base_url, task=task_id, n_predictions=len(items))
-    known = {s.get("model") for s in client.strategies()}
-    for strategy in sorted({it["strategy"] for it in items} - known):
+    for strategy in sorted({it["strategy"] for it in items}):
         _, created = client.ensure_strategy(strategy)
         if created:
             report.strategies_created.append(strategy)
@@ -301,11 +348,22 @@ def upload_predictions(
     report.n_batches = len(batches)
     book = UploadJournal(journal) if journal is not None else None
     done = book.acknowledged(client.base_url) if book is not None else set()
+    held = server_batches(client, task_id, str(extension.get("batches") or BATCHES_PATH))
     bar = tqdm(batches, desc="uploading predictions", unit="batch", disable=not client.progress)
     for bid, chunk in bar:
-        if bid in done:
-            report.skipped += 1
+        if held.get(bid, 0) >= len(chunk):
+            if bid in done:
+                report.skipped += 1
+            else:
+                report.on_server += 1
             continue
+        if bid in done:
+            log.warning(
+                "batch %s: the journal says %s acknowledged it, but the server holds %d of its "
+                "%d predictions (it lost them?): sending it again",
+                bid[:12], client.base_url, held.get(bid, 0), len(chunk),
+            )  # fmt: skip
+            report.resent += 1
         body = {"schema": PAYLOAD_SCHEMA, "task": task_id, "batch": bid, "predictions": chunk}
         resp = client.request(
             "POST",
@@ -329,11 +387,12 @@ def upload_predictions(
         report.sent += 1
         for k, v in counts.items():
             setattr(report, k, getattr(report, k) + v)
-    if report.skipped:
+    if report.skipped or report.on_server:
         log.info(
-            "%d of %d batch(es) were already acknowledged (journal %s)",
-            report.skipped,
+            "%d of %d batch(es) were already on the server (%d of them in the journal %s)",
+            report.skipped + report.on_server,
             report.n_batches,
+            report.skipped,
             journal,
         )
     return report

@@ -13,7 +13,7 @@ from kedro.runner import SequentialRunner
 from dqm_playground_ds.datasets.playground import PlaygroundUploadDataset
 from dqm_playground_ds.pipelines.prediction_upload import create_pipeline
 from dqm_playground_ds.pipelines.prediction_upload.nodes import build_prediction_payload
-from tests.platform.helpers import RUNS, TOKEN, make_predictions, make_table, start_platform
+from tests.platform.helpers import RUNS, TOKEN, make_predictions, make_table, start_extended
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
 BASE_PARAMS = {
@@ -74,7 +74,7 @@ def test_dry_run_writes_the_payload_only(tmp_path, monkeypatch):
 
 def test_upload_to_the_local_platform(tmp_path, monkeypatch):
     monkeypatch.setenv("DQM_PLAYGROUND_TOKEN", TOKEN)
-    server = start_platform(make_table(n_ls=2))
+    server = start_extended(make_table(n_ls=2))
     try:
         server.store.create_task(
             {

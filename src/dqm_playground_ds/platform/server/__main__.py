@@ -68,6 +68,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=60.0,
         help="seconds histogram_data_files GETs stay cached (the platform's quirk)",
     )
+    p.add_argument(
+        "--extension",
+        action="append",
+        default=[],
+        choices=["predictions", "tasks"],
+        help="serve the project's contract beyond the deployed platform (advertised at "
+        "/api/capabilities/): predictions = the upload payload, tasks = task creation; repeatable",
+    )
+    p.add_argument(
+        "--parse-delay", type=float, default=0.0, help="seconds a background parse waits first"
+    )
     for name, text in FAULT_OPTIONS.items():
         p.add_argument(f"--{name.replace('_', '-')}", type=float, help=text)
     p.add_argument("--fault-script", help="faults for the first requests, e.g. 'drop,429,ok'")
@@ -108,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         faults=faults,
         data_dir=args.data_dir,
         file_cache_ttl=args.file_cache_ttl,
+        extensions=args.extension,
+        parse_delay=args.parse_delay,
     )
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
@@ -119,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if faults.latency or faults.script:
         active.update(latency=faults.latency, script=faults.script)
     log.info("%d 1D and %d 2D LS histograms, %d task(s); faults: %s", n1, n2, nt, active or "none")
+    log.info("extensions: %s", ", ".join(args.extension) or "none (the deployed platform)")
     server = make_server(app, log_level="info" if args.log_level == "debug" else "warning")
     try:
         server.run(sockets=[sock])

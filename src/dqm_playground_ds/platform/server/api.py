@@ -1,20 +1,41 @@
-"""The local platform's HTTP API: the playground contract (platform-api.md), quirks included.
+"""The local platform's HTTP API: the deployed ML4DQM playground as it really answers, by default.
 
-Faithful to the deployed server: ``Authorization: Token`` on every endpoint (401 without, 403 with a
-bad one), pages of 50 with a host-relative ``next``, float ``total_pages = round(total/50, 1)``,
-404 ``{"detail": "Invalid page."}`` past the end, 400 on an unknown LS-histogram title, unknown
-filters silently ignored, ``histogram_data_files`` GETs cached for 60 s. Beyond it, because the
-deployed serializer cannot do it yet: ``POST /api/predictions/`` takes the project's batch payload
-(``docs/prediction-payload.md``) and merges on the prediction key. PUT/PATCH are not implemented.
+Deployed behaviour (issue 12, checked against the real Django + DRF backend), the default:
+
+- ``Authorization: Token`` on every endpoint: 401 without a token and with a bad one, 403 only for
+  a valid token lacking a permission (``discover/`` needs an admin);
+- pages of 50 with a host-relative ``next``, float ``total_pages``, 404 ``Invalid page.``; lists have
+  **no ordering** (no ORDER BY: rows come in a stable but arbitrary order);
+- 400 on an unknown LS-histogram title, unknown filters silently ignored, a non-numeric ``__in``
+  value is a 500 (Django's HTML page), ``entries`` an integer;
+- ``histogram_data_files`` GETs cached for 60 s; ``?granularity=`` lists a file once per content
+  (1D and 2D: twice); ``start_parsing`` takes lowercase ``csv``/``root`` only, answers 202 with an
+  empty body and parses in the background (a failure is never reported); its 400 is a bare JSON
+  string; ``discover`` answers 202 with an empty body;
+- certifications: ``lumisection_certifications?run=`` is a 500, ``?lumisection=`` matches the
+  internal LS id, ``?id=`` is ignored; run certifications carry ``rr_frac_*`` fractions and no
+  ``rr_is_golden_json`` (a filter on it is ignored);
+- strategies: duplicate names allowed; tasks and predictions cannot be created (400 naming the
+  deployed serializer's required fields, 500 on nested writes).
+
+Extensions, off unless asked for (``extensions=("predictions", "tasks")``) and advertised at
+``GET /api/capabilities/`` (absent on the deployed server: 404):
+
+- ``dqm-playground-ds/predictions/v1``: ``POST /api/predictions/`` takes the project's batch payload
+  (``docs/prediction-payload.md``) and merges on the prediction key; ``GET
+  /api/predictions/batches/?task=N`` lists the batches held (the client reconciles its journal);
+- ``dqm-playground-ds/tasks/v1``: ``POST /api/tasks/`` creates a task from a split body.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -23,20 +44,54 @@ import numpy as np
 from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException
 
-from dqm_playground_ds.platform.endpoints import CERT_FLAGS, ENDPOINTS
+from dqm_playground_ds.platform.endpoints import (
+    CERT_FLAGS,
+    ENDPOINTS,
+    PREDICTIONS_EXTENSION,
+    TASKS_EXTENSION,
+)
 from dqm_playground_ds.platform.pagination import PAGE_SIZE
 from dqm_playground_ds.platform.records import data_field
 from dqm_playground_ds.platform.server.faults import FaultMiddleware, FaultPlan
 from dqm_playground_ds.platform.server.store import Store, now, read_histogram_file
 from dqm_playground_ds.platform.upload import PAYLOAD_SCHEMA
 
+log = logging.getLogger(__name__)
+
 INVALID_PAGE = {"detail": "Invalid page."}
+EXTENSIONS = {"predictions": PREDICTIONS_EXTENSION, "tasks": TASKS_EXTENSION}
+HTML_500 = (
+    '<!doctype html>\n<html lang="en">\n<head>\n  <title>Server Error (500)</title>\n</head>\n'
+    "<body>\n  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n"
+)
+HTML_404 = (
+    '<!doctype html>\n<html lang="en">\n<head>\n  <title>Not Found</title>\n</head>\n<body>\n'
+    "  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n</body>\n"
+    "</html>\n"
+)
+
+
+def extension_names(names: Iterable[str]) -> frozenset[str]:
+    """Short names (``predictions``, ``tasks``) or full ones -> the advertised names."""
+    out = set()
+    for name in names:
+        full = EXTENSIONS.get(name, name)
+        if full not in EXTENSIONS.values():
+            raise ValueError(f"unknown extension {name!r}; known: {sorted(EXTENSIONS)}")
+        out.add(full)
+    return frozenset(out)
 
 
 class APIError(Exception):
-    def __init__(self, status: int, body: Any) -> None:
+    def __init__(self, status: int, body: Any, html: str | None = None) -> None:
         self.status = status
         self.body = body
+        self.html = html
+
+
+def server_error() -> APIError:
+    """What Django answers to an unhandled exception (DEBUG off): an HTML page, no detail."""
+    return APIError(500, None, HTML_500)
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -65,7 +120,7 @@ def _bool(v: str) -> int:
 @dataclass(frozen=True)
 class Filter:
     column: str
-    op: str = "eq"  # eq gte lte gt lt in multi contains has
+    op: str = "eq"  # eq gte lte gt lt in multi contains has ignore crash
     conv: Callable[[str], Any] = str
     choices: int | None = None  # dim whose titles are the valid choices
 
@@ -106,12 +161,26 @@ def _run_hist_filters() -> dict[str, Filter]:
     return fs
 
 
+_LS_INTERNAL_ID = (
+    "(SELECT l.id FROM lumisections l WHERE l.run = lumisection_certifications.run "
+    "AND l.ls_number = lumisection_certifications.lumisection)"
+)
+
+
 def _cert_filters(ls: bool) -> dict[str, Filter]:
-    fs = {"id": Filter("id", "eq", _int), "run": Filter("run", "eq", _int), "date": Filter("date")}
+    """As the deployed server answers them: ``id`` ignored; for LS, ``run`` crashes (500) and
+    ``lumisection`` matches the internal LS id; for runs, ``rr_is_golden_json`` is no field."""
+    fs = {"id": Filter("id", "ignore"), "date": Filter("date")}
     if ls:
-        fs["lumisection"] = Filter("lumisection", "eq", _int)
-    for flag in ("rr_is_golden_json", *CERT_FLAGS):
-        fs[flag] = Filter(flag, "eq", _bool)
+        fs["run"] = Filter("run", "crash")
+        fs["lumisection"] = Filter(_LS_INTERNAL_ID, "eq", _int)
+        for flag in ("rr_is_golden_json", *CERT_FLAGS):
+            fs[flag] = Filter(flag, "eq", _bool)
+    else:
+        fs["run"] = Filter("run", "eq", _int)
+        fs["rr_is_golden_json"] = Filter("rr_is_golden_json", "ignore")
+        for flag in CERT_FLAGS:
+            fs[flag] = Filter(flag, "ignore")
     return fs
 
 
@@ -134,7 +203,7 @@ def _hist_record(row: Mapping[str, Any], dim: int) -> dict[str, Any]:
         "run": row["run"],
         "lumisection": row["lumisection"],
         "title": row["title"],
-        "entries": row["entries"],
+        "entries": round(row["entries"] or 0),  # an integer field on the deployed server
         "data": _served_data(values, dim, row["x_bin"]),
         "x_min": row["x_min"],
         "x_max": row["x_max"],
@@ -170,10 +239,20 @@ def _cert_record(row: Mapping[str, Any], ls: bool) -> dict[str, Any]:
     rec = {"id": row["id"], "run": row["run"]}
     if ls:
         rec["lumisection"] = row["lumisection"]
+        rec["date"] = row["date"]
+        for flag in ("rr_is_golden_json", *CERT_FLAGS):
+            rec[flag] = _opt_bool(row[flag])
+        return rec
     rec["date"] = row["date"]
-    for flag in ("rr_is_golden_json", *CERT_FLAGS):
-        rec[flag] = _opt_bool(row[flag])
+    for flag in CERT_FLAGS:  # the deployed run record: fractions of good LS, no golden flag
+        rec[flag.replace("rr_is_", "rr_frac_").removesuffix("_good")] = row[flag]
     return rec
+
+
+_RUN_CERT_SELECT = "c.id, c.run, c.date, c.rr_is_golden_json, " + ", ".join(
+    f"(SELECT AVG(l.{f}) FROM lumisection_certifications l WHERE l.run = c.run) AS {f}"
+    for f in CERT_FLAGS
+)
 
 
 @dataclass(frozen=True)
@@ -184,7 +263,7 @@ class Resource:
     filters: dict[str, Filter] = field(default_factory=dict)
     key: str = "id"
     select: str = "*"
-    order: str = "id"
+    order: str = "id"  # a numeric column; rows are served in a scrambled (but stable) order of it
     writable: bool = False
 
 
@@ -284,7 +363,6 @@ RESOURCES: dict[str, Resource] = {
                 "oms_zerobias_rate": Filter("oms_zerobias_rate", "eq", float),
             },
             key="",
-            order="run, ls_number",
         ),
         Resource(
             "run_histograms",
@@ -339,9 +417,11 @@ RESOURCES: dict[str, Resource] = {
         ),
         Resource(
             "run_certifications",
-            "run_certifications",
+            "run_certifications c",
             lambda s, r: _cert_record(r, False),
             _cert_filters(False),
+            select=_RUN_CERT_SELECT,
+            order="c.id",
         ),
         Resource(
             "lumisection_certifications",
@@ -361,6 +441,17 @@ RESOURCES: dict[str, Resource] = {
 }
 assert set(RESOURCES) == set(ENDPOINTS), "server resources must match the contract's endpoints"
 
+# the prediction extension adds filters on its own fields to predictions/
+PREDICTIONS_EXTENDED = replace(
+    RESOURCES["predictions"],
+    filters={
+        "task": Filter("task", "eq", _int),
+        "batch": Filter("batch"),
+        "key": Filter("key"),
+        "strategy": Filter("strategy"),
+    },
+)
+
 
 def _where(store: Store, res: Resource, query: list[tuple[str, str]]) -> tuple[str, list[Any]]:
     """SQL for the recognised filters of a query (unknown ones are ignored, like django-filter)."""
@@ -373,12 +464,20 @@ def _where(store: Store, res: Resource, query: list[tuple[str, str]]) -> tuple[s
         if flt.op == "multi":
             multi.setdefault(name, []).append(value)
             continue
-        try:
-            if flt.op == "in":
+        if flt.op == "ignore":  # a filter the deployed server accepts and does not apply
+            continue
+        if flt.op == "crash":  # the deployed server answers 500 to it
+            raise server_error()
+        if flt.op == "in":
+            try:
                 values = [flt.conv(v) for v in value.split(",") if v != ""]
-                clauses.append(f"{flt.column} IN ({','.join('?' * len(values))})")
-                params.extend(values)
-            elif flt.op == "contains":
+            except ValueError:  # the deployed server does not validate: the database raises
+                raise server_error() from None
+            clauses.append(f"{flt.column} IN ({','.join('?' * len(values))})")
+            params.extend(values)
+            continue
+        try:
+            if flt.op == "contains":
                 clauses.append(f"instr({flt.column}, ?) > 0")
                 params.append(value)
             elif flt.op == "has":
@@ -388,7 +487,7 @@ def _where(store: Store, res: Resource, query: list[tuple[str, str]]) -> tuple[s
                 clauses.append(f"{flt.column} {_OPS[flt.op]} ?")
                 params.append(flt.conv(value))
         except ValueError:
-            raise APIError(400, {name: ["Enter a valid value."]}) from None
+            raise APIError(400, {name: ["Enter a number."]}) from None
     for name, values in multi.items():
         flt = res.filters[name]
         if flt.choices is not None:
@@ -422,11 +521,26 @@ def _page_links(
     return nxt, prev
 
 
+# a file with 1D and 2D content is one row per content once the contents are joined in
+_FILES_BY_CONTENT = (
+    "(SELECT f0.*, d.dim FROM histogram_data_files f0 JOIN (SELECT 1 AS dim UNION ALL SELECT 2) d "
+    "ON instr(',' || f0.dims || ',', ',' || d.dim || ',') > 0) f"
+)
+
+
+def scrambled(column: str) -> str:
+    """No ORDER BY on the deployed server: a stable order that is not the id order."""
+    return f"(({column}) * 2654435761) % 4294967296"
+
+
 def list_page(
     store: Store, res: Resource, path: str, query: list[tuple[str, str]]
 ) -> dict[str, Any]:
     where, params = _where(store, res, query)
-    total = int(store.scalar(f"SELECT COUNT(*) FROM {res.table}{where}", params))
+    table = res.table
+    if res.name == "histogram_data_files" and any(k == "granularity" for k, _ in query):
+        table = _FILES_BY_CONTENT  # the deployed join duplicates files with 1D and 2D content
+    total = int(store.scalar(f"SELECT COUNT(*) FROM {table}{where}", params))
     n_pages = max(1, math.ceil(total / PAGE_SIZE))
     raw = [v for k, v in query if k == "page"]
     try:
@@ -435,10 +549,19 @@ def list_page(
         raise APIError(404, INVALID_PAGE) from None
     if not 1 <= number <= n_pages:
         raise APIError(404, INVALID_PAGE)
-    rows = store.query(
-        f"SELECT {res.select} FROM {res.table}{where} ORDER BY {res.order} LIMIT ? OFFSET ?",
-        [*params, PAGE_SIZE, (number - 1) * PAGE_SIZE],
-    )
+    order = f"{scrambled(res.order)}, {res.order}"
+    if table == res.table and res.name.startswith("lumisection_histograms"):
+        # order the ids only, then fetch the page's rows: sorting rows with their bins is slow
+        rows = store.query(
+            f"SELECT {res.select} FROM {table} WHERE id IN (SELECT id FROM {table}{where} "
+            f"ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}",
+            [*params, PAGE_SIZE, (number - 1) * PAGE_SIZE],
+        )
+    else:
+        rows = store.query(
+            f"SELECT {res.select} FROM {table}{where} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, PAGE_SIZE, (number - 1) * PAGE_SIZE],
+        )
     nxt, prev = _page_links(path, query, number, n_pages)
     return {
         "next": nxt,
@@ -559,6 +682,33 @@ class Settings:
     admin_tokens: frozenset[str] = frozenset()
     data_dir: str | None = None
     file_cache_ttl: float = 60.0
+    extensions: frozenset[str] = frozenset()
+    parse_delay: float = 0.0
+
+
+DEPLOYED_PREDICTION_FIELDS = (
+    "task",
+    "strategy",
+    "lumisection_histograms_1d",
+    "lumisection_histograms_2d",
+    "run_histograms",
+)
+DEPLOYED_TASK_FIELDS = (
+    "name",
+    "training_runs",
+    "testing_runs",
+    "training_lumisections",
+    "testing_lumisections",
+)
+FILE_FORMATS = ("csv", "root")  # what the deployed start_parsing accepts, lowercase only
+
+
+def _deployed_write(body: Any, required: Iterable[str]) -> APIError:
+    """The deployed serializers: 400 for each missing field, else a 500 on the nested write."""
+    if not isinstance(body, Mapping):
+        return APIError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
+    missing = {n: ["This field is required."] for n in required if n not in body}
+    return APIError(400, missing) if missing else server_error()
 
 
 def create_app(
@@ -569,13 +719,21 @@ def create_app(
     faults: FaultPlan | None = None,
     data_dir: str | None = None,
     file_cache_ttl: float = 60.0,
+    extensions: Iterable[str] = (),
+    parse_delay: float = 0.0,
 ) -> FaultMiddleware:
-    """The ASGI app: FastAPI routes wrapped in fault injection (``.plan``, ``.requests``)."""
+    """The ASGI app: FastAPI routes wrapped in fault injection (``.plan``, ``.requests``).
+
+    Without ``extensions`` it answers like the deployed playground; ``extensions=("predictions",
+    "tasks")`` adds the project's contract (advertised at ``/api/capabilities/``).
+    """
     settings = Settings(
         frozenset(tokens) | frozenset(admin_tokens),
         frozenset(admin_tokens),
         data_dir,
         file_cache_ttl,
+        extension_names(extensions),
+        float(parse_delay),
     )
     if not settings.tokens:
         raise ValueError("the local platform needs at least one token")
@@ -586,6 +744,7 @@ def create_app(
         redoc_url=None,
     )
     file_cache: dict[str, tuple[float, Response]] = {}
+    parsers: list[threading.Thread] = []
 
     def auth(request: Request) -> str:
         header = request.headers.get("authorization", "")
@@ -593,11 +752,16 @@ def create_app(
             raise APIError(401, {"detail": "Authentication credentials were not provided."})
         scheme, _, key = header.partition(" ")
         if scheme != "Token" or key.strip() not in settings.tokens:
-            raise APIError(403, {"detail": "Invalid token."})
+            raise APIError(401, {"detail": "Invalid token."})
         return "admin" if key.strip() in settings.admin_tokens else "user"
+
+    def has(extension: str) -> bool:
+        return extension in settings.extensions
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> Response:
+        if exc.html is not None:
+            return Response(exc.html, status_code=exc.status, media_type="text/html")
         headers = {"WWW-Authenticate": 'Token realm="api"'} if exc.status == 401 else None
         return _json(exc.body, exc.status, headers)
 
@@ -616,8 +780,8 @@ def create_app(
 
     def resource(name: str) -> Resource:
         res = RESOURCES.get(name)
-        if res is None:
-            raise APIError(404, {"detail": "Not found."})
+        if res is None:  # no such route: Django's own HTML page
+            raise APIError(404, None, HTML_404)
         return res
 
     async def body_of(request: Request) -> Any:
@@ -626,61 +790,110 @@ def create_app(
         except ValueError as exc:
             raise APIError(400, {"detail": f"JSON parse error - {exc}"}) from None
 
+    @app.get("/api/capabilities/")
+    async def capabilities(request: Request) -> Response:
+        """Only a server with an extension has this route; the deployed one answers 404."""
+        auth(request)
+        if not settings.extensions:
+            raise APIError(404, None, HTML_404)
+        out: dict[str, Any] = {}
+        if has(PREDICTIONS_EXTENSION):
+            out[PREDICTIONS_EXTENSION] = {
+                "create": "/api/predictions/",
+                "batches": "/api/predictions/batches/",
+                "doc": "docs/prediction-payload.md",
+            }
+        if has(TASKS_EXTENSION):
+            out[TASKS_EXTENSION] = {"create": "/api/tasks/"}
+        return _json({"extensions": out})
+
+    @app.get("/api/predictions/batches/")
+    async def prediction_batches(request: Request) -> Response:
+        """Extension: the batches the server holds for a task, ``{batch id: predictions}``."""
+        auth(request)
+        if not has(PREDICTIONS_EXTENSION):
+            raise APIError(404, {"detail": "Not found."})
+        try:
+            task = int(request.query_params.get("task", ""))
+        except ValueError:
+            raise APIError(400, {"task": ["A valid integer is required."]}) from None
+        rows = store.query(
+            "SELECT batch, COUNT(*) FROM predictions WHERE task = ? AND batch IS NOT NULL "
+            "GROUP BY batch",
+            (task,),
+        )
+        return _json({"task": task, "batches": {r[0]: r[1] for r in rows}})
+
     @app.get("/api/histogram_data_files/discover/")
     async def discover(request: Request) -> Response:
         if auth(request) != "admin":
             raise APIError(403, {"detail": "You do not have permission to perform this action."})
-        if not settings.data_dir:
-            return _json({"detail": "Discovery started.", "new_files": 0}, 202)
-        new = 0
-        for p in sorted(Path(settings.data_dir).rglob("*")):
-            if p.suffix.lower() not in (".csv", ".parquet", ".root") or not p.is_file():
-                continue
-            dims = [d for d, tag in ((1, "_1D_"), (2, "_2D_")) if tag in p.name]
-            fid = store.add_data_file(
-                str(p),
-                entries_total=_count_rows(str(p)),
-                dims=dims,
-                filesize=round(p.stat().st_size / 1e6, 1),
+        if settings.data_dir:
+            for p in sorted(Path(settings.data_dir).rglob("*")):
+                if p.suffix.lower() not in (".csv", ".parquet", ".root") or not p.is_file():
+                    continue
+                dims = [d for d, tag in ((1, "_1D_"), (2, "_2D_")) if tag in p.name]
+                store.add_data_file(
+                    str(p),
+                    entries_total=_count_rows(str(p)),
+                    dims=dims,
+                    filesize=round(p.stat().st_size / 1e6, 1),
+                )
+        file_cache.clear()
+        return Response(status_code=202)  # the deployed server: 202, empty body
+
+    def parse(file_id: int, row: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        """In the background, as the deployed server does: a failure is logged, never reported."""
+        if settings.parse_delay:
+            time.sleep(settings.parse_delay)
+        try:
+            table = read_histogram_file(row["filepath"])
+            table = table.assign(source=row["filepath"])
+            if len(table) and "dim" in table:
+                table = table[table["dim"] == int(body["data_dimensionality"])]
+            n = store.load_histograms(table, file_id=file_id)
+        except Exception as exc:  # the background task dies; nobody is told
+            log.warning("parsing %s failed: %s", row["filepath"], exc)
+            return
+        dims = sorted({int(d) for d in table["dim"]}) if len(table) else []
+        with store.lock:
+            store.conn.execute(
+                "UPDATE histogram_data_files SET entries_total = ?, entries_processed = ?, "
+                "dims = ?, granularity = ?, modified = ? WHERE id = ?",
+                (n, n, ",".join(map(str, dims)), body["granularity"], now(), file_id),
             )
-            new += fid is not None
-        return _json({"detail": "Discovery started.", "new_files": new}, 202)
 
     @app.post("/api/histogram_data_files/{file_id}/start_parsing/")
     async def start_parsing(file_id: int, request: Request) -> Response:
         auth(request)
         body = await body_of(request)
         if not isinstance(body, Mapping):
-            raise APIError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
-        _required(body, ["granularity", "data_dimensionality", "file_format"])
+            raise APIError(400, "Invalid request body")
+        for name in ("granularity", "data_dimensionality", "file_format"):
+            if body.get(name) in (None, ""):
+                raise APIError(400, f"Missing field: {name}")
+        if body["file_format"] not in FILE_FORMATS:
+            raise APIError(400, f"Invalid file format: {body['file_format']}")
         rows = store.query("SELECT * FROM histogram_data_files WHERE id = ?", (file_id,))
         if not rows:
             raise APIError(404, {"detail": "Not found."})
-        row = rows[0]
+        row = dict(rows[0])
         if (row["entries_processed"] or 0) > 0:
-            raise APIError(400, {"detail": "This file has already been parsed."})
-        try:
-            table = read_histogram_file(row["filepath"])
-        except (OSError, ValueError) as exc:
-            raise APIError(400, {"detail": f"Cannot parse {row['filepath']}: {exc}"}) from None
-        table = table.assign(source=row["filepath"])
-        if len(table) and "dim" in table:
-            table = table[table["dim"] == int(body["data_dimensionality"])]
-        n = store.load_histograms(table, file_id=file_id)
-        dims = sorted({int(d) for d in table["dim"]}) if len(table) else []
-        with store.lock:
-            store.conn.execute(
-                "UPDATE histogram_data_files SET entries_total = ?, entries_processed = ?, dims = ?, "
-                "granularity = ?, modified = ? WHERE id = ?",
-                (n, n, ",".join(map(str, dims)), body["granularity"], now(), file_id),
-            )
-        return _json({"detail": "Parsing started."}, 202)
+            raise APIError(400, "File has already been parsed")
+        worker = threading.Thread(
+            target=parse, args=(file_id, row, dict(body)), daemon=True, name="parse"
+        )
+        parsers.append(worker)
+        worker.start()
+        return Response(status_code=202)
 
     @app.get("/api/{name}/")
     async def list_view(name: str, request: Request) -> Response:
         auth(request)
         res = resource(name)
         query = parse_qsl(request.url.query, keep_blank_values=True)
+        if name == "predictions" and has(PREDICTIONS_EXTENSION):
+            res = PREDICTIONS_EXTENDED
         return cached(request, lambda: _json(list_page(store, res, request.url.path, query)))
 
     @app.get("/api/{name}/{key}/")
@@ -705,21 +918,23 @@ def create_app(
         if not res.writable:
             raise APIError(405, {"detail": f'Method "POST" not allowed on {name} here.'})
         body = await body_of(request)
-        if name == "strategies":
+        if name == "strategies":  # the deployed model has no unique name: duplicates are kept
             if not isinstance(body, Mapping):
                 raise APIError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
             _required(body, ["model"])
             with store.lock:
-                if store.scalar("SELECT id FROM strategies WHERE model = ?", (body["model"],)):
-                    raise APIError(400, {"model": ["strategy with this model already exists."]})
                 cur = store.conn.execute(
                     "INSERT INTO strategies (model) VALUES (?)", (str(body["model"]),)
                 )
             return _json({"id": cur.lastrowid, "model": str(body["model"])}, 201)
         if name == "tasks":
+            if not has(TASKS_EXTENSION):
+                raise _deployed_write(body, DEPLOYED_TASK_FIELDS)
             tid = store.create_task(_task_body(store, body))
             row = store.query("SELECT * FROM tasks WHERE id = ?", (tid,))[0]
             return _json(_task_record(store, row), 201)
+        if not has(PREDICTIONS_EXTENSION):
+            raise _deployed_write(body, DEPLOYED_PREDICTION_FIELDS)
         task, items, batch = _prediction_items(store, body)
         counts = store.upsert_predictions(task, items, batch)
         return _json({"batch": batch, "received": len(items), **counts}, 201)
@@ -768,4 +983,5 @@ def create_app(
     wrapped = FaultMiddleware(app, faults or FaultPlan())
     wrapped.store = store  # type: ignore[attr-defined]
     wrapped.settings = settings  # type: ignore[attr-defined]
+    wrapped.parsers = parsers  # type: ignore[attr-defined]
     return wrapped

@@ -52,6 +52,8 @@ class LocalPlatform:
             client = PlaygroundClient(platform.url, "t")
 
     ``faults`` (a :class:`FaultPlan`) can be changed while it runs: ``platform.faults.update(...)``.
+    By default it answers like the deployed playground; ``extensions=("predictions", "tasks")``
+    adds the project's upload contract (see ``api.py``).
     """
 
     def __init__(
@@ -65,6 +67,8 @@ class LocalPlatform:
         faults: FaultPlan | None = None,
         data_dir: str | None = None,
         file_cache_ttl: float = 60.0,
+        extensions: Iterable[str] = (),
+        parse_delay: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -82,6 +86,8 @@ class LocalPlatform:
             faults=self.faults,
             data_dir=data_dir,
             file_cache_ttl=file_cache_ttl,
+            extensions=extensions,
+            parse_delay=parse_delay,
         )
         self._host, self._port = host, port
         self._server: uvicorn.Server | None = None
@@ -126,6 +132,8 @@ class LocalPlatform:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        for worker in getattr(self.app, "parsers", []):
+            worker.join(timeout=10)  # background parsing must not outlive the store
         if self._sock is not None:
             self._sock.close()
         self._server = self._thread = None

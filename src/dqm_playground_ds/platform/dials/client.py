@@ -1,0 +1,509 @@
+"""Client of the DIALS v1 API (``shared/docs/platform-api.md``, section 2), spoken with ``requests``.
+
+Why not the official ``cmsdials`` client: ``cmsdials`` 2.4.1 requires ``urllib3<2``, and installing
+it beside this project's dependencies downgrades urllib3 2.x to 1.26.20 (checked with
+``pip install --dry-run cmsdials[pandas]``); its filters can only send the misspelt
+``ls_numbet__lte``, its retries apply to the production URL only, and its ``Run`` model requires a
+field the v1.12 backend does not send. So this client speaks the same API (same routes, filters,
+``Workspace`` header, bearer tokens, cursor pages) on top of the platform client's transport:
+retries with backoff, 429/``Retry-After``, per-request and overall deadlines, one retry budget per
+download, thread-safe sessions.
+
+Parallelism: cursor pages of one query cannot be fetched concurrently (each ``next_token`` comes
+from the page before), so a download is **sharded by run x ME**: one query per (run, ME), each
+following its own cursor, ``max_workers`` at a time. With ``cache_dir`` every page is kept and the
+cursor saved after it, so an interrupted download resumes each shard where it stopped.
+
+Example::
+
+    from dqm_playground_ds.platform.dials import DialsClient
+
+    with DialsClient("https://cmsdials-api.web.cern.ch/api/v1/", workspace="tracker") as dials:
+        table = dials.download_histograms(
+            1, dataset="/ZeroBias/Run2023C-PromptReco-v1/DQMIO", run_range=(367100, 367200),
+            me_regex="PixelPhase1/Tracks/PXBarrel/charge_PXLayer_.*",
+        )
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import as_completed
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from dqm_playground_ds.atomic import atomic_write
+from dqm_playground_ds.platform.client import PlaygroundClient, _Budget
+from dqm_playground_ds.platform.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PlaygroundError,
+    ResponseError,
+)
+from dqm_playground_ds.platform.records import ID_COLUMN, columns_to_frame, records_to_columns
+from dqm_playground_ds.schema import validate_histograms
+
+log = logging.getLogger(__name__)
+
+DIALS_TOKEN_ENV = "DIALS_TOKEN"
+DIALS_URL = "https://cmsdials-api.web.cern.ch/api/v1/"
+MAX_PAGE_SIZE = 500
+_RANGE = ("", "__gte", "__lte")
+HIST_FILTERS = frozenset(
+    {
+        "dataset", "dataset__regex", "dataset_id", "me", "me__regex", "me_id", "entries__gte",
+        "file_id", "logical_file_name", "logical_file_name__regex", "fields",
+        *(f"run_number{o}" for o in _RANGE), *(f"ls_number{o}" for o in _RANGE),
+    }
+)  # fmt: skip
+RUN_FILTERS = frozenset(
+    {"dataset", "dataset__regex", "dataset_id", "fields", *(f"run_number{o}" for o in _RANGE)}
+)
+ROUTES = {
+    "th1": HIST_FILTERS,
+    "th2": HIST_FILTERS,
+    "run": RUN_FILTERS,
+    "lumisection": RUN_FILTERS | {f"ls_number{o}" for o in _RANGE},
+    "file-index": RUN_FILTERS | {"logical_file_name", "logical_file_name__regex"},
+}
+_AUTH_HINTS = {
+    "authorization_not_found": "no token was sent: export {env}=... (a CERN SSO access token)",
+    "token_not_valid": "the token is invalid or expired: get a new CERN SSO access token",
+    "access_token_unexpected_error": "the token is for another audience (not DIALS): request "
+    "one for the DIALS API",
+    "permission_denied": "the token is valid but may not see workspace {ws!r}",
+}
+
+
+def _to_playground(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A DIALS ``th1``/``th2`` record in the playground's field names (same histogram encoding)."""
+    out = dict(record)
+    out["run"] = record.get("run_number")
+    out["lumisection"] = record.get("ls_number")
+    out["title"] = record.get("me")
+    out.pop("id", None)
+    return out
+
+
+class DialsClient(PlaygroundClient):
+    """A session with one DIALS server and workspace. Thread-safe; a context manager.
+
+    ``token``: a CERN SSO access token (argument or ``$DIALS_TOKEN``), sent as ``Bearer``;
+    ``workspace``: the ``Workspace`` header (``None``: the server picks the token's default);
+    ``page_size``: records per cursor page (DIALS caps it at 500). Transport settings
+    (``timeout``, ``retries``, ``request_deadline``, ``deadline``, ``download_retries``,
+    ``max_workers``...) are the platform client's.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DIALS_URL,
+        token: str | None = None,
+        *,
+        workspace: str | None = "tracker",
+        token_env: str = DIALS_TOKEN_ENV,
+        page_size: int = MAX_PAGE_SIZE,
+        **kwargs: Any,
+    ) -> None:
+        if not 1 <= int(page_size) <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be within [1, {MAX_PAGE_SIZE}], got {page_size}")
+        self.workspace = workspace
+        self.page_size = int(page_size)
+        super().__init__(base_url, token, token_env=token_env, **kwargs)
+
+    def __repr__(self) -> str:
+        token = "***" if self._token else None
+        return (
+            f"DialsClient(base_url={self.base_url!r}, workspace={self.workspace!r}, token={token})"
+        )
+
+    def _default_headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": "dqm-playground-ds"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        if self.workspace:
+            headers["Workspace"] = self.workspace
+        return headers
+
+    def _auth_error(
+        self, status: int, url: str, detail: Any, resp: Any = None
+    ) -> AuthenticationError:
+        """DIALS answers every auth failure with 403 and a ``code``: say which one it was."""
+        code = detail.get("code") if isinstance(detail, dict) else None
+        if code in _AUTH_HINTS:
+            why = _AUTH_HINTS[code].format(env=self._token_env, ws=self.workspace)
+            text = detail.get("detail", detail)
+            return AuthenticationError(
+                f"{url}: {status} {text}: {why}", status=status, url=url, detail=detail
+            )
+        return super()._auth_error(status, url, detail, resp)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            return super().request(method, path, **kwargs)
+        except NotFoundError as exc:
+            if isinstance(exc.detail, str) and exc.detail.startswith("Workspace"):
+                raise NotFoundError(
+                    f"{exc}: DIALS workspaces are {', '.join(('csc', 'ecal', 'egamma', 'hcal', 'jetmet', 'muon_staging', 'tracker'))} "
+                    "(GET auth/workspaces/ lists yours)",
+                    status=404, url=exc.url, detail=exc.detail,
+                ) from exc  # fmt: skip
+            raise
+
+    # -- listings -------------------------------------------------------------------------------
+    def _check(self, route: str, filters: Mapping[str, Any]) -> list[tuple[str, str]]:
+        known = ROUTES.get(route)
+        if known is None:
+            raise ValueError(f"unknown DIALS route {route!r}; known: {sorted(ROUTES)}")
+        unknown = sorted(set(filters) - known)
+        if unknown:
+            hints = {n: difflib.get_close_matches(n, sorted(known), n=1) for n in unknown}
+            hint = "; ".join(f"{n!r}: did you mean {h[0]!r}?" for n, h in hints.items() if h)
+            raise ValueError(
+                f"{route}: unknown filter(s) {unknown} (DIALS would ignore them)"
+                f"{'; ' + hint if hint else ''}. Known: {sorted(known)}"
+            )
+        params = []
+        for name in sorted(filters):
+            value = filters[name]
+            if value is None:
+                continue
+            base = name.partition("__")[0]
+            if base in ("run_number", "ls_number", "dataset_id", "me_id", "file_id"):
+                try:
+                    value = int(value)
+                except (TypeError, ValueError):
+                    raise ValueError(
+                        f"{route}: {name} takes a whole number, got {value!r}"
+                    ) from None
+            if name.endswith("__regex"):
+                try:
+                    re.compile(str(value))
+                except re.error as exc:
+                    raise ValueError(
+                        f"{route}: {name} is not a valid regex ({exc}): {value!r}"
+                    ) from None
+            params.append((name, str(value)))
+        return params
+
+    def iter_pages(
+        self,
+        route: str,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        resume_from: str | None = None,
+        budget: _Budget | None = None,
+        until: float | None = None,
+    ) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        """``(records, next_token)`` page after page, following the cursor; ``resume_from`` is a
+        ``next_token`` a previous, interrupted listing reached."""
+        params = [*self._check(route, filters or {}), ("page_size", str(self.page_size))]
+        token = resume_from
+        budget = budget if budget is not None else _Budget(self.download_retries)
+        if until is None and self.deadline is not None:
+            until = time.monotonic() + self.deadline
+        while True:
+            query = params + ([("next_token", token)] if token else [])
+            body = self.request("GET", f"{route}/", params=query, budget=budget, until=until)
+            if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+                raise ResponseError(
+                    f"{self.url(route + '/')}: expected a cursor page, got {str(body)[:120]!r}"
+                )
+            nxt = body.get("next")
+            token = None
+            if nxt:
+                # the server builds ``next`` from its own host name: only its cursor is kept
+                token = dict(parse_qsl(urlsplit(str(nxt)).query)).get("next_token")
+                if not token:
+                    raise ResponseError(f"{route}/: 'next' has no next_token: {nxt!r}")
+            yield body["results"], token
+            if token is None:
+                return
+
+    def list_all(
+        self,
+        route: str,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        resume_from: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return [
+            r for page, _ in self.iter_pages(route, filters, resume_from=resume_from) for r in page
+        ]
+
+    def count(self, route: str, filters: Mapping[str, Any] | None = None) -> int:
+        """``run``/``lumisection`` counts through their ``count/`` routes (cursor pages have none)."""
+        body = self.request("GET", f"{route}/count/", params=self._check(route, filters or {}))
+        try:
+            return int(body["count"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ResponseError(f"{route}/count/: unexpected answer {body!r}") from exc
+
+    def mes(self) -> list[dict[str, Any]]:
+        """The workspace's MEs (``me_id, me, count, dim``); not paginated."""
+        body = self.request("GET", "mes/")
+        if not isinstance(body, list):
+            raise ResponseError(
+                f"{self.url('mes/')}: expected a list of MEs, got {str(body)[:120]!r}"
+            )
+        return body
+
+    def runs(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.list_all("run", filters)
+
+    def lumisections(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.list_all("lumisection", filters)
+
+    def workspaces(self) -> Any:
+        return self.request("GET", "auth/workspaces/")
+
+    # -- sharded histogram download ---------------------------------------------------------------
+    def select_mes(
+        self, dim: int, mes: Sequence[str] | None = None, me_regex: str | None = None
+    ) -> list[str]:
+        """ME names of dimension ``dim`` selected by exact names and/or a regex (``re.search``)."""
+        known = sorted({m["me"] for m in self.mes() if int(m.get("dim", 0)) == dim})
+        if mes is None and me_regex is None:
+            return known
+        chosen = set()
+        if mes is not None:
+            missing = [m for m in mes if m not in known]
+            if missing:
+                hints = {m: difflib.get_close_matches(m, known, n=1) for m in missing}
+                raise PlaygroundError(
+                    f"{self.base_url} ({self.workspace}): no {dim}D ME named {missing}"
+                    + "".join(f"; {m!r}: did you mean {h[0]!r}?" for m, h in hints.items() if h)
+                )
+            chosen |= set(mes)
+        if me_regex is not None:
+            try:
+                pattern = re.compile(me_regex)
+            except re.error as exc:
+                raise ValueError(f"me_regex is not a valid regex ({exc}): {me_regex!r}") from None
+            hits = {m for m in known if pattern.search(m)}
+            if not hits:
+                raise PlaygroundError(
+                    f"{self.base_url} ({self.workspace}): me_regex {me_regex!r} matches none of "
+                    f"the {len(known)} {dim}D MEs (e.g. {known[:3]})"
+                )
+            chosen |= hits
+        return sorted(chosen)
+
+    def select_runs(
+        self,
+        dataset: str,
+        runs: Sequence[int] | None = None,
+        run_range: Sequence[int | None] | None = None,
+    ) -> list[int]:
+        if runs is not None:
+            return sorted({int(r) for r in runs})
+        first, last = run_range if run_range is not None else (None, None)
+        found = self.runs(dataset=dataset, run_number__gte=first, run_number__lte=last)
+        return sorted({int(r["run_number"]) for r in found})
+
+    def shards(
+        self,
+        dim: int,
+        *,
+        dataset: str,
+        runs: Sequence[int] | None = None,
+        run_range: Sequence[int | None] | None = None,
+        ls_range: Sequence[int | None] | None = None,
+        mes: Sequence[str] | None = None,
+        me_regex: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """One query (filters) per run x ME of the selection (MEs and runs asked at once)."""
+        pool = self._pool()
+        mes_future = pool.submit(self.select_mes, dim, mes, me_regex)
+        run_numbers = self.select_runs(dataset, runs, run_range)
+        names = mes_future.result()
+        first, last = ls_range if ls_range is not None else (None, None)
+        return [
+            {
+                "dataset": dataset,
+                "run_number": r,
+                "me": m,
+                "ls_number__gte": first,
+                "ls_number__lte": last,
+            }
+            for r in run_numbers
+            for m in names
+        ]
+
+    def _shard(
+        self,
+        route: str,
+        filters: Mapping[str, Any],
+        cache_dir: Path | None,
+        on_bad: str,
+        budget: _Budget,
+        until: float | None,
+    ) -> dict[str, list[Any]]:
+        dim = 2 if route == "th2" else 1
+        params = self._check(route, filters)
+        query_url = f"{self.url(route + '/')}?{urlencode(params)}"
+        # provenance: the route and dataset (the same table whether sharded or not)
+        source = f"{self.url(route + '/')}?{urlencode([('dataset', filters.get('dataset'))])}"
+        parts: list[dict[str, list[Any]]] = []
+        token, number = None, 0
+        folder = state = None
+        if cache_dir is not None:
+            key = hashlib.sha256(f"{self.workspace}|{query_url}".encode()).hexdigest()[:20]
+            folder = cache_dir / key
+            state = folder / "cursor.json"
+            if state.exists():
+                saved = json.loads(state.read_text())
+                number = int(saved["pages"])
+                parts = [_read_part(folder / f"page-{n:05d}.parquet") for n in range(1, number + 1)]
+                if saved.get("done"):
+                    return _merge(parts)
+                token = saved["next_token"]
+        for records, nxt in self.iter_pages(
+            route, filters, resume_from=token, budget=budget, until=until
+        ):
+            columns = records_to_columns(
+                [_to_playground(r) for r in records], dim=dim, source=source, on_bad=on_bad
+            )
+            number += 1
+            if folder is not None and state is not None:
+                _write_part(folder / f"page-{number:05d}.parquet", columns)
+                text = json.dumps(
+                    {"source": source, "pages": number, "next_token": nxt, "done": nxt is None}
+                )
+                atomic_write(state, lambda tmp, t=text: Path(tmp).write_text(t))
+            parts.append(columns)
+        return _merge(parts)
+
+    def download_histograms(
+        self,
+        dim: int = 1,
+        *,
+        dataset: str,
+        runs: Sequence[int] | None = None,
+        run_range: Sequence[int | None] | None = None,
+        ls_range: Sequence[int | None] | None = None,
+        mes: Sequence[str] | None = None,
+        me_regex: str | None = None,
+        shard: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        on_bad_record: str = "raise",
+    ) -> pd.DataFrame:
+        """Per-LS ``th1``/``th2`` of one dataset as the histogram table.
+
+        ``shard=True`` (default) runs one cursor per run x ME, ``max_workers`` at once;
+        ``shard=False`` follows one cursor for the whole selection (for comparison). An ME
+        selection that matches nothing is an error; a run without histograms gives no rows.
+        """
+        if dim not in (1, 2):
+            raise ValueError(f"dim must be 1 or 2, got {dim!r}")
+        if not dataset:
+            raise ValueError(
+                "dataset is required: DIALS serves the same run/LS/ME for several datasets"
+            )
+        if me_regex is not None:
+            try:
+                re.compile(me_regex)
+            except re.error as exc:
+                raise ValueError(f"me_regex is not a valid regex ({exc}): {me_regex!r}") from None
+        route = f"th{dim}"
+        cache = Path(cache_dir) if cache_dir is not None else None
+        budget = _Budget(self.download_retries)
+        until = time.monotonic() + self.deadline if self.deadline is not None else None
+        started = time.perf_counter()
+        if shard:
+            queries = self.shards(
+                dim, dataset=dataset, runs=runs, run_range=run_range, ls_range=ls_range,
+                mes=mes, me_regex=me_regex,
+            )  # fmt: skip
+        else:
+            names = self.select_mes(dim, mes, me_regex) if (mes or me_regex) else None
+            first, last = run_range if run_range is not None else (None, None)
+            lo, hi = ls_range if ls_range is not None else (None, None)
+            query: dict[str, Any] = {
+                "dataset": dataset, "run_number__gte": first, "run_number__lte": last,
+                "ls_number__gte": lo, "ls_number__lte": hi,
+            }  # fmt: skip
+            if names is not None:
+                query["me__regex"] = "^(" + "|".join(re.escape(n) for n in names) + ")$"
+            queries = [query]
+            if runs is not None:
+                queries = [{**query, "run_number": int(r)} for r in sorted(set(runs))]
+        bar = tqdm(
+            total=len(queries),
+            desc=f"DIALS {route}",
+            unit="query",
+            disable=not self.progress,
+            leave=False,
+        )
+        results: dict[int, dict[str, list[Any]]] = {}
+        try:
+            if shard and len(queries) > 1:
+                pool = self._pool()
+                futures = {
+                    pool.submit(self._shard, route, q, cache, on_bad_record, budget, until): i
+                    for i, q in enumerate(queries)
+                }
+                try:
+                    for fut in as_completed(futures):
+                        results[futures[fut]] = fut.result()
+                        bar.update(1)
+                finally:
+                    for fut in futures:
+                        fut.cancel()
+            else:
+                for i, q in enumerate(queries):
+                    results[i] = self._shard(route, q, cache, on_bad_record, budget, until)
+                    bar.update(1)
+        finally:
+            bar.close()
+        table = columns_to_frame(results[i] for i in sorted(results))
+        table = table.drop(columns=[ID_COLUMN]).sort_values(
+            ["run", "lumi", "me"], kind="stable", ignore_index=True
+        )
+        dup = table.duplicated(["run", "lumi", "me"])
+        if dup.any():
+            row = table[dup].iloc[0]
+            raise ResponseError(
+                f"{self.base_url}: run {row['run']} LS {row['lumi']} ME {row['me']!r} was served "
+                "twice (a cursor moved while the data changed?); run it again"
+            )
+        log.info(
+            "DIALS %s: %d histograms from %d quer(ies) in %.1f s",
+            route,
+            len(table),
+            len(queries),
+            time.perf_counter() - started,
+        )
+        return validate_histograms(table, name=f"{self.base_url}{route}/")
+
+
+def _write_part(path: Path, columns: Mapping[str, list[Any]]) -> None:
+    frame = columns_to_frame([columns])
+    frame["data"] = [list(map(float, v)) for v in frame["data"]]
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False), suffix=".parquet")
+
+
+def _read_part(path: Path) -> dict[str, list[Any]]:
+    import numpy as np
+
+    frame = pd.read_parquet(path)
+    out = {c: frame[c].tolist() for c in frame.columns}
+    out["data"] = [np.asarray(v, dtype=np.float64) for v in frame["data"]]
+    return out
+
+
+def _merge(parts: Sequence[Mapping[str, list[Any]]]) -> dict[str, list[Any]]:
+    if not parts:
+        return records_to_columns([], dim=1, source="")
+    return {k: [v for p in parts for v in p[k]] for k in parts[0]}

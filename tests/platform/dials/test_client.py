@@ -1,0 +1,126 @@
+"""The DIALS client against the local DIALS server: sharded downloads, cursors, resume, errors."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dqm_playground_ds.platform import (
+    AuthenticationError,
+    NotFoundError,
+    PlaygroundError,
+    RetryError,
+)
+from dqm_playground_ds.platform.dials import DialsClient
+from tests.platform.dials.conftest import DATASET, LIMITED, dials_client
+from tests.platform.helpers import RUNS, TITLE_2D, TITLES_1D, expected
+
+
+def same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    cols = ["run", "lumi", "me", "dim", "entries", "x_min", "x_max", "x_bins", "y_bins"]
+    pd.testing.assert_frame_equal(
+        got[cols].reset_index(drop=True), want[cols].astype(got[cols].dtypes)
+    )
+    for a, b in zip(got["data"], want["data"], strict=True):
+        assert (a == b).all()
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_sharded_and_sequential_give_the_loaded_table(dclient, dials, dials_table, dim):
+    before = dials.requests.get(f"GET /api/v1/th{dim}/", 0)
+    sharded = dclient.download_histograms(dim, dataset=DATASET)
+    n_mes = 2 if dim == 1 else 1
+    assert dials.requests[f"GET /api/v1/th{dim}/"] - before == len(RUNS) * n_mes  # one per run x ME
+    same(sharded, expected(dials_table, dim))
+    pd.testing.assert_frame_equal(
+        sharded, dclient.download_histograms(dim, dataset=DATASET, shard=False)
+    )
+
+
+def test_small_pages_follow_every_cursor(dials, dials_table):
+    with dials_client(dials, page_size=7) as c:
+        got = c.download_histograms(1, dataset=DATASET, runs=[RUNS[0]], mes=[TITLES_1D[0]])
+        records = c.list_all("lumisection", {"dataset": DATASET})
+    same(got, expected(dials_table, 1, run=RUNS[0], me=TITLES_1D[0]))
+    assert len(records) == len(RUNS) * 40
+
+
+def test_selection_regex_ls_range_and_discovery(dclient, dials_table):
+    got = dclient.download_histograms(1, dataset=DATASET, run_range=(RUNS[1], None),
+                                      ls_range=(5, 9), me_regex="PXLayer")  # fmt: skip
+    assert set(got["me"]) == {TITLES_1D[0]} and set(got["run"]) == set(RUNS[1:])
+    assert set(got["lumi"]) == set(range(5, 10))
+    assert dclient.count("run", {"dataset": DATASET}) == len(RUNS)
+    assert [m["me"] for m in dclient.mes() if m["dim"] == 2] == [TITLE_2D]
+    assert {r["run_number"] for r in dclient.runs(dataset=DATASET)} == set(RUNS)
+
+
+def test_a_regex_matching_nothing_and_bad_input_are_clear(dclient):
+    before = dclient.stats["requests"]
+    with pytest.raises(ValueError, match="not a valid regex"):
+        dclient.download_histograms(1, dataset=DATASET, me_regex="([")
+    with pytest.raises(ValueError, match="did you mean 'run_number__lte'"):
+        dclient.list_all("th1", {"run_number_lte": 3})
+    with pytest.raises(ValueError, match="dataset is required"):
+        dclient.download_histograms(1, dataset="")
+    assert dclient.stats["requests"] == before
+    with pytest.raises(PlaygroundError, match="matches none of the 2 1D MEs"):
+        dclient.download_histograms(1, dataset=DATASET, me_regex="^nothing$")
+    with pytest.raises(PlaygroundError, match="did you mean"):
+        dclient.download_histograms(1, dataset=DATASET, mes=["PXLayer/charge_PXLayer_2"])
+    with pytest.raises(ValueError, match="page_size"):
+        DialsClient(dclient.base_url, "t", page_size=501)
+
+
+def test_tokens_and_workspaces(dials, monkeypatch):
+    monkeypatch.delenv("DIALS_TOKEN", raising=False)
+    with (
+        dials_client(dials, token=None) as anon,
+        pytest.raises(AuthenticationError, match="no token was sent: export DIALS_TOKEN"),
+    ):
+        anon.mes()
+    secret = "expired-secret"
+    with (
+        dials_client(dials, token=secret) as bad,
+        pytest.raises(AuthenticationError, match="invalid or expired") as err,
+    ):
+        bad.mes()
+    assert err.value.status == 403 and secret not in str(err.value) and bad.stats["requests"] == 1
+    with (
+        dials_client(dials, workspace="nowhere") as c,
+        pytest.raises(NotFoundError, match=r"Workspace 'nowhere' not found.*tracker"),
+    ):
+        c.mes()
+    with (
+        dials_client(dials, token=LIMITED) as c,
+        pytest.raises(AuthenticationError, match="may not see workspace 'tracker'"),
+    ):
+        c.mes()
+    with dials_client(dials, token=LIMITED, workspace="ecal") as c:
+        assert c.mes()
+
+
+def test_a_page_that_drops_mid_body_is_retried(dclient, dials, dials_table):
+    dials.faults.update(paths="/api/v1/th1/", script=["truncate", "drop", "503"])
+    got = dclient.download_histograms(1, dataset=DATASET)
+    same(got, expected(dials_table, 1))
+    assert dials.faults.as_dict()["injected"] == {"truncate": 1, "drop": 1, "503": 1}
+
+
+def test_an_interrupted_download_resumes_page_by_page(dials, dials_table, tmp_path):
+    with dials_client(dials, page_size=10, retries=0, max_workers=1) as c:
+        n_pages = -(-len(expected(dials_table, 1)) // 10)
+        dials.faults.update(paths="/api/v1/th1/", script=["ok"] * 9 + ["503"])
+        with pytest.raises(RetryError):
+            c.download_histograms(1, dataset=DATASET, cache_dir=tmp_path)
+        dials.faults.reset()
+        before = dials.requests["GET /api/v1/th1/"]
+        got = c.download_histograms(1, dataset=DATASET, cache_dir=tmp_path)
+        fetched = dials.requests["GET /api/v1/th1/"] - before
+        assert fetched == n_pages - 9  # only what was missing: the 9 pages are kept
+        same(got, expected(dials_table, 1))
+        before = dials.requests["GET /api/v1/th1/"]
+        pd.testing.assert_frame_equal(
+            c.download_histograms(1, dataset=DATASET, cache_dir=tmp_path), got
+        )
+        assert dials.requests["GET /api/v1/th1/"] == before  # complete: no histogram request
