@@ -204,6 +204,11 @@ def _column(s: pd.Series) -> np.ndarray:
     return s.astype("string").fillna("").to_numpy(dtype=str)
 
 
+def check_encodable(model: FrozenModel) -> None:
+    """Raise :class:`ModelFormatError` if ``model`` holds something the format cannot store."""
+    _state(model, Encoder())
+
+
 def save_model(model: FrozenModel, folder: str | Path) -> Path:
     """Write ``model.json`` and ``arrays.npz`` into ``folder`` (each file atomically)."""
     folder = Path(folder)
