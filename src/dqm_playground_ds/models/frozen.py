@@ -16,6 +16,7 @@ accepts every version up to its own.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -163,7 +164,16 @@ def freeze(
         },
         "metrics": (metrics or {}).get("strategies", {}).get(name, {}),
     }
-    return FrozenModel(name, strategy, preprocessor, training, meta)
+    # a frozen strategy scores every LS with its final models (as when loaded back): the
+    # out-of-fold scores of the training LS live on in ``training_predictions``
+    final = dataclasses.replace(
+        strategy, oof_keys=_no_keys(), oof_raw=np.empty((0, len(strategy.columns))), oof_good=None
+    )
+    return FrozenModel(name, final, preprocessor, training, meta)
+
+
+def _no_keys() -> pd.DataFrame:
+    return pd.DataFrame({"run": pd.Series(dtype="int64"), "lumi": pd.Series(dtype="int64")})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -282,7 +292,7 @@ def load_model(folder: str | Path) -> FrozenModel:
         sets,
         combiner,
         float(doc["threshold"]),
-        pd.DataFrame({"run": pd.Series(dtype="int64"), "lumi": pd.Series(dtype="int64")}),
+        _no_keys(),
         np.empty((0, n_cols)),
         None,
     )
