@@ -10,8 +10,8 @@ logs to ``tracking.uri`` (default: a local file store ``mlruns/``):
 * artifacts: the report, metrics.json, strategy_metrics.csv and the frozen model folders of the run
   (``models/<name>/``).
 
-A small hook on plain ``mlflow`` rather than kedro-mlflow: kedro-mlflow 2.0.3 installs with
-kedro 1.7 but its mlflow (< 3.18) caps pyarrow below 26, downgrading this project's pyarrow.
+A small hook on plain ``mlflow`` rather than kedro-mlflow: kedro-mlflow 2.0.3 resolves with
+kedro 1.7 but pulls mlflow 3.17.2, which downgrades this project's pyarrow 26 to 25.
 MLflow 3 refuses its file store unless ``MLFLOW_ALLOW_FILE_STORE=true``: the hook sets it for
 ``file:`` URIs (use ``sqlite:///mlflow.db`` with the full ``mlflow`` package instead).
 """
