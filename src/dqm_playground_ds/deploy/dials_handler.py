@@ -7,6 +7,7 @@ and reproduces the pipeline's preprocessing, detectors, combination and decision
 
 * preprocessing per ME: quality (invalid, empty, low statistics), crop, rebin, normalisation;
 * detectors: ``knn`` (mean distance to the k nearest good training LS, optional PCA projection),
+  ``reference_test`` (``chi2`` / ``scan`` of deviance pulls against the training reference),
   ``run_knn`` (the run's mean histogram against the good training runs' means), ``integral_ratio``
   (the ME's share of the LS statistics, robust z-score);
 * combination ``mean_z`` / ``max_z``; the LS threshold, persistence and quality flags.
@@ -28,6 +29,54 @@ from pathlib import Path
 import numpy as np
 
 OK, LOW_STATS, EMPTY, INVALID = 0, 1, 2, 5
+
+
+WIDTHS_1D = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+WIDTHS_2D = (1, 2, 4, 8)
+
+
+def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    safe = np.where(x > 0, y, 1.0)
+    return np.where(x > 0, x * np.log(safe), 0.0)
+
+
+def deviance_pulls(
+    x: np.ndarray, p: np.ndarray, n_ref: float, dispersion: np.ndarray
+) -> np.ndarray:
+    """Signed binomial deviance residuals of counts against the reference shape, divided by the
+    square root of the total-to-binomial variance ratio (the reference test of the pipeline)."""
+    n = x.sum(axis=1, keepdims=True)
+    n_ref = max(float(n_ref), 1e-300)
+    pv = np.maximum(p, 0.5 / n_ref)
+    mu = n * pv
+    r1 = np.divide(x, mu, out=np.ones_like(x), where=(x > 0) & (mu > 0))
+    rest, rest_mu = n - x, n - mu
+    r2 = np.divide(rest, rest_mu, out=np.ones_like(x), where=(rest > 0) & (rest_mu > 0))
+    dev = 2 * (_xlogy(x, r1) + _xlogy(rest, r2))
+    z = np.sign(x - mu) * np.sqrt(np.clip(dev, 0, None))
+    base = np.maximum(pv * (1 - pv), 1e-300)
+    pull = z / np.sqrt(1 + n * (base / n_ref + dispersion) / base)
+    pull[((p <= 0) & (x <= 0)) | (n[:, 0] <= 0)[:, None]] = 0.0
+    return pull
+
+
+def scan_statistic(pull: np.ndarray, shape: list[int] | None) -> np.ndarray:
+    """Largest |sum of pulls| / sqrt(size) over windows (rectangles in a 2D map)."""
+    shape = tuple(shape) if shape is not None else (pull.shape[1],)
+    best = np.zeros(len(pull))
+    if len(shape) == 1 or shape[0] == 1:
+        c = np.pad(np.cumsum(pull, axis=1), ((0, 0), (1, 0)))
+        for w in (w for w in WIDTHS_1D if w <= pull.shape[1]):
+            best = np.maximum(best, np.abs(c[:, w:] - c[:, :-w]).max(axis=1) / np.sqrt(w))
+        return best
+    ny, nx = shape
+    c = np.pad(pull.reshape(len(pull), ny, nx).cumsum(axis=1).cumsum(axis=2),
+               ((0, 0), (1, 0), (1, 0)))  # fmt: skip
+    for h in (h for h in WIDTHS_2D if h <= ny):
+        for w in (w for w in WIDTHS_2D if w <= nx):
+            box = c[:, h:, w:] - c[:, :-h, w:] - c[:, h:, :-w] + c[:, :-h, :-w]
+            best = np.maximum(best, np.abs(box).max(axis=(1, 2)) / np.sqrt(h * w))
+    return best
 
 
 class StrategyModel:
@@ -133,6 +182,14 @@ class StrategyModel:
                 v = s / np.where(own, n, n + 1)[:, None]
                 out[sel] = self._knn_distance(self.arrays[m["run_means"]], v, m["n_neighbors"])
             return out
+        if kind == "reference_test":
+            x = values[scored].astype(np.float64)  # counts, not normalised
+            ref = self.arrays[m["reference"]]
+            pull = deviance_pulls(x, ref, m["n_reference"], self.arrays[m["dispersion"]])
+            if m["statistic"] == "chi2":
+                used = np.maximum(((ref[None, :] > 0) | (x > 0)).sum(axis=1), 1)
+                return (pull**2).sum(axis=1) / used
+            return scan_statistic(pull, m["shape"])
         if kind == "integral_ratio":
             z = (ratio[scored, k : k + 1] - self.arrays[m["median"]]) / self.arrays[m["scale"]]
             z = np.abs(z) if m["side"] == "both" else (-z if m["side"] == "low" else z)
@@ -152,9 +209,10 @@ class StrategyModel:
         n = len(inputs[self.mes[0]["name"]])
         runs = np.zeros(n, dtype=np.int64) if runs is None else np.asarray(runs)
         lumis = np.arange(1, n + 1) if lumis is None else np.asarray(lumis)
-        values, codes, integral = [], [], []
+        counts, values, codes, integral = [], [], [], []
         for me in self.mes:
             c, q, i = self._features(me, inputs[me["name"]])
+            counts.append(c)
             values.append(self._normalise(c, me["normalisation"]))
             codes.append(q)
             integral.append(i)
@@ -168,8 +226,9 @@ class StrategyModel:
             for j, k in enumerate(det["mes"]):
                 col = np.full(n, np.nan)
                 if scored.any():
-                    col[scored] = self._detector(det, j, k, values[k], quality[:, k], runs,
-                                                 ratio, scored)  # fmt: skip
+                    x = counts[k] if det["kind"] == "reference_test" else values[k]
+                    col[scored] = self._detector(det, j, k, x, quality[:, k], runs, ratio,
+                                                 scored)  # fmt: skip
                 columns.append(col)
         score = self._combine(np.stack(columns, axis=1))
         return {"score": score, "flag": self._decide(score, quality, runs, lumis)}

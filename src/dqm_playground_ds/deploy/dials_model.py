@@ -14,8 +14,9 @@ writes the folder that tool reads::
 and verifies it: a fresh virtual environment gets only numpy from the package index, the handler
 scores the bundled sample run by run, and its scores must equal the frozen model's (the pipeline's
 own scoring). Supported detector kinds: ``knn`` (with or without PCA projection), ``run_knn``
-(``mode: run``), ``integral_ratio``; combinations ``mean_z`` and ``max_z`` -- the ``two_level``
-strategy. Others are refused with their name (docs/models.md).
+(``mode: run``), ``reference_test`` (``chi2``, ``scan``), ``integral_ratio``; combinations
+``mean_z`` and ``max_z``: the ``two_level`` and ``reference`` strategies. Others are refused with
+their name (docs/models.md).
 
     python -m dqm_playground_ds.deploy.dials_model build two_level -o build/dials/two_level
     python -m dqm_playground_ds.deploy.dials_model verify build/dials/two_level
@@ -24,6 +25,7 @@ strategy. Others are refused with their name (docs/models.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
@@ -42,7 +44,8 @@ import yaml
 from dqm_playground_ds.models import FrozenModel, ModelStore, check_compatible
 
 HANDLER = Path(__file__).with_name("dials_handler.py")
-SUPPORTED = {"knn", "run_knn", "integral_ratio"}
+SUPPORTED = {"knn", "run_knn", "integral_ratio", "reference_test"}
+STATISTICS = {"chi2", "scan"}  # of reference_test
 COMBINERS = {"mean_z", "max_z"}
 REQUIREMENTS = ("numpy",)
 
@@ -58,6 +61,11 @@ def _check_supported(model: FrozenModel) -> None:
         f"{d.name} (run_knn mode={d.params.get('mode')})"
         for d in spec.detectors
         if d.kind == "run_knn" and d.params.get("mode", "run") != "run"
+    ]
+    bad += [
+        f"{d.name} (reference_test statistic={d.params.get('statistic', 'chi2')})"
+        for d in spec.detectors
+        if d.kind == "reference_test" and d.params.get("statistic", "chi2") not in STATISTICS
     ]
     method = spec.combination.get("method", "max_z")
     if bad or method not in COMBINERS:
@@ -144,6 +152,16 @@ def export_arrays(model: FrozenModel) -> tuple[dict[str, Any], dict[str, np.ndar
                     {
                         "run_means": put(f"{key}.run_means", det.run_means_),
                         "n_neighbors": int(det.n_neighbors_),
+                    }
+                )
+            elif ds.spec.kind == "reference_test":
+                models.append(
+                    {
+                        "reference": put(f"{key}.reference", det.reference_),
+                        "n_reference": float(det.n_reference_),
+                        "dispersion": put(f"{key}.dispersion", det.dispersion_),
+                        "statistic": det.statistic,
+                        "shape": None if det.shape is None else [int(v) for v in det.shape],
                     }
                 )
             else:  # integral_ratio
@@ -342,14 +360,15 @@ def verify(
         tmp = Path(tmp_dir)
         if python is None:
             python = make_venv(tmp / "venv", package / "model" / "requirements.txt")
-        probe = subprocess.run([str(python), "-c", "import dqm_playground_ds"],
-                               capture_output=True, timeout=60, check=False)  # fmt: skip
+        # -I: no PYTHON* variables, no user site, no script or current directory on the path
+        probe = subprocess.run([str(python), "-I", "-c", "import dqm_playground_ds"],
+                               capture_output=True, timeout=60, check=False, cwd=tmp)  # fmt: skip
         if probe.returncode == 0:
             raise PackageError(f"{python} can import dqm_playground_ds: not an isolated check")
         got = []
         for run, arrays in handler_inputs(package, histograms).items():
             np.savez(tmp / f"in_{run}.npz", **arrays)
-            subprocess.run([str(python), str(package / "model" / "app.py"),
+            subprocess.run([str(python), "-I", str(package / "model" / "app.py"),
                             str(tmp / f"in_{run}.npz"), str(tmp / f"out_{run}.npz")],
                            check=True, timeout=600, cwd=tmp)  # fmt: skip
             with np.load(tmp / f"out_{run}.npz") as z:
@@ -406,19 +425,23 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--on", nargs="+", default=["data/01_raw/dqmio"], help="DQMIO files/folders")
     v.add_argument("--python", help="interpreter to run the handler (default: a fresh venv)")
     args = p.parse_args(argv)
+    stdout = sys.stdout
     try:
-        store = ModelStore(args.store)
-        if args.command == "build":
-            model = store.load(args.model)
-            cond = {"DatasetRegex": args.dataset_regex, "MinRun": args.min_run}
-            out = build_package(model, args.output, {k: x for k, x in cond.items() if x})
-            print(f"wrote {out} (model {model.name} version {model.version})")
-            return 0
-        package = Path(args.package)
-        meta = json.loads((package / "model" / "model.json").read_text())
-        ref = args.model or f"{meta['model']}@{meta['version']}"
-        report = verify(package, store.load(ref), _sample(args.on), args.python)
-        print(json.dumps(report, indent=1))
+        # logs may go to stdout (Kedro's rich handler): keep stdout for the result alone
+        with contextlib.redirect_stdout(sys.stderr):
+            store = ModelStore(args.store)
+            if args.command == "build":
+                model = store.load(args.model)
+                cond = {"DatasetRegex": args.dataset_regex, "MinRun": args.min_run}
+                out = build_package(model, args.output, {k: x for k, x in cond.items() if x})
+                result = f"wrote {out} (model {model.name} version {model.version})"
+            else:
+                package = Path(args.package)
+                meta = json.loads((package / "model" / "model.json").read_text())
+                ref = args.model or f"{meta['model']}@{meta['version']}"
+                report = verify(package, store.load(ref), _sample(args.on), args.python)
+                result = json.dumps(report, indent=1)
+        print(result, file=stdout)
         return 0
     except (PackageError, ValueError, FileNotFoundError, subprocess.CalledProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
