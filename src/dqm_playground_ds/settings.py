@@ -3,6 +3,7 @@
 from kedro.config import OmegaConfigLoader
 
 from dqm_playground_ds.hooks import ReportPathHook
+from dqm_playground_ds.tracking import TrackingHook
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -13,4 +14,4 @@ CONFIG_LOADER_ARGS = {
 }
 
 # Prints where the HTML report is at the end of a `kedro run` that wrote it.
-HOOKS = (ReportPathHook(),)
+HOOKS = (ReportPathHook(), TrackingHook())

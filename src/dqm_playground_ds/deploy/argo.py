@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 APP = "dqm-playground-ds"
 KINDS = ("workflow-template", "cron")
+# the periodic job: extract new files, apply the frozen model (no training; pipeline_registry.py)
+CRON_PIPELINE = "production"
 DATA_DIR = "data"  # the project folder the shared volume is mounted on, in every pod
 
 
@@ -348,7 +350,8 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument(
-        "--pipeline", default="__default__", help="registered pipeline (default: %(default)s)"
+        "--pipeline",
+        help=f"registered pipeline (default: __default__; with --kind cron: {CRON_PIPELINE})",
     )
     p.add_argument(
         "--env",
@@ -396,9 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Kedro logs to stdout (rich handler): keep stdout for the manifest alone
         with contextlib.redirect_stdout(sys.stderr):
-            doc = generate(
-                args.project_path.resolve(), args.pipeline, args.env, args.kind, **overrides
-            )
+            pipeline = args.pipeline or (CRON_PIPELINE if args.kind == "cron" else "__default__")
+            doc = generate(args.project_path.resolve(), pipeline, args.env, args.kind, **overrides)
     except (GroupingError, KeyError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2

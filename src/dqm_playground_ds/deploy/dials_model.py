@@ -1,0 +1,452 @@
+"""A DIALS model package of a frozen strategy, and its check without this project installed.
+
+DIALS runs registered models on every ingested DQMIO file as MLServer inference services packaged
+with the ``cmsdism`` tool (``dismcli build -f template.yaml``, ``dismcli package``). This module
+writes the folder that tool reads::
+
+    <out>/template.yaml           resources: input MEs (name, ME path, type, dims), outputs
+                                  (``score`` is the metric, ``flag`` the decision), conditions
+    <out>/model/app.py            the handler (deploy/dials_handler.py: numpy only, no import of
+                                  this project), a local CLI too
+    <out>/model/model.json|.npz   the strategy as plain arrays (training LS, run means, ...)
+    <out>/model/requirements.txt  what the handler needs (numpy)
+
+and verifies it: a fresh virtual environment gets only numpy from the package index, the handler
+scores the bundled sample run by run, and its scores must equal the frozen model's (the pipeline's
+own scoring). Supported detector kinds: ``knn`` (with or without PCA projection), ``run_knn``
+(``mode: run``), ``reference_test`` (``chi2``, ``scan``), ``integral_ratio``; combinations
+``mean_z`` and ``max_z``: the ``two_level`` and ``reference`` strategies. Others are refused with
+their name (docs/models.md).
+
+    python -m dqm_playground_ds.deploy.dials_model build two_level -o build/dials/two_level
+    python -m dqm_playground_ds.deploy.dials_model verify build/dials/two_level
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import venv
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from dqm_playground_ds.models import FrozenModel, ModelStore, check_compatible
+
+HANDLER = Path(__file__).with_name("dials_handler.py")
+SUPPORTED = {"knn", "run_knn", "integral_ratio", "reference_test"}
+STATISTICS = {"chi2", "scan"}  # of reference_test
+COMBINERS = {"mean_z", "max_z"}
+REQUIREMENTS = ("numpy",)
+
+
+class PackageError(ValueError):
+    """The strategy cannot be packaged for DIALS, or the package does not reproduce it."""
+
+
+def _check_supported(model: FrozenModel) -> None:
+    spec = model.strategy.spec
+    bad = [f"{d.name} ({d.kind})" for d in spec.detectors if d.kind not in SUPPORTED]
+    bad += [
+        f"{d.name} (run_knn mode={d.params.get('mode')})"
+        for d in spec.detectors
+        if d.kind == "run_knn" and d.params.get("mode", "run") != "run"
+    ]
+    bad += [
+        f"{d.name} (reference_test statistic={d.params.get('statistic', 'chi2')})"
+        for d in spec.detectors
+        if d.kind == "reference_test" and d.params.get("statistic", "chi2") not in STATISTICS
+    ]
+    method = spec.combination.get("method", "max_z")
+    if bad or method not in COMBINERS:
+        raise PackageError(
+            f"strategy {model.name!r} cannot be packaged for DIALS: detectors {bad or 'ok'}, "
+            f"combination {method!r}; supported: detectors {sorted(SUPPORTED)} (run_knn in "
+            f"run mode), combinations {sorted(COMBINERS)}"
+        )
+
+
+def input_names(mes: list[str]) -> list[str]:
+    """Short, unique input names from ME paths (their last component, made identifier-safe)."""
+    names = []
+    for me in mes:
+        base = re.sub(r"\W", "_", me.rsplit("/", 1)[-1]) or "me"
+        name, i = base, 1
+        while name in names:
+            i += 1
+            name = f"{base}_{i}"
+        names.append(name)
+    return names
+
+
+def export_arrays(model: FrozenModel) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The handler's ``model.json`` and ``model.npz`` contents."""
+    _check_supported(model)
+    pre, strategy = model.preprocessor, model.strategy
+    variant = strategy.spec.preprocessing
+    arrays: dict[str, np.ndarray] = {}
+
+    def put(key: str, value: np.ndarray | None) -> str | None:
+        if value is None:
+            return None
+        arrays[key] = np.asarray(value)
+        return key
+
+    mes = []
+    for j, (me, name) in enumerate(zip(pre.mes_, input_names(pre.mes_), strict=True)):
+        pp = pre.preprocessors_[variant][me]
+        dim, nx, _, _, ny, _, _ = pre.binning_[me]
+        min_entries, per_bin = pre.cuts_.for_me(me)
+        mes.append(
+            {
+                "name": name,
+                "me": me,
+                "dim": int(dim),
+                "nx": int(nx),
+                "ny": int(ny),
+                "n_raw": int(nx) * (int(ny) if int(dim) == 2 else 1),
+                "binning": list(pre.binning_[me]),
+                "full": bool(pp._full),
+                "x_index": put(f"me{j}.x_index", pp.x_index),
+                "y_index": put(f"me{j}.y_index", pp.y_index),
+                "rx": put(f"me{j}.rx", pp.rx),
+                "ry": put(f"me{j}.ry", pp.ry),
+                "normalisation": pp.config.normalisation,
+                "min_entries": float(min_entries),
+                "min_entries_per_bin": float(per_bin),
+            }
+        )
+    detectors = []
+    for i, ds in enumerate(strategy.detector_sets):
+        models = []
+        for j, me in enumerate(ds.mes_):
+            det, key = ds.models_[me], f"det{i}.{j}"
+            if ds.spec.kind == "knn":
+                proj = det.projection_
+                models.append(
+                    {
+                        "train": put(f"{key}.train", det.model_._fit_X),
+                        "n_neighbors": int(det.n_neighbors_),
+                        "projection": None
+                        if proj is None
+                        else {
+                            "mean": put(f"{key}.mean", proj.mean_),
+                            "components": put(f"{key}.components", proj.components_),
+                            "explained_variance": put(f"{key}.ev", proj.explained_variance_),
+                            "whiten": bool(proj.whiten),
+                        },
+                    }
+                )
+            elif ds.spec.kind == "run_knn":
+                models.append(
+                    {
+                        "run_means": put(f"{key}.run_means", det.run_means_),
+                        "n_neighbors": int(det.n_neighbors_),
+                    }
+                )
+            elif ds.spec.kind == "reference_test":
+                models.append(
+                    {
+                        "reference": put(f"{key}.reference", det.reference_),
+                        "n_reference": float(det.n_reference_),
+                        "dispersion": put(f"{key}.dispersion", det.dispersion_),
+                        "statistic": det.statistic,
+                        "shape": None if det.shape is None else [int(v) for v in det.shape],
+                    }
+                )
+            else:  # integral_ratio
+                models.append(
+                    {
+                        "median": put(f"{key}.median", det.median_),
+                        "scale": put(f"{key}.scale", det.scale_),
+                        "side": det.side,
+                    }
+                )
+        detectors.append(
+            {
+                "name": ds.spec.name,
+                "kind": ds.spec.kind,
+                "mes": [pre.mes_.index(me) for me in ds.mes_],
+                "models": models,
+            }
+        )
+    c = strategy.combiner
+    decision = model.decision_params
+    doc = {
+        "model": model.name,
+        "version": model.version,
+        "code_version": model.meta.get("code_version"),
+        "mes": mes,
+        "detectors": detectors,
+        "combiner": {
+            "method": c.method,
+            "log": put("combiner.log", c.log_),
+            "shift": put("combiner.shift", c.shift_),
+            "center": put("combiner.center", c.center_),
+            "scale": put("combiner.scale", c.scale_),
+            "active": put("combiner.active", c.active_),
+        },
+        "decision": {
+            "threshold": float(strategy.threshold),
+            "consecutive": int(strategy.spec.consecutive),
+            "flag_quality_failures": bool(decision.get("flag_quality_failures", True)),
+        },
+    }
+    return doc, arrays
+
+
+def template(model: FrozenModel, doc: dict[str, Any], conditions: dict[str, Any]) -> dict:
+    """``template.yaml``: one MLServer inference service with the strategy's inputs/outputs."""
+    resource = re.sub(r"[^A-Za-z0-9]", "", model.name.title()) or "Model"
+    inputs = [
+        {
+            "Name": me["name"],
+            "MonitoringElement": me["me"],
+            "DataType": "TYPE_FP64",
+            "Dims": [-1, me["nx"]] if me["dim"] == 1 else [-1, me["ny"], me["nx"]],
+        }
+        for me in doc["mes"]
+    ]
+    return {
+        "TemplateFormatVersion": "2025-03-31",
+        "Description": f"dqm-playground-ds strategy {model.name} (version {model.version})",
+        "Resources": {
+            resource: {
+                "Type": "InferenceService::MLServer::SKLearn",
+                "Workspace": conditions.get("workspace", "global"),
+                "Properties": {
+                    "Description": (
+                        f"LS anomaly score of {len(inputs)} MEs; flag = score above "
+                        f"{doc['decision']['threshold']:.6g} or quality cuts failed"
+                    ),
+                    "Name": re.sub(r"[^a-z0-9-]", "-", f"dqm-playground-{model.name}".lower()),
+                    "Image": "registry.cern.ch/docker.io/seldonio/mlserver:1.5.0",
+                    "MetricKey": "score",
+                    "BuiltinThreshold": True,
+                    "InputSignature": inputs,
+                    "OutputSignature": [
+                        {"Name": "score", "DataType": "TYPE_FP64", "Dims": [-1]},
+                        {"Name": "flag", "DataType": "TYPE_BOOL", "Dims": [-1]},
+                    ],
+                    "Conditions": {
+                        k: v for k, v in conditions.items() if k != "workspace" and v is not None
+                    },
+                    "CodeUri": "model/",
+                    "Handler": "app.Handler",
+                    "ModelUri": "model/model.npz",
+                    "Resources": {
+                        "Requests": {"cpu": "100m", "memory": "500Mi"},
+                        "Limits": {"cpu": "1", "memory": "2Gi"},
+                    },
+                },
+            }
+        },
+    }
+
+
+def build_package(
+    model: FrozenModel, out: str | Path, conditions: dict[str, Any] | None = None
+) -> Path:
+    """Write the package folder (replacing an older package there only when complete)."""
+    out = Path(out)
+    doc, arrays = export_arrays(model)
+    training_runs = model.meta.get("training", {}).get("runs") or [0]
+    cond = {
+        "workspace": "global",
+        "DatasetRegex": ".*ZeroBias.*",
+        "MinRun": int(max(training_runs)) + 1,  # runs after the training ones
+        "MinLumisections": 1,
+        **(conditions or {}),
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=".dials-", dir=out.parent if out.parent.exists() else None))
+    try:
+        tmp.chmod(0o755)
+        code = tmp / "model"
+        code.mkdir()
+        shutil.copyfile(HANDLER, code / "app.py")
+        (code / "model.json").write_text(json.dumps(doc, indent=1))
+        with open(code / "model.npz", "wb") as f:
+            np.savez_compressed(f, **arrays)
+        pins = [f"{r}=={metadata.version(r)}" for r in REQUIREMENTS]
+        (code / "requirements.txt").write_text("\n".join(pins) + "\n")
+        header = "# Generated by dqm_playground_ds.deploy.dials_model; cmsdism: dismcli build -f\n"
+        body = yaml.safe_dump(template(model, doc, cond), sort_keys=False, width=100)
+        (tmp / "template.yaml").write_text(header + body)
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# verification in a fresh environment
+# ------------------------------------------------------------------------------------------------
+def handler_inputs(package: Path, histograms: pd.DataFrame) -> dict[int, dict[str, np.ndarray]]:
+    """Per run: the arrays a DIALS request would carry (LS of the run with every ME present)."""
+    doc = json.loads((package / "model" / "model.json").read_text())
+    hist = histograms[histograms["lumi"] > 0]
+    out = {}
+    for run, rows in hist.groupby("run", sort=True):
+        lumis = np.array(sorted(set(rows["lumi"].tolist())), dtype=np.int64)
+        arrays = {"run": np.full(len(lumis), int(run)), "lumi": lumis}
+        for me in doc["mes"]:
+            sel = rows[rows["me"] == me["me"]].set_index("lumi")["data"]
+            data = np.zeros((len(lumis), me["n_raw"]))
+            for i, lumi in enumerate(lumis):
+                data[i] = np.asarray(sel[lumi]) if lumi in sel.index else np.nan
+            shape = (len(lumis), me["nx"]) if me["dim"] == 1 else (len(lumis), me["ny"], me["nx"])
+            arrays[me["name"]] = data.reshape(shape)
+        out[int(run)] = arrays
+    return out
+
+
+def reference_scores(model: FrozenModel, histograms: pd.DataFrame) -> pd.DataFrame:
+    """The frozen model's own LS scores and flags, one run at a time (what DIALS sees)."""
+    from dqm_playground_ds.pipelines.inference.nodes import (
+        prepare_new_lumisections,
+        score_new_lumisections,
+    )
+
+    frames = []
+    for _, rows in histograms.groupby("run", sort=True):
+        features, ls = prepare_new_lumisections(rows, model, {}, {}, {"labels": {}})
+        frames.append(score_new_lumisections(model, features, ls))
+    out = pd.concat(frames, ignore_index=True)
+    return out[["run", "lumi", "score", "is_anomalous"]]
+
+
+def make_venv(where: Path, requirements: Path) -> Path:
+    """A fresh virtual environment (no system packages, not this project) with the requirements."""
+    venv.EnvBuilder(with_pip=True, clear=True).create(where)
+    python = where / ("Scripts" if sys.platform == "win32" else "bin") / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)],
+                   check=True, timeout=600)  # fmt: skip
+    return python
+
+
+def verify(
+    package: str | Path,
+    model: FrozenModel,
+    histograms: pd.DataFrame,
+    python: str | Path | None = None,
+    atol: float = 1e-5,
+) -> dict[str, Any]:
+    """Run the handler outside this project on ``histograms``; compare with the model's scores.
+
+    Scores (standardised, order 1) agree to ``atol`` and flags exactly: the pipeline's kNN runs
+    scikit-learn on float32 features (chunked matrix products), the handler computes float64
+    distances directly, so they differ at float32 precision (~1e-6).
+
+    ``python``: an interpreter to use; default: a fresh virtual environment with only the
+    package's requirements. Raises :class:`PackageError` when scores or flags differ.
+    """
+    package = Path(package).resolve()
+    check_compatible(model.binning, histograms, f"model {model.name}")
+    with tempfile.TemporaryDirectory(prefix="dials-verify-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        if python is None:
+            python = make_venv(tmp / "venv", package / "model" / "requirements.txt")
+        # -I: no PYTHON* variables, no user site, no script or current directory on the path
+        probe = subprocess.run([str(python), "-I", "-c", "import dqm_playground_ds"],
+                               capture_output=True, timeout=60, check=False, cwd=tmp)  # fmt: skip
+        if probe.returncode == 0:
+            raise PackageError(f"{python} can import dqm_playground_ds: not an isolated check")
+        got = []
+        for run, arrays in handler_inputs(package, histograms).items():
+            np.savez(tmp / f"in_{run}.npz", **arrays)
+            subprocess.run([str(python), "-I", str(package / "model" / "app.py"),
+                            str(tmp / f"in_{run}.npz"), str(tmp / f"out_{run}.npz")],
+                           check=True, timeout=600, cwd=tmp)  # fmt: skip
+            with np.load(tmp / f"out_{run}.npz") as z:
+                got.append(pd.DataFrame({"run": run, "lumi": arrays["lumi"],
+                                         "score_handler": z["score"], "flag": z["flag"]}))  # fmt: skip
+    handler = pd.concat(got, ignore_index=True)
+    want = reference_scores(model, histograms)
+    both = want.merge(handler, on=["run", "lumi"], how="outer", validate="one_to_one")
+    a, b = both["score"].to_numpy(float), both["score_handler"].to_numpy(float)
+    same_nan = np.array_equal(np.isnan(a), np.isnan(b))
+    finite = np.isfinite(a) & np.isfinite(b)
+    diff = np.abs(a[finite] - b[finite])
+    rel = diff / np.maximum(np.abs(a[finite]), 1e-300)
+    report = {
+        "lumisections": len(both),
+        "runs": int(both["run"].nunique()),
+        "max_abs_diff": float(diff.max(initial=0.0)),
+        "max_rel_diff": float(rel.max(initial=0.0)),
+        "flags_equal": bool((both["is_anomalous"] == both["flag"]).all()),
+        "unscored_equal": bool(same_nan),
+        "python": str(python),
+    }
+    if not (same_nan and report["flags_equal"] and np.allclose(a[finite], b[finite], rtol=0.0,
+                                                                 atol=atol)):  # fmt: skip
+        raise PackageError(f"the DIALS handler does not reproduce the model: {report}")
+    return report
+
+
+# ------------------------------------------------------------------------------------------------
+# command line
+# ------------------------------------------------------------------------------------------------
+def _sample(paths: list[str]) -> pd.DataFrame:
+    from dqm_playground_ds.dqmio import read_dqmio
+
+    files = sorted(f for p in paths for f in (Path(p).glob("*.root") if Path(p).is_dir() else [p]))
+    if not files:
+        raise FileNotFoundError(f"no DQMIO file in {paths}")
+    return pd.concat([read_dqmio(f) for f in files], ignore_index=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dqm_playground_ds.deploy.dials_model",
+                                description=__doc__.split("\n\n")[0])  # fmt: skip
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="write the cmsdism package folder of a frozen model")
+    v = sub.add_parser("verify", help="run the package's handler in a fresh venv on DQMIO files")
+    for q in (b, v):
+        q.add_argument("model", nargs="?", help="name, name@version or model folder")
+        q.add_argument("--store", default="data/06_models/frozen", help="frozen models root")
+    b.add_argument("-o", "--output", required=True, help="package folder to write")
+    b.add_argument("--dataset-regex", help="condition: datasets the model applies to")
+    b.add_argument("--min-run", type=int, help="condition: first run (default: after training)")
+    v.add_argument("package", help="package folder written by build")
+    v.add_argument("--on", nargs="+", default=["data/01_raw/dqmio"], help="DQMIO files/folders")
+    v.add_argument("--python", help="interpreter to run the handler (default: a fresh venv)")
+    args = p.parse_args(argv)
+    stdout = sys.stdout
+    try:
+        # logs may go to stdout (Kedro's rich handler): keep stdout for the result alone
+        with contextlib.redirect_stdout(sys.stderr):
+            store = ModelStore(args.store)
+            if args.command == "build":
+                model = store.load(args.model)
+                cond = {"DatasetRegex": args.dataset_regex, "MinRun": args.min_run}
+                out = build_package(model, args.output, {k: x for k, x in cond.items() if x})
+                result = f"wrote {out} (model {model.name} version {model.version})"
+            else:
+                package = Path(args.package)
+                meta = json.loads((package / "model" / "model.json").read_text())
+                ref = args.model or f"{meta['model']}@{meta['version']}"
+                report = verify(package, store.load(ref), _sample(args.on), args.python)
+                result = json.dumps(report, indent=1)
+        print(result, file=stdout)
+        return 0
+    except (PackageError, ValueError, FileNotFoundError, subprocess.CalledProcessError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
