@@ -85,7 +85,8 @@ def test_handler_in_a_fresh_venv_reproduces_the_pipeline(frozen, trained, strate
     pred = trained.predictions.set_index(["run", "lumi"])
     held = ref[ref["run"].isin([315322, 315420])].set_index(["run", "lumi"])
     want = pred[pred["strategy"] == strategy].loc[held.index, :]
-    np.testing.assert_allclose(held["score"], want["score"], rtol=1e-9)
+    # the pipeline projects float32 features (PCA of the kNN), the frozen model in float64
+    np.testing.assert_allclose(held["score"], want["score"], rtol=1e-5)
     assert (held["is_anomalous"] == want["is_anomalous"]).all()
 
 

@@ -95,9 +95,9 @@ def test_a_copy_of_a_held_out_run_gets_the_training_runs_predictions(
     ]
     got, want = got.sort_values("lumi"), want.sort_values("lumi")
     assert len(got) == len(want) > 0
-    # equal to rounding: scikit-learn's brute-force kNN (few training runs) computes distances
-    # with a matrix product whose rounding depends on how many LS are scored together (~1e-11)
-    np.testing.assert_allclose(got["score"].to_numpy(), want["score"].to_numpy(), rtol=1e-9)
+    # equal to rounding: the kNN's float32 PCA projection and scikit-learn's brute-force distances
+    # are matrix products whose rounding depends on how many LS are scored together (~1e-8)
+    np.testing.assert_allclose(got["score"].to_numpy(), want["score"].to_numpy(), rtol=1e-6)
     assert (got["is_anomalous"].to_numpy() == want["is_anomalous"].to_numpy()).all()
     assert got["threshold"].iloc[0] == want["threshold"].iloc[0]
     assert [list(t) for t in got["top_mes"]] == [list(t) for t in want["top_mes"]]
@@ -110,7 +110,7 @@ def test_a_copy_of_a_held_out_run_gets_the_training_runs_predictions(
     assert (row["verdict"], row["n_flagged"], row["n_ls"]) == (
         ref["verdict"], ref["n_flagged"], ref["n_ls"])  # fmt: skip
     assert row["run_threshold"] == ref["run_threshold"]  # the training runs' calibration
-    assert row["run_score"] == pytest.approx(ref["run_score"], rel=1e-9)
+    assert row["run_score"] == pytest.approx(ref["run_score"], rel=1e-6)
     cert = catalog["inference_ml_certification"].load()[strategy]
     assert cert == {str(COPY_RUN): trained.certification[strategy][str(HELD_RUN)]}
 
