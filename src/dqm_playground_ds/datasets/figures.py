@@ -142,4 +142,3 @@ def widest(pngs: Mapping[str, bytes] | bytes) -> int:
     """Width in pixels of the widest PNG (0 for none)."""
     items = [pngs] if isinstance(pngs, bytes) else list(pngs.values())
     return max((png_size(p)[0] for p in items), default=0)
-

@@ -188,8 +188,9 @@ def plot_run_overview(
         labels = np.full(n_rows * n_cols, np.nan)
         o = np.argsort(code, kind="stable")
         labels[cell[o]] = code[o]
-        cmap = ListedColormap([LABEL_COLORS[k] for k in ("good", "unknown", "bad")])
-        cmap.set_bad("white")
+        cmap = ListedColormap([LABEL_COLORS[k] for k in ("good", "unknown", "bad")]).with_extremes(
+            bad="white"
+        )
         axes[0].imshow(
             labels.reshape(n_rows, n_cols),
             aspect="auto",
@@ -200,8 +201,7 @@ def plot_run_overview(
             extent=extent,
         )
         axes[0].set_title("Certification (worst per cell)", fontsize="small")
-    cmap = mpl.colormaps["RdBu_r"].copy()
-    cmap.set_bad("white")
+    cmap = mpl.colormaps["RdBu_r"].with_extremes(bad="white")
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio = np.log10(np.where(ratio > 0, ratio, 1e-3))
     log_ratio[np.isnan(ratio)] = np.nan
