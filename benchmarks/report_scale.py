@@ -246,7 +246,7 @@ def main() -> None:
               f"| {viz['peak_rss_mb']:.0f} MB (+{viz['added_rss_mb']:.0f} MB) "
               f"| {viz['report_mb']:.2f} MB | {viz['n_run_figures']} | {viz['widest_px']} px |")  # fmt: skip
     if len(rows) > 1:
-        (a_ls, a_runs, _, a), (b_ls, b_runs, _, b) = rows[0], rows[-1]
+        (_, a_runs, _, a), (_, b_runs, _, b) = rows[0], rows[-1]
         print(f"\n{b_runs / a_runs:.1f}x the runs: visualization time {b['wall'] / a['wall']:.2f}x, "
               f"report size {b['report_mb'] / a['report_mb']:.2f}x, "
               f"per-run figures {b['n_run_figures'] / max(a['n_run_figures'], 1):.2f}x")  # fmt: skip
