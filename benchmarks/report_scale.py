@@ -135,6 +135,7 @@ def detect(n_ls: int, n_runs: int, out: Path) -> dict:
     dp = _params("data_processing")
     dp["split"] = inputs["split"]
     pipeline = data_processing.create_pipeline() + data_science.create_pipeline()
+
     class Kept(MemoryDataset):  # not released after its last consumer: pickled at the end
         def _release(self) -> None:
             pass

@@ -100,6 +100,8 @@ def extract_shard(context: Any, shard: sharding.Shard, items_file: str) -> int:
     source, request, p = _source_and_request(context)
     items = sharding.select(sharding.read_items(items_file), shard)
     log.info("shard %s: %d input(s)", shard, len(items))
+    if not items:  # more shards than inputs: nothing to do (not an empty source)
+        return 0
     index = extract_many(
         source,
         source.partitions_dir,
