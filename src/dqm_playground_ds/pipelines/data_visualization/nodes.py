@@ -1,8 +1,7 @@
 """Visualization nodes: the plots a shifter reads and the HTML report, from upstream tables.
 
-Every node is a pure function: frames and ``params:data_visualization`` in, figures (saved by
-``matplotlib.MatplotlibDataset``), small tables or the report's HTML text out. Plotting lives in
-:mod:`dqm_playground_ds.plotting`, HTML in :mod:`dqm_playground_ds.report`; what is here is the
+Every node is a pure function: frames and ``params:data_visualization`` in, figures, small tables
+or the report's HTML text out. Plotting lives in :mod:`dqm_playground_ds.plotting`, HTML in :mod:`dqm_playground_ds.report`; what is here is the
 choice of what to show.
 
 Figures are returned as ``{file name: Figure}`` dictionaries wherever their number depends on the
