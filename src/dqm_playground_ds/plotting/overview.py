@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from dqm_playground_ds.plotting.style import (
     DEFAULT_STYLE,
@@ -200,7 +201,7 @@ def plot_run_overview(
             vmax=2.5,
             extent=extent,
         )
-        axes[0].set_title("Certification (worst per cell)", fontsize="small")
+        axes[0].set_title("Certification (worst per cell)", loc="right", fontsize="small")
     cmap = mpl.colormaps["RdBu_r"].with_extremes(bad="white")
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio = np.log10(np.where(ratio > 0, ratio, 1e-3))
@@ -215,7 +216,8 @@ def plot_run_overview(
         extent=extent,
     )
     fig.colorbar(image, ax=axes[-1], label="log10(score / threshold), max per cell")
-    axes[-1].set_title("Score / threshold (> 0: flagged)", fontsize="small")
+    head = title or f"{len(frame)} LS in {len(runs)} runs"
+    axes[-1].set_title(f"{head}: score / threshold", loc="right", fontsize="small")
     n_ticks = min(n_rows, 20)
     ticks = np.unique(np.linspace(0, n_rows - 1, n_ticks).round().astype(int))
     first_run = pd.Series(runs).groupby(row_of.to_numpy()).min()
@@ -224,5 +226,6 @@ def plot_run_overview(
     for ax in axes:
         ax.set_xlabel("Lumisection" + (f" ({n_cols} bins)" if n_cols < max_lumi else ""))
         ax.tick_params(axis="y", which="minor", left=False, right=False)
-    label_axes(axes[0], style, title or f"{len(frame)} LS in {len(runs)} runs")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    label_axes(axes[0], style)
     return fig
