@@ -221,3 +221,91 @@ def make_inputs(seed: int = 0) -> dict[str, Any]:
             "targets": {"auc_ge_0.95_every_type": True},
         },
     }
+
+
+def make_many_runs(n_runs: int, n_ls: int, seed: int = 0, first_run: int = 300000) -> dict:
+    """The same upstream datasets for many short runs and one 1D ME (the shape of a year of
+    data: hundreds of runs of a few LS), built vectorised. Every fourth run is held out and has
+    its LS 2..3 flagged by both strategies (a bad block), so there are flagged LS in many runs."""
+    rng = np.random.default_rng(seed)
+    me = ME_1D[0]
+    runs = np.repeat(np.arange(first_run, first_run + n_runs), n_ls)
+    lumi = np.tile(np.arange(1, n_ls + 1), n_runs)
+    held_out = (runs - first_run) % 4 == 3
+    bad = held_out & (lumi >= 2) & (lumi <= 3)
+    label = np.where(bad, "bad", "good").astype(object)
+    label[lumi == 1] = "unknown"
+    split = np.where(held_out, "apply", "train")
+    quality = np.where(lumi == 1, "low_stats", "ok")
+    shape = _shape(me)
+    counts = rng.poisson(400 * shape / shape.sum(), size=(len(runs), len(shape))).astype(float)
+    data = np.empty(len(runs), dtype=object)
+    data[:] = list(counts)
+    hist = pd.DataFrame(
+        {
+            "run": runs,
+            "lumi": lumi,
+            "me": me,
+            "dim": np.int8(1),
+            "entries": counts.sum(axis=1),
+            "x_min": 0.0,
+            "x_max": 10.0,
+            "x_bins": np.int32(X_BINS_1D),
+            "y_min": np.nan,
+            "y_max": np.nan,
+            "y_bins": np.int32(0),
+            "data": data,
+            "source": "many.root",
+        }
+    ).astype({"me": "string"})
+    ls = pd.DataFrame(
+        {
+            "run": runs,
+            "lumi": lumi,
+            "label": label,
+            "split": split,
+            "quality": quality,
+            "scorable": lumi != 1,
+            "train": (split == "train") & (lumi != 1),
+        }
+    )
+    scores, preds = [], []
+    for strategy in STRATEGIES:
+        s = rng.normal(0, 1, len(runs)) + np.where(bad, 20.0, 0.0)
+        scores.append(
+            pd.DataFrame({"run": runs, "lumi": lumi, "strategy": strategy, "me": me, "score": s})
+        )
+        score = np.exp(s / 5)
+        top = np.empty(len(runs), dtype=object)
+        top[:] = [np.array([me])] * len(runs)
+        preds.append(
+            pd.DataFrame(
+                {
+                    "run": runs,
+                    "lumi": lumi,
+                    "strategy": strategy,
+                    "score": score,
+                    "threshold": 2.0,
+                    "is_anomalous": (score > 2.0) | (quality != "ok"),
+                    "top_mes": top,
+                    "me_scores": "{}",
+                    "label": label,
+                    "split": split,
+                    "quality": quality,
+                }
+            )
+        )
+    me_scores_ = pd.concat(scores, ignore_index=True).astype({"strategy": "string", "me": "string"})
+    predictions = pd.concat(preds, ignore_index=True).astype({"strategy": "string"})
+    refs = me_references()
+    return {
+        "histograms": hist,
+        "lumisections": ls,
+        "me_references": refs[refs["me"] == me].reset_index(drop=True),
+        "me_scores": me_scores_,
+        "lumisection_predictions": predictions,
+        "roc_curves": roc_curves(),
+        "strategy_metrics": strategy_metrics(),
+        "flagged_per_run": flagged_per_run(predictions),
+        "metrics": {"best_strategy": BEST, "best_strategy_criterion": "highest AUC on real labels"},
+    }

@@ -298,7 +298,13 @@ def extract_table(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: extract MEs from many DQMIO files into a partitioned Parquet folder."""
+    """Command line: extract MEs from many DQMIO files into a partitioned Parquet folder.
+
+    Fan-out (an HTCondor job array, Argo pods): ``--write-items FILE`` lists the inputs once,
+    ``--items-from FILE --shard i/N`` extracts shard i (never prunes), ``--items-from FILE --join``
+    prunes and writes the index after every shard (see :mod:`dqm_playground_ds.sharding`).
+    """
+    from dqm_playground_ds import sharding
     from dqm_playground_ds.sources import make_source
 
     parser = argparse.ArgumentParser(
@@ -306,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Extract per-LS histograms from DQMIO (or legacy CSV) files into a partitioned "
         "Parquet folder, in parallel. Re-running resumes: finished files are not read again.",
     )
-    parser.add_argument("path", help="folder or URL holding the input files")
+    parser.add_argument("path", nargs="?", help="folder or URL holding the input files")
     parser.add_argument("--pattern", default="*.root", help="glob under PATH (default: *.root)")
     parser.add_argument("--kind", default="dqmio", choices=["dqmio", "legacy_csv"])
     parser.add_argument("--me", action="append", help="ME name or regex (repeatable; default all)")
@@ -316,19 +322,52 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a file lacking a requested ME is read anyway (default: it is bad)",
     )
-    parser.add_argument("--out", required=True, help="output folder (partitioned Parquet)")
+    parser.add_argument("--out", help="output folder (partitioned Parquet)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--retry-bad", action="store_true", help="read files marked bad again")
     parser.add_argument("--index", help="also write the file index to this Parquet file")
+    parser.add_argument("--items-from", help="the inputs, one per line (instead of listing PATH)")
+    parser.add_argument(
+        "--write-items", metavar="FILE", help="only list PATH's inputs into FILE (fan-out step 1)"
+    )
+    parser.add_argument(
+        "--shard", help="extract only shard i/N of the inputs (0 <= i < N); a shard never prunes"
+    )
+    parser.add_argument(
+        "--join",
+        action="store_true",
+        help="after every shard: prune partitions of inputs not listed, write the index",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    source = make_source(args.kind, path=args.path, pattern=args.pattern)
-    request = Request(
-        me=tuple(args.me) if args.me else None,
-        include_run_level=args.run_level,
-        missing="ignore" if args.ignore_missing else "raise",
-    )
-    index = extract_many(source, args.out, request, workers=args.workers, retry_bad=args.retry_bad)
+    if args.path is None and (args.items_from is None or args.write_items):
+        parser.error("PATH is required unless the inputs come from --items-from")
+    source = make_source(args.kind, path=args.path or ".", pattern=args.pattern)
+    if args.write_items:
+        items = source.items()
+        sharding.write_items(items, args.write_items)
+        print(f"{len(items)} input(s) listed in {args.write_items}")
+        return 0
+    if args.out is None:
+        parser.error("--out is required")
+    items = sharding.read_items(args.items_from) if args.items_from else None
+    if args.join:
+        if items is None:
+            parser.error("--join needs --items-from (the list every shard was cut from)")
+        index = sharding.join_partitions(args.out, items)
+    else:
+        if args.shard:
+            shard = sharding.Shard.parse(args.shard)
+            items = sharding.select(source.items() if items is None else items, shard)
+            log.info("shard %s: %d input(s)", shard, len(items))
+        request = Request(
+            me=tuple(args.me) if args.me else None,
+            include_run_level=args.run_level,
+            missing="ignore" if args.ignore_missing else "raise",
+        )
+        index = extract_many(
+            source, args.out, request, items=items, workers=args.workers, retry_bad=args.retry_bad
+        )
     if args.index:
         pq.write_table(pa.Table.from_pandas(index, preserve_index=False), args.index)
     bad = index[index["status"] == "bad"]

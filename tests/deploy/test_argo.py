@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import typing
 from pathlib import Path
 
@@ -20,6 +21,10 @@ from dqm_playground_ds.deploy.validate import ManifestError, validate
 from tests.deploy.conftest import expected_edges, node
 
 PROJECT = Path(__file__).resolve().parents[2]
+# where the argo environment's extraction writes its partitions (the shard pods too)
+PARTITIONS = yaml.safe_load((PROJECT / "conf" / "argo" / "catalog.yml").read_text())[
+    "raw_histogram_sources"
+]["partitions"]
 PROFILES = {
     "__default__": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
     "extraction": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "8Gi"}},
@@ -38,6 +43,8 @@ def tasks_of(doc):
     out = {}
     for task in dag:
         args = templates[task["template"]]["container"]["args"]
+        if "--nodes" not in args:  # the extraction fan-out's list/shard/join pods: no Kedro node
+            continue
         nodes = args[args.index("--nodes") + 1].split(",")
         out[task["name"]] = (nodes, set(task.get("dependencies", [])), templates[task["template"]])
     return out
@@ -50,7 +57,7 @@ def assert_matches_pipeline(doc, pipeline: Pipeline):
     assert sorted(nodes) == sorted(n.name for n in pipeline.nodes)
     assert len(nodes) == len(set(nodes)), "a node runs in two tasks"
     task_of = {n: name for name, (names, _, _) in tasks.items() for n in names}
-    edges = {(d, name) for name, (_, deps, _) in tasks.items() for d in deps}
+    edges = {(d, name) for name, (_, deps, _) in tasks.items() for d in deps if d in tasks}
     assert edges == expected_edges(pipeline, task_of)
 
 
@@ -276,11 +283,15 @@ def test_every_registered_pipeline(project, name):
     """Each registered pipeline becomes a valid template: every node once, edges from Kedro,
     nothing kept in memory (MemoryDatasets, figures cached for the report) split across pods."""
     pipelines, catalog, settings, resolver = project
-    doc = build_manifest(pipelines[name], name, catalog, settings, "argo")
+    doc = build_manifest(
+        pipelines[name], name, catalog, settings, "argo", extraction_partitions=PARTITIONS
+    )
     validate(doc)
     assert_matches_pipeline(doc, pipelines[name])
     assert_handed_over_data_can_be_read_by_the_next_pod(doc, pipelines[name], resolver)
-    cron = build_manifest(pipelines[name], name, catalog, settings, "argo", "cron")
+    cron = build_manifest(
+        pipelines[name], name, catalog, settings, "argo", "cron", extraction_partitions=PARTITIONS
+    )
     validate(cron)
     assert_matches_pipeline(cron, pipelines[name])
 
@@ -289,7 +300,9 @@ def test_no_registered_pipeline_is_left_out(project):
     pipelines, catalog, settings, _ = project
     assert set(REGISTERED) <= set(pipelines)
     for name in sorted(set(pipelines) - set(REGISTERED)):  # pipelines added since
-        doc = build_manifest(pipelines[name], name, catalog, settings, "argo")
+        doc = build_manifest(
+            pipelines[name], name, catalog, settings, "argo", extraction_partitions=PARTITIONS
+        )
         validate(doc)
         assert_matches_pipeline(doc, pipelines[name])
 
@@ -373,3 +386,60 @@ def test_cluster_manifests_match_the_generator_defaults():
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["data"]["persistentVolumeClaim"]["claimName"] == settings.data_volume_claim
     assert volumes["credentials"]["secret"]["secretName"] == settings.credentials_secret
+
+
+# ------------------------------------------------------------------------------------------------
+# extraction fan-out over the input files
+# ------------------------------------------------------------------------------------------------
+def _fan_out_doc(project, shards=3, name="__default__", **kw):
+    pipelines, catalog, settings, _ = project
+    settings = dataclasses.replace(settings, extraction_shards=shards)
+    kw = {"extraction_partitions": PARTITIONS, **kw}
+    return build_manifest(pipelines[name], name, catalog, settings, "argo", **kw)
+
+
+@pytest.mark.parametrize("name", ["__default__", "data_extraction"])
+def test_fan_out_list_then_shards_then_join_then_extraction(project, name):
+    doc = _fan_out_doc(project, name=name)
+    validate(doc)
+    assert_matches_pipeline(doc, project[0][name])  # every Kedro node still exactly once
+    spec = spec_of(doc)
+    dag = {t["name"]: t for t in spec["templates"][0]["dag"]["tasks"]}
+    templates = {t["name"]: t for t in spec["templates"]}
+    assert "dependencies" not in dag["list-inputs"]
+    shard = dag["extract-shard"]
+    assert shard["dependencies"] == ["list-inputs"]
+    assert shard["withParam"] == "{{tasks.list-inputs.outputs.result}}"
+    assert shard["arguments"]["parameters"] == [{"name": "shard", "value": "{{item.shard}}"}]
+    assert dag["join-shards"]["dependencies"] == ["extract-shard"]
+    extraction = next(
+        n for n, (nodes, _, _) in tasks_of(doc).items() if "extract_histograms" in nodes
+    )
+    assert "join-shards" in dag[extraction]["dependencies"]
+    args = templates["extract-shard"]["container"]["args"]
+    assert args[0] == "extract" and args[args.index("--shard") + 1] == "{{inputs.parameters.shard}}"
+    assert templates["extract-shard"]["inputs"] == {"parameters": [{"name": "shard"}]}
+    assert templates["extract-shard"]["container"]["resources"]["requests"]["cpu"] == "2"
+    listing = templates["list-inputs"]["container"]["args"]
+    assert listing[listing.index("--shards") + 1] == "{{workflow.parameters.extraction-shards}}"
+    params = {p["name"]: p["value"] for p in spec["arguments"]["parameters"]}
+    assert params["extraction-shards"] == "3"
+    for step in ("list-inputs", "extract-shard", "join-shards"):  # every pod sees the volume
+        mounts = templates[step]["container"]["volumeMounts"]
+        assert {"name": "data", "mountPath": f"{CONTAINER_PROJECT}/data"} in mounts
+
+
+def test_no_fan_out_without_the_extraction_node_or_shards(project):
+    doc = _fan_out_doc(project, name="data_science")
+    assert "list-inputs" not in {t["name"] for t in spec_of(doc)["templates"]}
+    doc = _fan_out_doc(project, shards=0)
+    assert "list-inputs" not in {t["name"] for t in spec_of(doc)["templates"]}
+
+
+def test_fan_out_needs_shared_partitions(project):
+    with pytest.raises(GroupingError, match="partitions"):
+        _fan_out_doc(project, extraction_partitions=None)
+    with pytest.raises(GroupingError, match="own disk"):
+        _fan_out_doc(project, extraction_partitions="/tmp/parts")
+    with pytest.raises(ValueError, match="extraction_shards"):
+        ArgoSettings.from_config({"extraction_shards": -1})

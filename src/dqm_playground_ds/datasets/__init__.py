@@ -1,6 +1,7 @@
 """Kedro datasets of the project: all I/O of the pipelines happens here."""
 
+from dqm_playground_ds.datasets.figures import FigureDataset
 from dqm_playground_ds.datasets.histogram_sources import HistogramSourceDataset
 from dqm_playground_ds.datasets.parquet_table import ParquetTableDataset
 
-__all__ = ["HistogramSourceDataset", "ParquetTableDataset"]
+__all__ = ["FigureDataset", "HistogramSourceDataset", "ParquetTableDataset"]

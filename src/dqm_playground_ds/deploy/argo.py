@@ -3,7 +3,9 @@
 One DAG task per group of nodes (see :mod:`.grouping`), each a pod of the project's image running
 ``kedro run --pipeline P --nodes a,b --env ENV``; DAG edges are the pipeline's dependencies.
 Image, environment and run-time ``--params`` are workflow parameters, so one template serves
-every release. Deployment settings (image, volume, secret, retries, resources per node tag,
+every release. With ``extraction_shards: N`` the extraction fans out over the input files: a
+``list-inputs`` pod, N ``extract-shard`` pods (``withParam``), a ``join-shards`` pod that prunes and
+builds the file index, then the extraction node's task as usual (see :mod:`.fanout`). Deployment settings (image, volume, secret, retries, resources per node tag,
 schedule) come from ``conf/<env>/argo.yml``; command-line options override them::
 
     python -m dqm_playground_ds.deploy.argo --env argo --pipeline __default__ \\
@@ -27,7 +29,7 @@ from typing import Any
 import yaml
 from kedro.pipeline import Pipeline
 
-from dqm_playground_ds.deploy import CONTAINER_PROJECT
+from dqm_playground_ds.deploy import CONTAINER_PROJECT, fanout
 from dqm_playground_ds.deploy.grouping import (
     GROUP_BY,
     GroupingError,
@@ -57,6 +59,7 @@ class ArgoSettings:
     namespace: str | None = None
     name: str | None = None  # default: dqm-playground-ds[-<pipeline>]
     group_by: str = "memory"
+    extraction_shards: int = 0  # > 0: fan the extraction out over that many pods (default N)
     params: str = ""  # default of the `params` workflow parameter (kedro run --params)
     data_volume_claim: str | None = f"{APP}-data"  # null: no volume (object store via fsspec)
     credentials_secret: str | None = f"{APP}-credentials"  # null: no secret
@@ -94,6 +97,8 @@ class ArgoSettings:
         if settings.group_by not in GROUP_BY:
             raise ValueError(f"group_by must be one of {GROUP_BY}, got {settings.group_by!r}")
         check_profiles(settings.resources)
+        if not isinstance(settings.extraction_shards, int) or settings.extraction_shards < 0:
+            raise ValueError(f"extraction_shards must be >= 0, got {settings.extraction_shards!r}")
         return settings
 
 
@@ -104,8 +109,12 @@ def build_manifest(
     settings: ArgoSettings,
     env: str,
     kind: str = "workflow-template",
+    extraction_partitions: str | None = None,
 ) -> dict[str, Any]:
-    """The manifest as a dict; raises GroupingError if data would be lost between pods."""
+    """The manifest as a dict; raises GroupingError if data would be lost between pods.
+
+    ``extraction_partitions``: the source's partitions folder (where shard pods write), needed
+    with ``settings.extraction_shards``."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if not pipeline.nodes:
@@ -115,10 +124,21 @@ def build_manifest(
     _check_storage(pipeline, tasks, catalog, shared_dirs)
 
     tags = {n.name: n.tags for n in pipeline.nodes}
+    dag = [_dag_task(t) for t in tasks]
     templates = [
-        {"name": "main", "dag": {"tasks": [_dag_task(t) for t in tasks]}},
+        {"name": "main", "dag": {"tasks": dag}},
         *(_task_template(t, pipeline_name, tags, settings) for t in tasks),
     ]
+    fan_out = settings.extraction_shards > 0 and fanout.EXTRACTION_NODE in tags
+    if fan_out:
+        _check_fan_out(tasks, extraction_partitions, shared_dirs)
+        fan_dag, fan_templates = _fan_out(tags, settings)
+        extraction = next(t for t in tasks if fanout.EXTRACTION_NODE in t.nodes)
+        for entry in dag:  # the extraction node's task runs after the join
+            if entry["name"] == extraction.name:
+                entry["dependencies"] = [*entry.get("dependencies", []), fan_dag[-1]["name"]]
+        dag[:0] = fan_dag
+        templates += fan_templates
     spec: dict[str, Any] = {
         "entrypoint": "main",
         "arguments": {
@@ -130,6 +150,17 @@ def build_manifest(
                     "value": settings.params,
                     "description": 'kedro run --params, e.g. "data_extraction.workers=4"',
                 },
+                *(
+                    [
+                        {
+                            "name": "extraction-shards",
+                            "value": str(settings.extraction_shards),
+                            "description": "extraction pods, one per shard of the input files",
+                        }
+                    ]
+                    if fan_out
+                    else []
+                ),
             ]
         },
         "securityContext": {"runAsNonRoot": True},
@@ -187,15 +218,112 @@ def _dag_task(task: Task) -> dict[str, Any]:
     return out
 
 
-def _task_template(
-    task: Task, pipeline_name: str, tags: dict[str, Any], settings: ArgoSettings
+FAN_OUT_TASKS = ("list-inputs", "extract-shard", "join-shards")
+
+
+def _check_fan_out(tasks: list[Task], partitions: str | None, shared_dirs: tuple[str, ...]) -> None:
+    taken = {t.name for t in tasks} & set(FAN_OUT_TASKS)
+    if taken:
+        raise GroupingError(f"task names {sorted(taken)} are needed by the extraction fan-out")
+    if not partitions:
+        raise GroupingError(
+            f"extraction_shards needs a `partitions` folder on {fanout.SOURCE!r}: the shard pods "
+            "write their partitions there"
+        )
+    if not is_shared(partitions, shared_dirs, CONTAINER_PROJECT):
+        raise GroupingError(
+            f"the extraction partitions {partitions!r} are on a pod's own disk: the shard pods "
+            "and the join would not see each other's files; put them on the shared volume "
+            "(data/...) or an object store"
+        )
+    items = fanout.ITEMS_FILE
+    if not is_shared(items, shared_dirs, CONTAINER_PROJECT):
+        raise GroupingError(f"the items file {items!r} must be on shared storage")
+
+
+def _fan_out(
+    tags: dict[str, Any], settings: ArgoSettings
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """DAG tasks and templates of list -> N shards (withParam) -> join, before the extraction
+    node's task (which then finds every input extracted and builds the table)."""
+    listing, shard, join = FAN_OUT_TASKS
+    node = fanout.EXTRACTION_NODE
+    common = ["--env", "{{workflow.parameters.env}}", "--params", "{{workflow.parameters.params}}"]
+    shard_resources = task_resources([(node, tags[node])], settings.resources)
+    default_resources = task_resources([(listing, ())], settings.resources)
+    templates = [
+        _template(
+            listing,
+            _container(
+                settings,
+                ["python", "-m", "dqm_playground_ds.deploy.fanout"],
+                ["list", *common, "--shards", "{{workflow.parameters.extraction-shards}}"],
+                default_resources,
+            ),
+            settings,
+            "list the input files once, print the shards (JSON) for withParam",
+        ),
+        {
+            **_template(
+                shard,
+                _container(
+                    settings,
+                    ["python", "-m", "dqm_playground_ds.deploy.fanout"],
+                    ["extract", *common, "--shard", "{{inputs.parameters.shard}}"],
+                    shard_resources,
+                ),
+                settings,
+                "extract one shard of the input files into its own partitions (never prunes)",
+            ),
+            "inputs": {"parameters": [{"name": "shard"}]},
+        },
+        _template(
+            join,
+            _container(
+                settings,
+                ["python", "-m", "dqm_playground_ds.deploy.fanout"],
+                ["join", *common],
+                default_resources,
+            ),
+            settings,
+            "after every shard: prune partitions of removed inputs, build the file index",
+        ),
+    ]
+    dag = [
+        {"name": listing, "template": listing},
+        {
+            "name": shard,
+            "template": shard,
+            "dependencies": [listing],
+            "withParam": f"{{{{tasks.{listing}.outputs.result}}}}",
+            "arguments": {"parameters": [{"name": "shard", "value": "{{item.shard}}"}]},
+        },
+        {"name": join, "template": join, "dependencies": [shard]},
+    ]
+    return dag, templates
+
+
+def _template(
+    name: str, container: dict[str, Any], settings: ArgoSettings, what: str
 ) -> dict[str, Any]:
-    args = ["--pipeline", pipeline_name, "--env", "{{workflow.parameters.env}}"]
-    args += ["--nodes", ",".join(task.nodes), "--params", "{{workflow.parameters.params}}"]
+    return {
+        "name": name,
+        "metadata": {
+            "labels": {"app.kubernetes.io/name": APP, f"{APP}/task": name},
+            "annotations": {f"{APP}/step": what},
+        },
+        "retryStrategy": copy.deepcopy(settings.retry_strategy),
+        "container": container,
+    }
+
+
+def _container(
+    settings: ArgoSettings, command: list[str], args: list[str], resources: dict[str, Any]
+) -> dict[str, Any]:
     container: dict[str, Any] = {
         "image": "{{workflow.parameters.image}}",
         "imagePullPolicy": settings.image_pull_policy,
-        "command": ["kedro", "run"],
+        "command": command,
         "args": args,
         "env": [
             {"name": "KEDRO_DISABLE_TELEMETRY", "value": "1"},
@@ -203,7 +331,6 @@ def _task_template(
         ],
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }
-    resources = task_resources(((n, tags[n]) for n in task.nodes), settings.resources)
     if resources:
         container["resources"] = resources
     mounts = []
@@ -223,6 +350,15 @@ def _task_template(
         )
     if mounts:
         container["volumeMounts"] = mounts
+    return container
+
+
+def _task_template(
+    task: Task, pipeline_name: str, tags: dict[str, Any], settings: ArgoSettings
+) -> dict[str, Any]:
+    args = ["--pipeline", pipeline_name, "--env", "{{workflow.parameters.env}}"]
+    args += ["--nodes", ",".join(task.nodes), "--params", "{{workflow.parameters.params}}"]
+    resources = task_resources(((n, tags[n]) for n in task.nodes), settings.resources)
     return {
         "name": task.name,
         "metadata": {
@@ -230,7 +366,7 @@ def _task_template(
             "annotations": {f"{APP}/nodes": ",".join(task.nodes)},
         },
         "retryStrategy": copy.deepcopy(settings.retry_strategy),
-        "container": container,
+        "container": _container(settings, ["kedro", "run"], args, resources),
     }
 
 
@@ -328,8 +464,15 @@ def generate(
     settings = ArgoSettings.from_config(argo_config, **overrides)
     if schedules:
         settings.cron = {**settings.cron, "schedules": list(schedules)}
+    source = catalog_config.get(fanout.SOURCE)
     doc = build_manifest(
-        pipelines[pipeline_name], pipeline_name, Catalog(catalog_config), settings, env, kind
+        pipelines[pipeline_name],
+        pipeline_name,
+        Catalog(catalog_config),
+        settings,
+        env,
+        kind,
+        extraction_partitions=source.get("partitions") if isinstance(source, dict) else None,
     )
     if validate_output:
         validate(doc)
@@ -368,6 +511,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--group-by", choices=GROUP_BY, help="how nodes become tasks (argo.yml default: memory)"
     )
+    p.add_argument(
+        "--extraction-shards",
+        type=int,
+        help="fan the extraction out over N pods (0: one pod; argo.yml: extraction_shards)",
+    )
     p.add_argument("--name", help="metadata.name (default: dqm-playground-ds[-<pipeline>][-cron])")
     p.add_argument("--namespace", help="metadata.namespace")
     p.add_argument("--params", help="default of the params parameter (kedro run --params)")
@@ -390,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, Any] = {
         "image": args.image,
         "group_by": args.group_by,
+        "extraction_shards": args.extraction_shards,
         "name": args.name,
         "namespace": args.namespace,
         "params": args.params,

@@ -19,7 +19,11 @@ from dqm_playground_ds.plotting.histograms import (
     plot_examples_2d,
     pulls,
 )
-from dqm_playground_ds.plotting.overview import plot_entries_per_ls, plot_ls_per_run
+from dqm_playground_ds.plotting.overview import (
+    plot_entries_per_ls,
+    plot_ls_per_run,
+    plot_run_overview,
+)
 from dqm_playground_ds.plotting.performance import RocCurve, plot_auc_bars, plot_roc
 from dqm_playground_ds.plotting.scores import (
     label_blocks,
@@ -55,6 +59,7 @@ __all__ = [
     "plot_ls_per_run",
     "plot_me_contributions",
     "plot_roc",
+    "plot_run_overview",
     "plot_score_timeseries",
     "pulls",
     "safe_filename",

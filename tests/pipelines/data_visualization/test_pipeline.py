@@ -56,6 +56,9 @@ def test_every_node_is_named_and_tagged():
     pipe = create_pipeline()
     assert {n.name for n in pipe.nodes} == {
         "choose_report_strategy",
+        "summarise_runs",
+        "list_flagged_lumisections",
+        "plot_run_overview",
         "plot_data_overview",
         "plot_good_examples",
         "plot_score_timeseries",
@@ -74,9 +77,11 @@ def test_every_node_is_named_and_tagged():
 def test_plots_written_one_per_run_strategy_me_and_top_ls(run):
     out, _ = run
     plots = out / "plots"
-    assert [p.name for p in _pngs(plots / "score_timeseries")] == [
-        f"run_{r}.png" for r in viz_inputs.RUNS
-    ]
+    summary = pd.read_csv(out / "run_summary.csv")
+    detail = sorted(summary.loc[summary["detail"], "run"])
+    assert 1002 in detail  # the run with the flagged block
+    assert [p.name for p in _pngs(plots / "score_timeseries")] == [f"run_{r}.png" for r in detail]
+    assert (plots / "run_overview.png").is_file()
     assert sorted(p.stem for p in _pngs(plots / "roc")) == sorted(viz_inputs.STRATEGIES)
     assert [p.name for p in _pngs(plots / "overview")] == ["entries_per_ls.png", "ls_per_run.png"]
     assert len(_pngs(plots / "example")) == len(viz_inputs.MES)
@@ -109,8 +114,16 @@ def test_report_has_every_section_runs_and_flagged_ls(run):
         assert f'<h2 id="{anchor}">{title}' in html
     assert "<caption>Real labels (held-out runs)" in html  # the metrics table
     assert "<caption>AUC per injected anomaly type</caption>" in html
-    for run_number in viz_inputs.RUNS:
-        assert f'href="#run-{run_number}"' in html and f'id="run-{run_number}"' in html
+    preds = inputs["lumisection_predictions"]
+    summary = pd.read_csv(out / "run_summary.csv")
+    assert sorted(summary["run"]) == list(viz_inputs.RUNS)
+    for run_number, detail in zip(summary["run"], summary["detail"], strict=True):
+        has_section = f'href="#run-{run_number}"' in html and f'id="run-{run_number}"' in html
+        assert has_section == bool(detail), run_number
+    assert 'href="flagged_lumisections.csv"' in html and 'href="run_summary.csv"' in html
+    assert len(pd.read_csv(out / "flagged_lumisections.csv")) == len(
+        preds[(preds["strategy"] == viz_inputs.BEST) & preds["is_anomalous"]]
+    )
     preds = inputs["lumisection_predictions"]
     flagged = preds[(preds["strategy"] == viz_inputs.BEST) & preds["is_anomalous"]]
     assert len(flagged) >= 4  # the bad block and the low-statistics LS

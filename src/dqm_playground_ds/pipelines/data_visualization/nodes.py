@@ -1,12 +1,17 @@
 """Visualization nodes: the plots a shifter reads and the HTML report, from upstream tables.
 
-Every node is a pure function: frames and ``params:data_visualization`` in, figures (saved by
-``matplotlib.MatplotlibDataset``), small tables or the report's HTML text out. Plotting lives in
-:mod:`dqm_playground_ds.plotting`, HTML in :mod:`dqm_playground_ds.report`; what is here is the
+Every node is a pure function: frames and ``params:data_visualization`` in, figures, small tables
+or the report's HTML text out. Plotting lives in :mod:`dqm_playground_ds.plotting`, HTML in :mod:`dqm_playground_ds.report`; what is here is the
 choice of what to show.
 
 Figures are returned as ``{file name: Figure}`` dictionaries wherever their number depends on the
-data (one per run, per strategy, per anomalous LS): the catalog saves each into its own PNG.
+data (per detail run, per strategy, per anomalous LS): the catalog
+(:class:`~dqm_playground_ds.datasets.FigureDataset`) saves each into its own PNG of bounded size
+and closes it; the report reads the PNGs back.
+
+Bounded by design: whatever the number of runs, per-run figures are drawn only for the *detail
+runs* (the most flagged ones plus those named in ``detail_runs.runs``), overviews aggregate (a run x
+LS map, binned bars), and the report's tables are capped, with links to the full CSV files.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from dqm_playground_ds.plotting import (
     plot_ls_per_run,
     plot_me_contributions,
     plot_roc,
+    plot_run_overview,
     plot_score_timeseries,
     pulls,
     safe_filename,
@@ -58,7 +64,9 @@ log = logging.getLogger(__name__)
 DEFAULTS: dict[str, Any] = {
     "style": {"experiment": "CMS", "text": "Private Work", "dpi": 100},
     "report_strategy": None,
-    "timeseries": {"strategies": None, "runs": None, "logy": True},
+    "detail_runs": {"n_most_flagged": 5, "runs": []},
+    "timeseries": {"strategies": None, "logy": True},
+    "run_overview": {"max_rows": 120, "max_columns": 400},
     "top_lumisections": {
         "n": 5,
         "n_mes": 2,
@@ -72,8 +80,8 @@ DEFAULTS: dict[str, Any] = {
     "axis_titles": {},
     "report": {
         "title": "DQM anomaly detection report",
-        "image_dpi": None,
         "max_flagged_rows": 300,
+        "max_run_rows": 50,
     },
 }
 
@@ -248,21 +256,114 @@ def plot_good_examples(
 # ------------------------------------------------------------------------------------------------
 # scores along each run
 # ------------------------------------------------------------------------------------------------
+RUN_SUMMARY_COLUMNS = [
+    "run",
+    "split",
+    "n_ls",
+    "good",
+    "bad",
+    "unknown",
+    "n_flagged",
+    "max_score_ratio",
+    "detail",
+    "detail_reason",
+]
+
+
+def summarise_runs(
+    lumisection_predictions: pd.DataFrame,
+    lumisections: pd.DataFrame,
+    report_strategy: str,
+    params: dict[str, Any],
+) -> pd.DataFrame:
+    """One row per run: LS per label, LS flagged by the report strategy, the largest score /
+    threshold, and whether the run is a *detail run* (own figure and report section).
+
+    Detail runs are the ``detail_runs.n_most_flagged`` runs with most flagged LS (ties: larger
+    score / threshold, then run number) plus every run named in ``detail_runs.runs``: the number
+    of per-run figures is bounded whatever the number of runs.
+    """
+    p = resolve_params(params)
+    q = p["detail_runs"]
+    preds = lumisection_predictions
+    chosen = preds[preds["strategy"] == report_strategy]
+    ratio = chosen["score"].astype(float) / chosen["threshold"].astype(float)
+    per_run = (
+        chosen.assign(_ratio=ratio, _flag=chosen["is_anomalous"].astype(bool))
+        .groupby("run")
+        .agg(n_flagged=("_flag", "sum"), max_score_ratio=("_ratio", "max"))
+    )
+    labels = (
+        lumisections.groupby(["run", "label"], observed=True).size().unstack(fill_value=0)
+    ).reindex(columns=["good", "bad", "unknown"], fill_value=0)
+    out = labels.join(per_run, how="outer").fillna({"n_flagged": 0})
+    out[["good", "bad", "unknown"]] = out[["good", "bad", "unknown"]].fillna(0)
+    out["n_ls"] = out[["good", "bad", "unknown"]].sum(axis=1)
+    if "split" in lumisections:
+        split = lumisections.groupby("run")["split"].agg(
+            lambda v: "/".join(sorted(set(v.astype(str))))
+        )
+        out["split"] = split.reindex(out.index)
+    else:
+        out["split"] = pd.NA
+    out = out.reset_index().rename(columns={"index": "run"})
+    out = out.astype({c: "int64" for c in ("run", "n_ls", "good", "bad", "unknown", "n_flagged")})
+    ranked = out[out["n_flagged"] > 0].sort_values(
+        ["n_flagged", "max_score_ratio", "run"], ascending=[False, False, True], kind="stable"
+    )
+    most = set(ranked["run"].head(int(q["n_most_flagged"])).tolist())
+    named = {int(r) for r in (q["runs"] or [])}
+    unknown = sorted(named - set(out["run"].tolist()))
+    if unknown:
+        log.warning("detail_runs.runs %s are not in the predictions: no figure for them", unknown)
+    out["detail"] = out["run"].isin(most | named)
+    out["detail_reason"] = [
+        "/".join(x for x, yes in (("most flagged", r in most), ("named", r in named)) if yes)
+        for r in out["run"]
+    ]
+    return out[RUN_SUMMARY_COLUMNS].sort_values("run").reset_index(drop=True)
+
+
+def _detail_runs(run_summary: pd.DataFrame) -> list[int]:
+    return sorted(int(r) for r in run_summary.loc[run_summary["detail"].astype(bool), "run"])
+
+
+def plot_run_overview_map(
+    lumisection_predictions: pd.DataFrame,
+    lumisections: pd.DataFrame,
+    report_strategy: str,
+    params: dict[str, Any],
+) -> Figure:
+    """Every run at once: a run x LS map of labels and score / threshold (binned axes), instead
+    of one figure or bar per run."""
+    p = resolve_params(params)
+    q = p["run_overview"]
+    preds = lumisection_predictions
+    d = preds.loc[preds["strategy"] == report_strategy, ["run", "lumi", "score", "threshold"]]
+    d = d.assign(ratio=d["score"].astype(float) / d["threshold"].astype(float))
+    d = d.merge(lumisections[["run", "lumi", "label"]], on=["run", "lumi"], how="left")
+    return plot_run_overview(
+        d[["run", "lumi", "ratio", "label"]],
+        max_rows=int(q["max_rows"]),
+        max_columns=int(q["max_columns"]),
+        title=f"{report_strategy}: {len(d)} LS in {d['run'].nunique()} runs",
+        style=_style(p),
+    )
+
+
 def plot_score_timeseries_per_run(
-    lumisection_predictions: pd.DataFrame, params: dict[str, Any]
+    lumisection_predictions: pd.DataFrame, run_summary: pd.DataFrame, params: dict[str, Any]
 ) -> dict[str, Figure]:
-    """One figure per run: a panel per strategy with score, threshold, flags and labels."""
+    """One figure per detail run: a panel per strategy with score, threshold, flags, labels."""
     p = resolve_params(params)
     q = p["timeseries"]
     style = _style(p)
     preds = lumisection_predictions
     strategies = _strategies(preds, q["strategies"])
-    runs = sorted(preds["run"].unique().tolist())
-    if q["runs"] is not None:
-        runs = [r for r in runs if r in {int(v) for v in q["runs"]}]
+    runs = _detail_runs(run_summary)
+    preds = preds[preds["run"].isin(runs)]
     out = {}
-    for run in runs:
-        d = preds[preds["run"] == run]
+    for run, d in preds.groupby("run", sort=True):
         split = "/".join(sorted(set(d["split"].astype(str)))) if "split" in d else ""
         out[f"run_{run}.png"] = plot_score_timeseries(
             d,
@@ -648,6 +749,14 @@ def _short_mes(value: Any) -> str:
     return ", ".join(short_name(str(m)) for m in items if m)
 
 
+def list_flagged_lumisections(
+    lumisection_predictions: pd.DataFrame, report_strategy: str
+) -> pd.DataFrame:
+    """Every LS flagged by the report strategy, all runs (the full table behind the report's
+    capped one), with how many strategies agree."""
+    return _flagged_table(lumisection_predictions, report_strategy)
+
+
 def _flagged_table(preds: pd.DataFrame, strategy: str) -> pd.DataFrame:
     n_strategies = preds["strategy"].nunique()
     agree = preds.groupby(["run", "lumi"])["is_anomalous"].sum().rename("flagged_by")
@@ -669,7 +778,7 @@ def _flagged_table(preds: pd.DataFrame, strategy: str) -> pd.DataFrame:
     return out.sort_values(["run", "LS"]).reset_index(drop=True)
 
 
-def _png_items(figures: Mapping[str, Any] | None, *, strip: str = "") -> list[tuple[Any, str]]:
+def _png_items(figures: Mapping[str, bytes] | None, *, strip: str = "") -> list[tuple[bytes, str]]:
     items = []
     for key in sorted(figures or {}):
         caption = key.removesuffix(".png").removeprefix(strip).replace("_", " ")
@@ -677,54 +786,74 @@ def _png_items(figures: Mapping[str, Any] | None, *, strip: str = "") -> list[tu
     return items
 
 
+#: files next to report.html that the report links to (relative links: they resolve when the
+#: report is opened from data/08_reporting, where the catalog writes them)
+FLAGGED_CSV = "flagged_lumisections.csv"
+RUN_SUMMARY_CSV = "run_summary.csv"
+FLAGGED_PER_RUN_CSV = "flagged_per_run.csv"
+RUN_PLOTS = "plots/score_timeseries"
+
+
+def _run_ranges(runs: list[int]) -> str:
+    if not runs:
+        return "none"
+    return f"{len(runs)} ({runs[0]}-{runs[-1]})" if len(runs) > 1 else str(runs[0])
+
+
 def build_report(
     report_strategy: str,
     metrics: Mapping[str, Any],
     strategy_metrics: pd.DataFrame,
-    flagged_per_run: pd.DataFrame,
+    run_summary: pd.DataFrame,
+    flagged_lumisections: pd.DataFrame,
     lumisection_predictions: pd.DataFrame,
     lumisections: pd.DataFrame,
     top_lumisections: pd.DataFrame,
-    overview_plots: Mapping[str, Figure],
-    example_plots: Mapping[str, Figure],
-    score_timeseries_plots: Mapping[str, Figure],
-    top_lumisection_plots: Mapping[str, Figure],
-    roc_plots: Mapping[str, Figure],
-    auc_plot: Figure,
-    score_correlation_plot: Figure,
-    me_correlation_plot: Figure,
+    overview_plots: Mapping[str, bytes],
+    run_overview_plot: bytes,
+    example_plots: Mapping[str, bytes],
+    score_timeseries_plots: Mapping[str, bytes],
+    top_lumisection_plots: Mapping[str, bytes],
+    roc_plots: Mapping[str, bytes],
+    auc_plot: bytes,
+    score_correlation_plot: bytes,
+    me_correlation_plot: bytes,
     params: dict[str, Any],
 ) -> str:
-    """The HTML report: summary, per-run scores with their flagged LS, all flagged LS, the most
-    anomalous LS with their histograms, performance, correlations and a data overview."""
+    """The HTML report: summary, the run x LS map and the detail runs with their flagged LS, the
+    flagged LS (capped), the most anomalous LS with their histograms, performance, correlations
+    and a data overview. Its size follows the number of detail runs and the caps, not the number
+    of runs: the full tables are the CSV files it links to."""
     p = resolve_params(params)
     rp = p["report"]
+    max_rows, max_run_rows = int(rp["max_flagged_rows"]), int(rp["max_run_rows"])
     preds = lumisection_predictions
     strategies = list(dict.fromkeys(preds["strategy"].astype(str)))
-    runs = sorted(int(r) for r in preds["run"].unique())
+    runs = sorted(int(r) for r in run_summary["run"])
+    detail = _detail_runs(run_summary)
     chosen = preds[preds["strategy"] == report_strategy]
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     report = Report(
         str(rp["title"]),
         f"{len(runs)} runs, {chosen[['run', 'lumi']].drop_duplicates().shape[0]} LS; flags of "
         f"strategy {report_strategy}; generated {generated}",
-        image_dpi=float(rp["image_dpi"]) if rp["image_dpi"] else None,
-        reuse_drawn=True,  # the catalog has just saved (drawn) every figure: encode, not redraw
     )
     sections = {key: report.section(title, anchor=key) for key, title in SECTIONS.items()}
-    report.add_quick_links("Runs", [(str(r), f"#{anchor_id('run', r)}") for r in runs])
-    flagged = _flagged_table(preds, report_strategy)
+    report.add_quick_links("Detail runs", [(str(r), f"#{anchor_id('run', r)}") for r in detail])
+    flagged = flagged_lumisections
     top_keys = {
         (int(r), int(ls))
         for r, ls in zip(top_lumisections["run"], top_lumisections["lumi"], strict=True)
     }
+    detail_set = set(detail)
 
     def ls_link(row: Mapping[str, Any]) -> str | None:
         key = (int(row["run"]), int(row.get("LS", row.get("lumi"))))
         return f"#{anchor_id('ls', *key)}" if key in top_keys else None
 
-    def run_link(row: Mapping[str, Any]) -> str:
-        return f"#{anchor_id('run', row['run'])}"
+    def run_link(row: Mapping[str, Any]) -> str | None:
+        run = int(row["run"])
+        return f"#{anchor_id('run', run)}" if run in detail_set else None
 
     # summary
     s = sections["summary"]
@@ -732,9 +861,11 @@ def build_report(
     best = (metrics or {}).get("best_strategy")
     threshold = float(chosen["threshold"].iloc[0]) if len(chosen) else float("nan")
     apply = chosen[chosen.get("split", pd.Series("apply", index=chosen.index)) == "apply"]
+    n_flagged_runs = int((run_summary["n_flagged"] > 0).sum())
     s.facts(
         {
-            "Runs": ", ".join(str(r) for r in runs),
+            "Runs": f"{_run_ranges(runs)}; {n_flagged_runs} with flagged LS",
+            "Detail runs (own figure and section)": ", ".join(str(r) for r in detail) or "none",
             "Lumisections": f"{len(lumisections)} ("
             + ", ".join(f"{k}: {v}" for k, v in sorted(labels.items()))
             + ")",
@@ -752,10 +883,24 @@ def build_report(
             },
         }
     )
-    per_run = flagged_per_run[flagged_per_run["strategy"] == report_strategy].drop(
-        columns=["strategy"]
+    ranked = run_summary.sort_values(
+        ["detail", "n_flagged", "run"], ascending=[False, False, True], kind="stable"
     )
-    s.table(per_run, caption=f"Flagged LS per run ({report_strategy})", links={"run": run_link})
+    s.table(
+        ranked.drop(columns=["detail"]),
+        caption=f"Runs, detail runs and most flagged first ({report_strategy})",
+        links={"run": run_link},
+        formats={"max_score_ratio": "{:.3g}"},
+        max_rows=max_run_rows,
+    )
+    s.links(
+        [
+            ("every run (CSV)", RUN_SUMMARY_CSV),
+            ("flagged LS per run and strategy (CSV)", FLAGGED_PER_RUN_CSV),
+            ("every flagged LS (CSV)", FLAGGED_CSV),
+        ],
+        label="Full tables:",
+    )
     s.paragraph(
         "Row colours in the tables: red = certified bad (DCS on, not golden), green = certified "
         "good, grey = not certified (DCS off). A flagged LS in a green row is a false alarm or a "
@@ -766,52 +911,61 @@ def build_report(
     # runs
     r_sec = sections["runs"]
     r_sec.paragraph(
-        "LS score per strategy along each run: dashed line = threshold, red dots = flagged LS, "
-        "shading = certification label. Runs: " + ", ".join(str(r) for r in runs) + "."
+        "Every run at once: certification label and score / threshold of the report strategy "
+        "per LS (consecutive runs or LS share a cell when there are many; a cell shows its worst "
+        "value)."
     )
-    for run in runs:
+    r_sec.figure(run_overview_plot, caption=f"Runs x LS ({report_strategy})")
+    r_sec.paragraph(
+        "Detail runs (the most flagged, plus those named in data_visualization.detail_runs.runs): "
+        "LS score per strategy along the run: dashed line = threshold, red dots = flagged LS, "
+        "shading = certification label. Detail runs: " + (", ".join(map(str, detail)) or "none")
+    )
+    summary_by_run = run_summary.set_index("run")
+    for run in detail:
         sub = r_sec.subsection(f"Run {run}", anchor=anchor_id("run", run))
-        d = lumisections[lumisections["run"] == run]
+        row = summary_by_run.loc[run]
         sub.facts(
             {
-                "Split": ", ".join(sorted(set(d["split"].astype(str)))) if "split" in d else "",
-                "LS": f"{len(d)} ("
-                + ", ".join(
-                    f"{k}: {v}"
-                    for k, v in sorted(d.groupby("label", observed=True).size().to_dict().items())
-                )
-                + ")",
+                "Why shown": str(row["detail_reason"]),
+                "Split": "" if pd.isna(row["split"]) else str(row["split"]),
+                "LS": f"{int(row['n_ls'])} (good: {int(row['good'])}, bad: {int(row['bad'])}, "
+                f"unknown: {int(row['unknown'])})",
                 "Flagged per strategy": ", ".join(
                     f"{name}: {int(g['is_anomalous'].sum())}"
                     for name, g in preds[preds["run"] == run].groupby("strategy", sort=False)
                 ),
             }
         )
-        fig = score_timeseries_plots.get(f"run_{run}.png")
-        if fig is not None:
-            sub.figure(fig, caption=f"Run {run}: LS scores of every strategy")
+        name = f"run_{run}.png"
+        png = score_timeseries_plots.get(name)
+        if png is not None:
+            sub.figure(png, caption=f"Run {run}: LS scores of every strategy")
+            sub.links([("figure file", f"{RUN_PLOTS}/{name}")])
         sub.table(
             flagged[flagged["run"] == run].drop(columns=["run"]),
             caption=f"Flagged LS of run {run} ({report_strategy})",
             links={"LS": lambda row, run=run: ls_link({**row, "run": run})},
             row_class=_row_label_class,
-            max_rows=int(rp["max_flagged_rows"]),
+            max_rows=max_rows,
             empty="no LS flagged",
         )
 
     # all flagged LS
     f_sec = sections["flagged"]
     f_sec.paragraph(
-        f"Every LS flagged by {report_strategy}, all runs. 'flagged by' counts the strategies "
-        "that flag the same LS; LS with detail plots link to them."
+        f"LS flagged by {report_strategy}, highest score / threshold first (at most {max_rows}; "
+        f"all of them: {FLAGGED_CSV}). 'flagged by' counts the strategies that flag the same LS; "
+        "LS with detail plots link to them."
     )
     f_sec.table(
-        flagged,
+        flagged.sort_values("score / threshold", ascending=False, kind="stable"),
         links={"run": run_link, "LS": ls_link},
         row_class=_row_label_class,
-        max_rows=int(rp["max_flagged_rows"]),
+        max_rows=max_rows,
         empty="no LS flagged",
     )
+    f_sec.links([("every flagged LS (CSV)", FLAGGED_CSV)])
 
     # top LS
     t_sec = sections["top"]
@@ -841,7 +995,8 @@ def build_report(
                 "Leading MEs": _short_mes(row["top_mes"]),
             }
         )
-        sub.links([(f"back to run {run}", f"#{anchor_id('run', run)}")])
+        if run in detail_set:
+            sub.links([(f"back to run {run}", f"#{anchor_id('run', run)}")])
         prefix = top_prefix(row["rank"], run, lumi) + "_"
         mine = {k: v for k, v in top_lumisection_plots.items() if k.startswith(prefix)}
         sub.figures(_png_items(mine, strip=prefix), columns=2)

@@ -3,15 +3,18 @@ from kedro.pipeline import Node, Pipeline
 from dqm_playground_ds.pipelines.data_visualization.nodes import (
     build_report,
     choose_report_strategy,
+    list_flagged_lumisections,
     plot_auc_summary,
     plot_data_overview,
     plot_good_examples,
     plot_me_correlations,
     plot_roc_curves,
+    plot_run_overview_map,
     plot_score_correlations,
     plot_score_timeseries_per_run,
     plot_top_lumisections,
     select_top_lumisections,
+    summarise_runs,
 )
 
 PARAMS = "params:data_visualization"
@@ -27,6 +30,24 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 name="choose_report_strategy",
             ),
             Node(
+                summarise_runs,
+                inputs=["lumisection_predictions", "lumisections", "report_strategy", PARAMS],
+                outputs="run_summary",
+                name="summarise_runs",
+            ),
+            Node(
+                list_flagged_lumisections,
+                inputs=["lumisection_predictions", "report_strategy"],
+                outputs="flagged_lumisections",
+                name="list_flagged_lumisections",
+            ),
+            Node(
+                plot_run_overview_map,
+                inputs=["lumisection_predictions", "lumisections", "report_strategy", PARAMS],
+                outputs="run_overview_plot",
+                name="plot_run_overview",
+            ),
+            Node(
                 plot_data_overview,
                 inputs=["histograms", "lumisections", PARAMS],
                 outputs="overview_plots",
@@ -40,7 +61,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 plot_score_timeseries_per_run,
-                inputs=["lumisection_predictions", PARAMS],
+                inputs=["lumisection_predictions", "run_summary", PARAMS],
                 outputs="score_timeseries_plots",
                 name="plot_score_timeseries",
             ),
@@ -93,11 +114,13 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "report_strategy",
                     "metrics",
                     "strategy_metrics",
-                    "flagged_per_run",
+                    "run_summary",
+                    "flagged_lumisections",
                     "lumisection_predictions",
                     "lumisections",
                     "top_lumisections",
                     "overview_plots",
+                    "run_overview_plot",
                     "example_plots",
                     "score_timeseries_plots",
                     "top_lumisection_plots",
