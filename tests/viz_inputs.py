@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dqm_playground_ds.verdicts import run_verdicts
+
 RUNS = (1001, 1002)
 N_LS = 12
 BAD = {(1002, 5), (1002, 6), (1002, 7)}
@@ -215,6 +217,7 @@ def make_inputs(seed: int = 0) -> dict[str, Any]:
         "roc_curves": roc_curves(),
         "strategy_metrics": strategy_metrics(),
         "flagged_per_run": flagged_per_run(predictions),
+        "run_predictions": run_verdicts(predictions),
         "metrics": {
             "best_strategy": BEST,
             "best_strategy_criterion": "highest AUC on real labels",
@@ -307,5 +310,6 @@ def make_many_runs(n_runs: int, n_ls: int, seed: int = 0, first_run: int = 30000
         "roc_curves": roc_curves(),
         "strategy_metrics": strategy_metrics(),
         "flagged_per_run": flagged_per_run(predictions),
+        "run_predictions": run_verdicts(predictions),
         "metrics": {"best_strategy": BEST, "best_strategy_criterion": "highest AUC on real labels"},
     }

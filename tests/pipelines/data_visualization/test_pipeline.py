@@ -80,6 +80,9 @@ def test_plots_written_one_per_run_strategy_me_and_top_ls(run):
     summary = pd.read_csv(out / "run_summary.csv")
     detail = sorted(summary.loc[summary["detail"], "run"])
     assert 1002 in detail  # the run with the flagged block
+    # the run verdict of the report strategy (run_predictions) is in the run table
+    assert set(summary["verdict"].dropna()) <= {"good", "partially_bad", "bad"}
+    assert summary["verdict"].notna().all() and "run_score_ratio" in summary
     assert [p.name for p in _pngs(plots / "score_timeseries")] == [f"run_{r}.png" for r in detail]
     assert (plots / "run_overview.png").is_file()
     assert sorted(p.stem for p in _pngs(plots / "roc")) == sorted(viz_inputs.STRATEGIES)

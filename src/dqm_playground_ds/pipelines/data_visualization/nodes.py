@@ -275,9 +275,11 @@ def summarise_runs(
     lumisections: pd.DataFrame,
     report_strategy: str,
     params: dict[str, Any],
+    run_predictions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per run: LS per label, LS flagged by the report strategy, the largest score /
-    threshold, and whether the run is a *detail run* (own figure and report section).
+    threshold, the run verdict of the report strategy (``run_predictions``), and whether the run
+    is a *detail run* (own figure and report section).
 
     Detail runs are the ``detail_runs.n_most_flagged`` runs with most flagged LS (ties: larger
     score / threshold, then run number) plus every run named in ``detail_runs.runs``: the number
@@ -316,6 +318,10 @@ def summarise_runs(
     unknown = sorted(named - set(out["run"].tolist()))
     if unknown:
         log.warning("detail_runs.runs %s are not in the predictions: no figure for them", unknown)
+    if run_predictions is not None and len(run_predictions):
+        v = run_predictions[run_predictions["strategy"] == report_strategy].set_index("run")
+        out["verdict"] = out["run"].map(v["verdict"]).astype("string")
+        out["run_score_ratio"] = out["run"].map(v["run_score"] / v["run_threshold"])
     out["detail"] = out["run"].isin(most | named)
     out["detail_reason"] = [
         "/".join(x for x, yes in (("most flagged", r in most), ("named", r in named)) if yes)
@@ -890,7 +896,7 @@ def build_report(
         ranked.drop(columns=["detail"]),
         caption=f"Runs, detail runs and most flagged first ({report_strategy})",
         links={"run": run_link},
-        formats={"max_score_ratio": "{:.3g}"},
+        formats={"max_score_ratio": "{:.3g}", "run_score_ratio": "{:.3g}"},
         max_rows=max_run_rows,
     )
     s.links(
@@ -928,6 +934,14 @@ def build_report(
         sub.facts(
             {
                 "Why shown": str(row["detail_reason"]),
+                **(
+                    {
+                        "Run verdict": f"{row['verdict']} (run score / run threshold "
+                        f"{row['run_score_ratio']:.3g})"
+                    }
+                    if "verdict" in row.index and pd.notna(row["verdict"])
+                    else {}
+                ),
                 "Split": "" if pd.isna(row["split"]) else str(row["split"]),
                 "LS": f"{int(row['n_ls'])} (good: {int(row['good'])}, bad: {int(row['bad'])}, "
                 f"unknown: {int(row['unknown'])})",

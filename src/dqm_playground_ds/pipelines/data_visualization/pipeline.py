@@ -31,7 +31,13 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 summarise_runs,
-                inputs=["lumisection_predictions", "lumisections", "report_strategy", PARAMS],
+                inputs=[
+                    "lumisection_predictions",
+                    "lumisections",
+                    "report_strategy",
+                    PARAMS,
+                    "run_predictions",
+                ],
                 outputs="run_summary",
                 name="summarise_runs",
             ),
