@@ -327,7 +327,8 @@ def summarise_runs(
         "/".join(x for x, yes in (("most flagged", r in most), ("named", r in named)) if yes)
         for r in out["run"]
     ]
-    return out[RUN_SUMMARY_COLUMNS].sort_values("run").reset_index(drop=True)
+    columns = RUN_SUMMARY_COLUMNS + [c for c in ("verdict", "run_score_ratio") if c in out]
+    return out[columns].sort_values("run").reset_index(drop=True)
 
 
 def _detail_runs(run_summary: pd.DataFrame) -> list[int]:
