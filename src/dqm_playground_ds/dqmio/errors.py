@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class DQMIOError(Exception):
     """A file cannot be read as DQMIO (missing, not ROOT, truncated, corrupt, no ``Indices``...)."""
@@ -22,6 +24,10 @@ class MissingMEError(DQMIOError):
         for name in missing:
             near = suggestions.get(name) or []
             hint = f" (close matches: {', '.join(near)})" if near else ""
+            try:
+                re.compile(name)
+            except re.error as exc:
+                hint += f" (it is not a valid regular expression either: {exc})"
             parts.append(f"{name!r}{hint}")
         super().__init__(path, f"monitor element(s) not found: {'; '.join(parts)}")
 

@@ -154,8 +154,6 @@ class DQMIOFile:
             raise DQMIOError(self.path, "file not found") from exc
         except Exception as exc:
             detail = _describe(exc)
-            if "expected Chunk" in detail:
-                detail += "; the file is truncated or damaged"
             raise DQMIOError(self.path, f"not a readable ROOT file ({detail})") from exc
         self._check_size()
         try:
@@ -440,8 +438,14 @@ class DQMIOFile:
         bytes are kept, so memory follows the selected output, not the file.
         """
         tree_name = TYPE_NAMES[sel.type_code]
-        branch = self._tree(sel.type_code)["Value"]
-        basket_starts = np.asarray(branch.entry_offsets, dtype=np.int64)
+        tree = self._tree(sel.type_code)
+        try:
+            branch = tree["Value"]
+            basket_starts = np.asarray(branch.entry_offsets, dtype=np.int64)
+        except Exception as exc:
+            raise DQMIOError(
+                self.path, f"tree {tree_name} has no readable Value branch ({_describe(exc)})"
+            ) from exc
         basket_of = np.searchsorted(basket_starts, sel.entries, side="right") - 1
         needed = np.unique(basket_of)
         bounds = [*np.searchsorted(basket_of, needed, side="left").tolist(), len(basket_of)]
@@ -748,7 +752,9 @@ def resolve_duplicates(table: pd.DataFrame, policy: Duplicates, source: str) -> 
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
+    first = text[0].rstrip(",") if text else ""
+    if "expected Chunk of length" in first:  # uproot's words for a read past the end of the file
+        return "the file is truncated or damaged: a record runs past the end of the file"
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
