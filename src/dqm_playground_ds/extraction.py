@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,17 +288,7 @@ def extract_many(
             for item in todo:
                 record(extract_one(source, item, request, str(out)))
         else:
-            with worker_pool(workers) as pool:
-                pending: set[Future[dict[str, Any]]] = set()
-                queue = list(reversed(todo))
-                while queue or pending:
-                    while queue and len(pending) < 2 * workers:  # bounded: results are small rows
-                        pending.add(
-                            pool.submit(extract_one, source, queue.pop(), request, str(out))
-                        )
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        record(fut.result())
+            _run_pool(source, todo, request, out, workers, record)
     finally:
         bar.close()
     if prune:
@@ -315,6 +306,65 @@ def extract_many(
         time.perf_counter() - started,
     )
     return index
+
+
+WORKER_DEATHS = 2  # an input whose worker died this often is recorded bad instead of retried
+
+
+def _run_pool(
+    source: HistogramSource,
+    todo: list[str],
+    request: Request,
+    out: Path,
+    workers: int,
+    record: Any,
+) -> None:
+    """Read ``todo`` in worker processes; a worker killed mid-read (OOM killer, kill -9) breaks
+    the pool: the inputs in flight are read again in a new pool, and one whose reader died
+    ``WORKER_DEATHS`` times becomes a bad row instead of stopping the run."""
+    deaths: dict[str, int] = {}
+    queue = list(reversed(todo))
+    while queue:
+        in_flight: list[str] = []
+        with worker_pool(workers) as pool:
+            pending: dict[Future[dict[str, Any]], str] = {}
+            while (queue or pending) and not in_flight:
+                while queue and len(pending) < 2 * workers:  # bounded: results are small rows
+                    suspect = any(deaths.get(i) for i in (queue[-1], *pending.values()))
+                    if suspect and pending:
+                        break  # an input whose reader died is read alone, so it alone is blamed
+                    item = queue.pop()
+                    pending[pool.submit(extract_one, source, item, request, str(out))] = item
+                finished, _ = wait(set(pending), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    item = pending.pop(fut)
+                    try:
+                        record(fut.result())
+                    except BrokenProcessPool:
+                        in_flight.append(item)
+            in_flight.extend(pending.values())  # with a broken pool, every input in it failed
+        if in_flight:
+            log.warning("a worker process died; reading its %d input(s) again", len(in_flight))
+        for item in in_flight:
+            deaths[item] = deaths.get(item, 0) + 1
+            if deaths[item] >= WORKER_DEATHS:
+                record(_worker_died(item, out, deaths[item]))
+            else:
+                queue.append(item)
+
+
+def _worker_died(item: str, out: Path, times: int) -> dict[str, Any]:
+    pid = partition_id(item)
+    (out / f"part-{pid}.parquet").unlink(missing_ok=True)
+    (out / DONE_DIR / f"{pid}.json").unlink(missing_ok=True)
+    return {
+        "path": item,
+        "status": "bad",
+        "n_rows": 0,
+        "retry": True,
+        "error": f"{item}: the worker process reading it died {times} times (killed, or out "
+        "of memory?); read again on the next run",
+    }
 
 
 def check_workers(value: Any, name: str) -> int:

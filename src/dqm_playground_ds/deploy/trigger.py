@@ -162,7 +162,7 @@ class Runner:
         self.current: Run | None = None
         self._queue: collections.deque[Run] = collections.deque()
         self._cond = threading.Condition()
-        self._process: subprocess.Popen[str] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._stopping = False
         self._count = 0
         self._lock = RunLock(self.log_dir / "run.lock")
@@ -294,18 +294,18 @@ class Runner:
         run.log_file = str(log_file)
         run.started = time.time()
         log.info("run %s started (task %s): %s", run.run_id, run.task_id, " ".join(command))
+        # the run writes its log file itself (not through a pipe to us): a run orphaned by a
+        # kill -9 of the trigger keeps a working stdout and finishes normally
         with open(log_file, "w", encoding="utf-8") as out:
             try:
                 process = subprocess.Popen(
                     command,
                     cwd=self.cwd,
                     env=env,
-                    stdout=subprocess.PIPE,
+                    stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     pass_fds=(self._lock.fd,) if self._lock.fd is not None else (),
-                    text=True,
-                    errors="replace",
                 )
             except OSError as exc:
                 out.write(f"cannot start {command[0]!r}: {exc}\n")
@@ -314,12 +314,7 @@ class Runner:
                 return
             with self._cond:
                 self._process = process
-            assert process.stdout is not None
-            for line in process.stdout:
-                out.write(line)
-                if self.echo is not None:
-                    self.echo.write(f"[{run.run_id}] {line}")
-            run.returncode = process.wait()
+            run.returncode = self._follow(process, log_file, run.run_id)
         run.finished = time.time()
         log.log(
             logging.INFO if run.returncode == 0 else logging.ERROR,
@@ -329,6 +324,24 @@ class Runner:
             run.finished - run.started,
             log_file,
         )
+
+    def _follow(self, process: subprocess.Popen[bytes], log_file: Path, run_id: str) -> int:
+        """Wait for the run, echoing its log lines as they are written."""
+        if self.echo is None:
+            return process.wait()
+        with open(log_file, encoding="utf-8", errors="replace") as f:
+            partial = ""
+            while True:
+                done = process.poll() is not None
+                partial += f.read()
+                *lines, partial = partial.split("\n")
+                for line in lines:
+                    self.echo.write(f"[{run_id}] {line}\n")
+                if done:
+                    if partial:
+                        self.echo.write(f"[{run_id}] {partial}\n")
+                    return int(process.returncode)
+                time.sleep(0.2)
 
     def _record(self, run: Run) -> None:
         try:
