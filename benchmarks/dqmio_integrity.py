@@ -67,7 +67,7 @@ def main() -> None:
     if args.large:
         files.append(large_file())
 
-    print("## cost: read_dqmio verify=True vs verify=False (best of %d)\n" % args.repeat)
+    print(f"## cost: read_dqmio verify=True vs verify=False (best of {args.repeat})\n")
     print("| file | histograms | plain s | verified s | ratio |")
     print("|---|---:|---:|---:|---:|")
     total_plain = total_verified = 0.0
