@@ -8,11 +8,17 @@ last, and both are renamed into place atomically, so:
 - an interrupted run resumes without re-reading finished inputs (their markers exist);
 - a later run reads only new or changed inputs (incremental), and re-reads everything when the ME
   selection changes;
-- a bad input gets a marker with ``status: bad`` and its error, and no partition; it is retried only
-  on request (``retry_bad``), since a corrupt file stays corrupt.
+- a bad input gets a marker with ``status: bad`` and its error, and no partition; it is retried on
+  request (``retry_bad``), when its error was environmental (permission, I/O, timeout, vanished),
+  or when the file changed (its fingerprint);
+- never stale: an input that is bad, gives no rows, is re-selected or is removed has its old
+  partition deleted, so the folder only ever holds what the current inputs and request give;
+- the fingerprint (size, mtime, inode) is taken before and after the read: a file replaced while it
+  was read is read again, and if it keeps changing nothing is recorded for it.
 
 The folder is a plain Parquet dataset: ``pandas.read_parquet(folder)`` reads every partition.
-Workers are processes (decoding is numpy-bound but the per-basket bookkeeping is Python).
+Workers are processes (decoding is numpy-bound but the per-basket bookkeeping is Python); they die
+with the parent (``workers.py``), and temporaries a killed run left behind are removed on the next.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,13 +44,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from dqm_playground_ds.atomic import atomic_write
+from dqm_playground_ds.atomic import atomic_write, remove_stale_temporaries
+from dqm_playground_ds.dqmio.selection import match_names
 from dqm_playground_ds.schema import COLUMNS, HISTOGRAM_SCHEMA, KEY, empty_histograms
-from dqm_playground_ds.sources import HistogramSource, SourceError, index_frame
+from dqm_playground_ds.sources import HistogramSource, SourceError, index_frame, local_problem
+from dqm_playground_ds.workers import worker_pool
 
 log = logging.getLogger(__name__)
 
 DONE_DIR = "_done"
+READ_ATTEMPTS = 3  # reads of an input that changes while it is read, before giving up for this run
+
+
+class ExtractionError(ValueError):
+    """A fault of the run itself (not of one input): it stops the extraction."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,7 @@ def partition_id(item: str) -> str:
 
 
 def _stat(item: str) -> dict[str, Any]:
-    """Size and mtime of a local input (remote inputs are identified by path only)."""
+    """Size, mtime and inode of a local input (remote inputs are identified by path only)."""
     local = item[len("file://") :] if item.startswith("file://") else item
     if "://" in local:
         return {}
@@ -77,7 +91,7 @@ def _stat(item: str) -> dict[str, Any]:
         st = os.stat(local)
     except OSError:
         return {}
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
 
 
 def write_partition(table: pd.DataFrame, path: Path) -> None:
@@ -89,25 +103,89 @@ def _fingerprint(item: str, request: Request) -> dict[str, Any]:
     return {"item": item, **request.key(), **_stat(item)}
 
 
-def extract_one(
-    source: HistogramSource, item: str, request: Request, out_dir: str
-) -> dict[str, Any]:
-    """Read one input into its partition and marker; return its file-index row (never raises for a bad input)."""
-    pid = partition_id(item)
-    out = Path(out_dir)
-    started = time.perf_counter()
+_ENVIRONMENTAL = (
+    PermissionError,
+    TimeoutError,
+    ConnectionError,
+    FileNotFoundError,
+    InterruptedError,
+)
+_ENV_ERRNOS = {5, 11, 13, 1, 110, 112, 113, 116}  # EIO EAGAIN EACCES EPERM ETIMEDOUT.. ESTALE
+
+
+def environmental(exc: BaseException) -> bool:
+    """Whether a failure may go away by itself (permission fixed, disk back, file restored)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, _ENVIRONMENTAL):
+            return True
+        if isinstance(cur, OSError) and cur.errno in _ENV_ERRNOS:
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _read(
+    source: HistogramSource, item: str, request: Request
+) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """One attempt: the input's index fields and table, or a bad row (never raises for the input)."""
     row: dict[str, Any] = {"path": item}
+    problem = local_problem(item)
+    if problem:
+        row.update(status="bad", error=f"{item}: {problem}", n_rows=0)
+        return row, None
     try:
         row.update(source.describe(item))
         table = source.read(item, request.me, request.include_run_level, missing=request.missing)
-        row.update(status="ok", error=None, n_rows=len(table))
-    except SourceError as exc:
-        row.update(status="bad", error=str(exc), n_rows=0)
-        table = None
+    except Exception as exc:  # every per-input failure is a bad row, whatever raised it
+        detail = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+        if item not in detail:
+            detail = f"{item}: {detail}"
+        retry = environmental(exc)
+        if retry:
+            detail += " (environmental: read again on the next run)"
+        row.update(status="bad", error=detail, n_rows=0, retry=retry)
+        return row, None
+    row.update(status="ok", error=None, n_rows=len(table))
+    if request.me is not None:
+        names = table["me"].unique().tolist() if len(table) else []
+        row["unmatched"] = [p for p in request.me if not match_names(names, [p])[0].any()]
+    return row, table
+
+
+def extract_one(
+    source: HistogramSource, item: str, request: Request, out_dir: str
+) -> dict[str, Any]:
+    """Read one input into its partition and marker; return its file-index row (never raises for a bad input).
+
+    The partition is deleted whenever the read gives no rows, so an input never serves the rows of
+    an earlier, different read. The fingerprint is taken before and after: a file that changed
+    meanwhile is read again, and after ``READ_ATTEMPTS`` gets no marker (it is read next run).
+    """
+    pid = partition_id(item)
+    out = Path(out_dir)
+    part = out / f"part-{pid}.parquet"
+    started = time.perf_counter()
+    for _ in range(READ_ATTEMPTS):
+        before = _fingerprint(item, request)
+        row, table = _read(source, item, request)
+        if _fingerprint(item, request) == before:
+            break
+    else:
+        part.unlink(missing_ok=True)
+        (out / DONE_DIR / f"{pid}.json").unlink(missing_ok=True)
+        row = {"path": item, "status": "bad", "n_rows": 0, "retry": True}
+        row["error"] = f"{item}: changed while it was read ({READ_ATTEMPTS} times); read next run"
+        row["seconds"] = round(time.perf_counter() - started, 4)
+        return row
     if table is not None and len(table):
-        write_partition(table, out / f"part-{pid}.parquet")
+        write_partition(table, part)
+    else:
+        part.unlink(missing_ok=True)
     row["seconds"] = round(time.perf_counter() - started, 4)
-    marker = {"fingerprint": _fingerprint(item, request), "row": row}
+    marker = {"fingerprint": before, "row": row}
     atomic_write(
         out / DONE_DIR / f"{pid}.json",
         lambda tmp: Path(tmp).write_text(json.dumps(marker, default=_json_default)),
@@ -144,7 +222,8 @@ def plan(
             continue
         row = marker["row"]
         part = out / f"part-{partition_id(item)}.parquet"
-        if (row.get("status") == "bad" and retry_bad) or (row.get("n_rows") and not part.exists()):
+        bad = row.get("status") == "bad"
+        if (bad and (retry_bad or row.get("retry"))) or (row.get("n_rows") and not part.exists()):
             todo.append(item)
         else:
             done.append(row)
@@ -165,11 +244,19 @@ def extract_many(
     """Extract every input of ``source`` into ``out_dir``; return the file index of all inputs.
 
     ``workers > 1`` reads inputs in that many processes. ``prune`` removes partitions and markers of
-    inputs that are no longer in the source, so the folder mirrors the current input set.
+    inputs that are no longer in the source (its full listing, so a subset in ``items`` prunes
+    nothing else), so the folder mirrors the current input set.
+
+    Raises :class:`ExtractionError` when ME patterns match no histogram in any readable input.
     """
+    workers = check_workers(workers, "workers")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    items = source.items() if items is None else items
+    removed = remove_stale_temporaries(out, out / DONE_DIR)
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted run", len(removed))
+    listing = source.items() if items is None or prune else None
+    items = listing if items is None else items
     if not items:
         log.error("histogram source %s found no input", getattr(source, "path", source))
     todo, done = plan(items, out, request, retry_bad=retry_bad)
@@ -201,23 +288,14 @@ def extract_many(
             for item in todo:
                 record(extract_one(source, item, request, str(out)))
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                pending: set[Future[dict[str, Any]]] = set()
-                queue = list(reversed(todo))
-                while queue or pending:
-                    while queue and len(pending) < 2 * workers:  # bounded: results are small rows
-                        pending.add(
-                            pool.submit(extract_one, source, queue.pop(), request, str(out))
-                        )
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        record(fut.result())
+            _run_pool(source, todo, request, out, workers, record)
     finally:
         bar.close()
     if prune:
-        _prune(out, items)
+        _prune(out, listing if listing is not None else items)
     order = {item: i for i, item in enumerate(items)}
     rows.sort(key=lambda r: order.get(r["path"], len(order)))
+    _check_selection(request, rows)
     index = index_frame(rows)
     bad = int((index["status"] == "bad").sum()) if len(index) else 0
     log.info(
@@ -228,6 +306,89 @@ def extract_many(
         time.perf_counter() - started,
     )
     return index
+
+
+WORKER_DEATHS = 2  # an input whose worker died this often is recorded bad instead of retried
+
+
+def _run_pool(
+    source: HistogramSource,
+    todo: list[str],
+    request: Request,
+    out: Path,
+    workers: int,
+    record: Any,
+) -> None:
+    """Read ``todo`` in worker processes; a worker killed mid-read (OOM killer, kill -9) breaks
+    the pool: the inputs in flight are read again in a new pool, and one whose reader died
+    ``WORKER_DEATHS`` times becomes a bad row instead of stopping the run."""
+    deaths: dict[str, int] = {}
+    queue = list(reversed(todo))
+    while queue:
+        in_flight: list[str] = []
+        with worker_pool(workers) as pool:
+            pending: dict[Future[dict[str, Any]], str] = {}
+            while (queue or pending) and not in_flight:
+                while queue and len(pending) < 2 * workers:  # bounded: results are small rows
+                    suspect = any(deaths.get(i) for i in (queue[-1], *pending.values()))
+                    if suspect and pending:
+                        break  # an input whose reader died is read alone, so it alone is blamed
+                    item = queue.pop()
+                    pending[pool.submit(extract_one, source, item, request, str(out))] = item
+                finished, _ = wait(set(pending), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    item = pending.pop(fut)
+                    try:
+                        record(fut.result())
+                    except BrokenProcessPool:
+                        in_flight.append(item)
+            in_flight.extend(pending.values())  # with a broken pool, every input in it failed
+        if in_flight:
+            log.warning("a worker process died; reading its %d input(s) again", len(in_flight))
+        for item in in_flight:
+            deaths[item] = deaths.get(item, 0) + 1
+            if deaths[item] >= WORKER_DEATHS:
+                record(_worker_died(item, out, deaths[item]))
+            else:
+                queue.append(item)
+
+
+def _worker_died(item: str, out: Path, times: int) -> dict[str, Any]:
+    pid = partition_id(item)
+    (out / f"part-{pid}.parquet").unlink(missing_ok=True)
+    (out / DONE_DIR / f"{pid}.json").unlink(missing_ok=True)
+    return {
+        "path": item,
+        "status": "bad",
+        "n_rows": 0,
+        "retry": True,
+        "error": f"{item}: the worker process reading it died {times} times (killed, or out "
+        "of memory?); read again on the next run",
+    }
+
+
+def check_workers(value: Any, name: str) -> int:
+    """A worker count: a positive integer (not a bool, not a string)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ExtractionError(
+            f"{name} must be a positive integer (1 = no parallelism), got {value!r}"
+        )
+    return value
+
+
+def _check_selection(request: Request, rows: list[dict[str, Any]]) -> None:
+    """Patterns that select nothing in any readable input are an error, not an empty table."""
+    if request.me is None:
+        return
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if not ok:
+        return  # nothing readable: every input is a bad row saying why
+    unmatched = [p for p in request.me if all(p in r.get("unmatched", []) for r in ok)]
+    if unmatched:
+        raise ExtractionError(
+            f"ME selection {unmatched} matches no histogram in any of the {len(ok)} readable "
+            "input(s); check the names (exact DQMIO paths or full-match regular expressions)"
+        )
 
 
 def _prune(out: Path, items: list[str]) -> None:
@@ -323,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a file lacking a requested ME is read anyway (default: it is bad)",
     )
     parser.add_argument("--out", help="output folder (partitioned Parquet)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
     parser.add_argument("--retry-bad", action="store_true", help="read files marked bad again")
     parser.add_argument("--index", help="also write the file index to this Parquet file")
     parser.add_argument("--items-from", help="the inputs, one per line (instead of listing PATH)")
@@ -340,6 +501,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        for pattern in args.me or []:
+            check_pattern(pattern, "--me")
+    except ExtractionError as exc:
+        parser.error(str(exc))
     if args.path is None and (args.items_from is None or args.write_items):
         parser.error("PATH is required unless the inputs come from --items-from")
     source = make_source(args.kind, path=args.path or ".", pattern=args.pattern)
@@ -351,23 +517,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         parser.error("--out is required")
     items = sharding.read_items(args.items_from) if args.items_from else None
-    if args.join:
-        if items is None:
-            parser.error("--join needs --items-from (the list every shard was cut from)")
-        index = sharding.join_partitions(args.out, items)
-    else:
-        if args.shard:
-            shard = sharding.Shard.parse(args.shard)
-            items = sharding.select(source.items() if items is None else items, shard)
-            log.info("shard %s: %d input(s)", shard, len(items))
-        request = Request(
-            me=tuple(args.me) if args.me else None,
-            include_run_level=args.run_level,
-            missing="ignore" if args.ignore_missing else "raise",
-        )
-        index = extract_many(
-            source, args.out, request, items=items, workers=args.workers, retry_bad=args.retry_bad
-        )
+    try:
+        if args.join:
+            if items is None:
+                parser.error("--join needs --items-from (the list every shard was cut from)")
+            index = sharding.join_partitions(args.out, items)
+        else:
+            if args.shard:
+                shard = sharding.Shard.parse(args.shard)
+                items = sharding.select(source.items() if items is None else items, shard)
+                log.info("shard %s: %d input(s)", shard, len(items))
+            request = Request(
+                me=tuple(args.me) if args.me else None,
+                include_run_level=args.run_level,
+                missing="ignore" if args.ignore_missing else "raise",
+            )
+            # an unsharded run over the whole listing mirrors it (removed inputs are pruned); a
+            # shard or an explicit list never prunes: the join does, against the full list
+            index = extract_many(
+                source,
+                args.out,
+                request,
+                items=items,
+                workers=args.workers,
+                retry_bad=args.retry_bad,
+                prune=items is None,
+            )
+    except ExtractionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.index:
         pq.write_table(pa.Table.from_pandas(index, preserve_index=False), args.index)
     bad = index[index["status"] == "bad"]
@@ -375,6 +553,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bad: {r['error']}", file=sys.stderr)
     print(f"{len(index) - len(bad)} file(s) ok, {len(bad)} bad; output in {args.out}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return check_workers(int(text), "--workers")
+    except (ValueError, ExtractionError) as exc:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
+
+
+def check_pattern(pattern: Any, name: str) -> str:
+    """An ME pattern: a non-empty string that compiles as a regular expression."""
+    if not isinstance(pattern, str) or not pattern:
+        raise ExtractionError(f"{name}: expected ME names or patterns (strings), got {pattern!r}")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ExtractionError(
+            f"{name}: {pattern!r} is not a valid regular expression ({exc}); escape regex "
+            "characters of an exact name with a backslash"
+        ) from None
+    return pattern
 
 
 if __name__ == "__main__":

@@ -61,9 +61,17 @@ class LumiMask:
 
     @classmethod
     def from_json(
-        cls, mapping: Mapping[Any, Any], *, name: str = "mask", overlap: Overlap = "raise"
+        cls,
+        mapping: Mapping[Any, Any],
+        *,
+        name: str = "mask",
+        overlap: Overlap = "raise",
+        overlap_setting: str = "overlap='merge'",
     ) -> LumiMask:
-        """Validate a Run Registry mapping; ``overlap`` decides between an error and a merge."""
+        """Validate a Run Registry mapping; ``overlap`` decides between an error and a merge.
+
+        ``overlap_setting`` is how the caller's user asks for a merge (named in the error).
+        """
         if overlap not in ("raise", "merge"):
             raise LabelError(f"{name}: overlap must be 'raise' or 'merge', got {overlap!r}")
         if not isinstance(mapping, Mapping):
@@ -77,7 +85,7 @@ class LumiMask:
                 raise LabelError(f"{name}: run {key!r} must be positive")
             if run in out:
                 raise LabelError(f"{name}: run {run} appears twice")
-            out[run] = _ranges(value, f"{name}: run {run}", overlap)
+            out[run] = _ranges(value, f"{name}: run {run}", overlap, overlap_setting)
         return cls(out, name)
 
     @property
@@ -112,7 +120,9 @@ class LumiMask:
         return {str(r): [[a, b] for a, b in self.ranges[r]] for r in sorted(self.ranges)}
 
 
-def _ranges(value: Any, what: str, overlap: Overlap) -> tuple[tuple[int, int], ...]:
+def _ranges(
+    value: Any, what: str, overlap: Overlap, setting: str = "overlap='merge'"
+) -> tuple[tuple[int, int], ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise LabelError(f"{what}: expected a list of [first, last] ranges, got {value!r}")
     pairs = []
@@ -135,7 +145,7 @@ def _ranges(value: Any, what: str, overlap: Overlap) -> tuple[tuple[int, int], .
             if overlap == "raise":
                 raise LabelError(
                     f"{what}: ranges {list(merged[-1])} and {[first, last]} overlap "
-                    "(pass overlap='merge' to merge them)"
+                    f"(set {setting} to merge them)"
                 )
             log.warning("%s: merging overlapping ranges %s and %s", what, merged[-1], [first, last])
             merged[-1] = (merged[-1][0], max(last, merged[-1][1]))

@@ -97,6 +97,42 @@ def _convert_chunk(chunk: pd.DataFrame, path: str, lines: np.ndarray) -> pd.Data
     return table.astype({k: v for k, v in COLUMNS.items() if k != "data"})
 
 
+INTEGER_COLUMNS = ("fromrun", "fromlumi", "Xbins", "Ybins")
+FLOAT_COLUMNS = ("entries", "Xmin", "Xmax", "Ymin", "Ymax")
+
+
+def _chunks(reader: Iterator[pd.DataFrame], path: str) -> Iterator[pd.DataFrame]:
+    """The reader's chunks; a malformed row (extra fields, unbalanced quote) names its line."""
+    while True:
+        try:
+            chunk = next(reader)
+        except StopIteration:
+            return
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LegacyCSVError(f"{path}: malformed CSV ({detail})") from exc
+        yield chunk
+
+
+def _check_numbers(chunk: pd.DataFrame, path: str, line: int) -> None:
+    """Run, lumi and bin counts are integers, axis limits and entries numbers: else name the line."""
+    optional = ("metype",) if "metype" in chunk.columns else ()
+    for col in (*INTEGER_COLUMNS, *optional, *FLOAT_COLUMNS):
+        values = pd.to_numeric(chunk[col], errors="coerce")
+        bad = values.isna().to_numpy().copy()
+        integer = col in INTEGER_COLUMNS or col in optional
+        if integer:
+            with np.errstate(invalid="ignore"):
+                bad |= ~np.isfinite(values.to_numpy(np.float64)) | (values % 1 != 0).to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            kind = "an integer" if integer else "a number"
+            raise LegacyCSVError(
+                f"{path} line {line + i}: {col} is {chunk[col].iloc[i]!r}, expected {kind}"
+            )
+        chunk[col] = values.astype(np.int64) if integer else values
+
+
 def iter_legacy_csv(
     path: str | os.PathLike[str],
     me: MESpec = None,
@@ -115,7 +151,7 @@ def iter_legacy_csv(
         raise LegacyCSVError(f"{path}: file is empty") from exc
     line = 2
     with reader:
-        for chunk in reader:
+        for chunk in _chunks(reader, path):
             missing = [c for c in REQUIRED if c not in chunk.columns]
             if missing:
                 raise LegacyCSVError(
@@ -126,6 +162,7 @@ def iter_legacy_csv(
                 i = int(np.flatnonzero(bad)[0])
                 cols = [c for c in REQUIRED if pd.isna(chunk.iloc[i][c])]
                 raise LegacyCSVError(f"{path} line {line + i}: empty value in {cols}")
+            _check_numbers(chunk, path, line)
             keep = np.ones(len(chunk), dtype=bool)
             if patterns is not None:
                 keep, _ = match_names(chunk["hname"].astype(str), patterns)

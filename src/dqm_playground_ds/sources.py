@@ -7,6 +7,7 @@ The extraction pipeline is given a ``HistogramSource`` by a catalog dataset and 
 
 from __future__ import annotations
 
+import errno
 import glob as globlib
 import os
 from collections.abc import Sequence
@@ -66,7 +67,34 @@ def expand(path: str, pattern: str | None) -> list[str]:
         return sorted(f"{protocol}://{p}" if "://" not in p else p for p in fs.glob(target))
     local = path[len("file://") :] if path.startswith("file://") else path
     target = os.path.join(local, pattern) if pattern else local
-    return sorted(p for p in globlib.glob(target, recursive=True) if os.path.isfile(p))
+    last = os.path.basename(pattern or local)
+    named = "." in last  # "*.root": a directory so named is a misplaced input, not a folder
+    return sorted(
+        p
+        for p in globlib.glob(target, recursive=True)
+        if os.path.isfile(p) or os.path.islink(p) or (named and os.path.isdir(p))
+    )
+
+
+def local_problem(path: str) -> str | None:
+    """Why a local input that the glob found is no file to read (None for a file or a URL).
+
+    Dangling symlinks, symlink loops and directories named like inputs are recorded as bad inputs
+    with this reason instead of vanishing from the file index.
+    """
+    local = path[len("file://") :] if path.startswith("file://") else path
+    if "://" in local:
+        return None
+    if os.path.islink(local) and not os.path.exists(local):
+        try:
+            os.stat(local)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "symlink loop (the link resolves to itself)"
+        return f"dangling symlink (it points to {os.readlink(local)!r}, which does not exist)"
+    if os.path.isdir(local):
+        return "is a directory, not a file"
+    return None
 
 
 def file_size(path: str) -> int | None:

@@ -235,6 +235,7 @@ def test_probe_connections_are_harmless(gated):
 
 
 def test_connection_limit(tmp_path):
+    """All slots held by silent clients: a new client cuts the oldest one, and is answered at once."""
     gate, record = tmp_path / "gate", tmp_path / "r"
     service = Service(
         Runner([sys.executable, "-c", GATED, str(gate), str(record)], log_dir=tmp_path / "logs"),
@@ -244,14 +245,11 @@ def test_connection_limit(tmp_path):
     try:
         idle = [socket.create_connection(("127.0.0.1", service.port)) for _ in range(2)]
         time.sleep(0.2)  # both hold a slot, silent
-        with socket.create_connection(("127.0.0.1", service.port), timeout=5) as extra:
-            assert _read_all(extra) == b"BUSY too many connections\n"  # at once, not after 3 s
+        start = time.monotonic()
+        assert service.send(b"PING\n") == "PONG\n"
+        assert time.monotonic() - start < 1.0  # not after the 3 s read timeout
         for sock in idle:
             sock.close()
-        deadline = time.monotonic() + 5
-        while service.send(b"PING\n") != "PONG\n":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
     finally:
         gate.touch()
         service.stop()

@@ -16,12 +16,25 @@ Runs happen one at a time in a subprocess whose command is fixed at start-up (by
 the run only as the ``DQM_PLAYGROUND_TASK_ID`` environment variable (and ``--params NAME=<id>``
 if ``--task-param NAME`` is given). Each run's output goes to ``<log-dir>/<run-id>.log`` and a
 line per run to ``<log-dir>/runs.jsonl``.
+
+Robust to its own death and to idle clients:
+
+* a run holds an exclusive lock on ``<log-dir>/run.lock`` that its subprocess inherits, so after a
+  ``kill -9`` of the trigger the orphaned run keeps the lock, and a restarted trigger reports it
+  (``BUSY running=<id>``) and starts nothing until it ends: one run at a time across restarts;
+* run ids carry a number that continues from the logs already in ``<log-dir>``, so they stay
+  unique across restarts;
+* a connection that sends nothing is dropped after ``idle_timeout`` (1 s); when every slot is
+  taken, the oldest connection still waiting for its request is cut (answered with what it sent,
+  if anything) to make room, so idle connections cannot lock legitimate requests out.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -60,6 +73,72 @@ class Run:
     log_file: str | None = None
 
 
+class RunLock:
+    """An exclusive ``flock`` on a file, held by the trigger and inherited by the run's process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.fd: int | None = None
+
+    def acquire(self, run: Run) -> bool:
+        """Take the lock for ``run`` (False while another process, e.g. an orphaned run, holds it)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        info = {"run_id": run.run_id, "trigger_pid": os.getpid(), "since": time.time()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, 0)
+            os.close(self.fd)
+            self.fd = None
+
+    def holder(self) -> dict[str, Any] | None:
+        """Who holds the lock when it is not us (a run left by an earlier trigger), else None."""
+        if self.fd is not None or not self.path.exists():
+            return None
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:  # held
+                text = os.pread(fd, 4096, 0).decode(errors="replace")
+                try:
+                    return dict(json.loads(text))
+                except ValueError:
+                    return {"run_id": "unknown"}
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+
+_RUN_NUMBER = re.compile(r"^\d{8}T\d{6}-(\d+)\.log$")
+
+
+def last_run_number(log_dir: Path) -> int:
+    """The highest run number among the logs already written (run ids continue from it)."""
+    best = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(log_dir):
+            m = _RUN_NUMBER.match(entry.name)
+            if m:
+                best = max(best, int(m.group(1)))
+    return best
+
+
 class Runner:
     """Runs ``command`` once per accepted request, one at a time, with a bounded queue."""
 
@@ -83,28 +162,51 @@ class Runner:
         self.current: Run | None = None
         self._queue: collections.deque[Run] = collections.deque()
         self._cond = threading.Condition()
-        self._process: subprocess.Popen[str] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._stopping = False
         self._count = 0
+        self._lock = RunLock(self.log_dir / "run.lock")
         self._worker = threading.Thread(target=self._work, name="trigger-runner", daemon=True)
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._count = last_run_number(self.log_dir)
         self._worker.start()
+
+    def _new_id(self) -> str:
+        while True:
+            self._count += 1
+            run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{self._count}"
+            if not (self.log_dir / f"{run_id}.log").exists():
+                return run_id
+
+    def _foreign(self) -> Run | None:
+        """A run still going that an earlier trigger (killed) started: it holds the run lock."""
+        info = self._lock.holder()
+        if not info:
+            return None
+        return Run(str(info.get("run_id", "unknown")), None, float(info.get("since", 0.0)))
+
+    def _active(self) -> list[Run]:
+        foreign = self._foreign()
+        return (
+            ([foreign] if foreign else [])
+            + ([self.current] if self.current else [])
+            + list(self._queue)
+        )
 
     def submit(self, task_id: str | None) -> str:
         """The reply line for a ``RUN_PIPELINE`` request."""
         with self._cond:
             if self._stopping:
                 return "BUSY shutting down"
-            active = ([self.current] if self.current else []) + list(self._queue)
+            active = self._active()
             for position, queued in enumerate(active[1:], start=1):
                 if task_id is not None and queued.task_id == task_id:  # same request again
                     return f"QUEUED run={queued.run_id} position={position}"
             if len(active) > self.max_queue:
                 return f"BUSY running={active[0].run_id} queued={len(active) - 1}"
-            self._count += 1
-            run = Run(f"{time.strftime('%Y%m%dT%H%M%S')}-{self._count}", task_id, time.time())
+            run = Run(self._new_id(), task_id, time.time())
             self._queue.append(run)
             self._cond.notify_all()
             if not active:
@@ -114,7 +216,11 @@ class Runner:
     def status(self) -> str:
         with self._cond:
             last = self.history[-1] if self.history else None
-            state = f"running run={self.current.run_id}" if self.current else "idle"
+            foreign = self._foreign()
+            if foreign is not None:
+                state = f"running run={foreign.run_id} (started by an earlier trigger)"
+            else:
+                state = f"running run={self.current.run_id}" if self.current else "idle"
             done = f" last={last.run_id} rc={last.returncode}" if last else ""
             return f"STATUS {state} queued={len(self._queue)}{done}"
 
@@ -148,18 +254,34 @@ class Runner:
                 if self._stopping:
                     return
                 run = self.current = self._queue.popleft()
+            if not self._wait_for_lock(run):
+                return
             try:
                 self._execute(run)
             except Exception:  # a broken log dir or command must not kill the service
                 log.exception("run %s could not be executed", run.run_id)
                 run.returncode = run.returncode if run.returncode is not None else -1
             finally:
+                self._lock.release()
                 self._record(run)
                 with self._cond:
                     self.history.append(run)
                     self.current = None
                     self._process = None
                     self._cond.notify_all()
+
+    def _wait_for_lock(self, run: Run, poll: float = 0.2) -> bool:
+        """Wait while an orphaned run holds the lock; False if the service stops meanwhile."""
+        warned = False
+        while not self._lock.acquire(run):
+            if not warned:
+                log.warning("run %s waits: a run of an earlier trigger is still going", run.run_id)
+                warned = True
+            with self._cond:
+                if self._cond.wait_for(lambda: self._stopping, poll):
+                    self.current = None
+                    return False
+        return True
 
     def _execute(self, run: Run) -> None:
         command = list(self.command)
@@ -172,17 +294,18 @@ class Runner:
         run.log_file = str(log_file)
         run.started = time.time()
         log.info("run %s started (task %s): %s", run.run_id, run.task_id, " ".join(command))
+        # the run writes its log file itself (not through a pipe to us): a run orphaned by a
+        # kill -9 of the trigger keeps a working stdout and finishes normally
         with open(log_file, "w", encoding="utf-8") as out:
             try:
                 process = subprocess.Popen(
                     command,
                     cwd=self.cwd,
                     env=env,
-                    stdout=subprocess.PIPE,
+                    stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    text=True,
-                    errors="replace",
+                    pass_fds=(self._lock.fd,) if self._lock.fd is not None else (),
                 )
             except OSError as exc:
                 out.write(f"cannot start {command[0]!r}: {exc}\n")
@@ -191,12 +314,7 @@ class Runner:
                 return
             with self._cond:
                 self._process = process
-            assert process.stdout is not None
-            for line in process.stdout:
-                out.write(line)
-                if self.echo is not None:
-                    self.echo.write(f"[{run.run_id}] {line}")
-            run.returncode = process.wait()
+            run.returncode = self._follow(process, log_file, run.run_id)
         run.finished = time.time()
         log.log(
             logging.INFO if run.returncode == 0 else logging.ERROR,
@@ -207,6 +325,24 @@ class Runner:
             log_file,
         )
 
+    def _follow(self, process: subprocess.Popen[bytes], log_file: Path, run_id: str) -> int:
+        """Wait for the run, echoing its log lines as they are written."""
+        if self.echo is None:
+            return process.wait()
+        with open(log_file, encoding="utf-8", errors="replace") as f:
+            partial = ""
+            while True:
+                done = process.poll() is not None
+                partial += f.read()
+                *lines, partial = partial.split("\n")
+                for line in lines:
+                    self.echo.write(f"[{run_id}] {line}\n")
+                if done:
+                    if partial:
+                        self.echo.write(f"[{run_id}] {partial}\n")
+                    return int(process.returncode)
+                time.sleep(0.2)
+
     def _record(self, run: Run) -> None:
         try:
             with open(self.log_dir / "runs.jsonl", "a", encoding="utf-8") as f:
@@ -215,12 +351,22 @@ class Runner:
             log.exception("cannot record run %s", run.run_id)
 
 
-def read_message(sock: socket.socket, timeout: float, max_bytes: int = MAX_MESSAGE) -> bytes:
-    """One request: up to a newline, the peer's end of sending, or ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+def read_message(
+    sock: socket.socket,
+    timeout: float,
+    max_bytes: int = MAX_MESSAGE,
+    idle_timeout: float | None = None,
+) -> bytes:
+    """One request: up to a newline, the peer's end of sending, or ``timeout`` seconds.
+
+    A peer that sends nothing at all is given only ``idle_timeout`` seconds.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    first_deadline = start + min(timeout, idle_timeout if idle_timeout is not None else timeout)
     buffer = b""
     while True:
-        remaining = deadline - time.monotonic()
+        remaining = (deadline if buffer else first_deadline) - time.monotonic()
         if remaining <= 0:
             return buffer
         sock.settimeout(remaining)
@@ -257,8 +403,14 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         peer = "{}:{}".format(*self.client_address[:2])
+        self.server.reading(self.request, True)
         try:
-            message = read_message(self.request, self.server.read_timeout)
+            try:
+                message = read_message(
+                    self.request, self.server.read_timeout, idle_timeout=self.server.idle_timeout
+                )
+            finally:
+                self.server.reading(self.request, False)
             if not message:
                 log.debug("connection from %s sent nothing (probe?)", peer)
                 return
@@ -266,6 +418,9 @@ class _Handler(socketserver.BaseRequestHandler):
         except MessageError as exc:
             reply = f"ERROR {exc}"
             log.warning("refused request from %s: %s", peer, exc)
+        except OSError as exc:
+            log.debug("connection from %s failed while reading: %s", peer, exc)
+            return
         else:
             if command == "PING":
                 reply = "PONG"
@@ -298,7 +453,10 @@ def _close_gently(sock: socket.socket, limit: int = 65536) -> None:
 
 
 class TriggerServer(socketserver.ThreadingTCPServer):
-    """Bounded threads: beyond ``max_connections`` a client gets ``BUSY`` at once."""
+    """Bounded threads; when all are taken the oldest connection still reading is cut for a new one.
+
+    A client gets ``BUSY too many connections`` only if every slot is busy answering.
+    """
 
     allow_reuse_address = True
     daemon_threads = True
@@ -309,15 +467,40 @@ class TriggerServer(socketserver.ThreadingTCPServer):
         runner: Runner,
         *,
         read_timeout: float = 5.0,
-        max_connections: int = 16,
+        max_connections: int = 64,
+        idle_timeout: float = 1.0,
     ) -> None:
         self.runner = runner
         self.read_timeout = read_timeout
+        self.idle_timeout = idle_timeout
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._reading: dict[int, tuple[float, socket.socket]] = {}
+        self._reading_lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def reading(self, sock: socket.socket, active: bool) -> None:
+        """Track the connections still waiting for their request (the ones that may be cut)."""
+        with self._reading_lock:
+            if active:
+                self._reading[id(sock)] = (time.monotonic(), sock)
+            else:
+                self._reading.pop(id(sock), None)
+
+    def _cut_oldest_reader(self) -> bool:
+        with self._reading_lock:
+            if not self._reading:
+                return False
+            key = min(self._reading, key=lambda k: self._reading[k][0])
+            _, sock = self._reading.pop(key)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)  # its handler answers what it got, then closes
+        return True
+
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
+        acquired = self._slots.acquire(blocking=False)
+        if not acquired and self._cut_oldest_reader():
+            acquired = self._slots.acquire(timeout=2.0)
+        if not acquired:
             try:
                 request.settimeout(1.0)
                 request.sendall(b"BUSY too many connections\n")
@@ -389,6 +572,18 @@ def _parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds to wait for a request (default: %(default)s)",
     )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=1.0,
+        help="seconds a connection may stay silent before it is dropped (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=64,
+        help="connections served at once (default: %(default)s)",
+    )
     p.add_argument("command", nargs="*", help=argparse.SUPPRESS)
     return p
 
@@ -408,7 +603,13 @@ def main(argv: list[str] | None = None) -> int:
         task_param=args.task_param,
         echo=sys.stdout,
     )
-    server = TriggerServer((args.host, args.port), runner, read_timeout=args.read_timeout)
+    server = TriggerServer(
+        (args.host, args.port),
+        runner,
+        read_timeout=args.read_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+    )
     runner.start()
 
     def stop(signum: int, _frame: Any) -> None:

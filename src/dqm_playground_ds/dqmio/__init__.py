@@ -1,6 +1,6 @@
 """DQMIO reader (uproot only, no ROOT, no Kedro)."""
 
-from dqm_playground_ds.dqmio.errors import DQMIOError, MissingMEError
+from dqm_playground_ds.dqmio.errors import DQMIOError, IntegrityError, MissingMEError
 from dqm_playground_ds.dqmio.reader import (
     DQMIOFile,
     FileSummary,
@@ -13,6 +13,7 @@ __all__ = [
     "DQMIOError",
     "DQMIOFile",
     "FileSummary",
+    "IntegrityError",
     "MissingMEError",
     "iter_dqmio",
     "read_dqmio",

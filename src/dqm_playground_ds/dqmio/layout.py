@@ -66,6 +66,9 @@ class EntryLayout:
     array_rel: int  # fN (int32), then the values
     nx: int
     ny: int
+    # regions that legitimately change from one LS to the next (statistics and arrays); every
+    # other byte of an entry is the same for all entries of one ME and length (integrity check)
+    variable: tuple[tuple[int, int], ...] = ()
 
     @property
     def n_values(self) -> int:
@@ -159,6 +162,19 @@ def parse_entry(buf: bytes, type_code: int) -> EntryLayout:
     cur.unpack(">h")  # fBarOffset
     cur.unpack(">h")  # fBarWidth
     entries_rel = cur.pos
+    variable = [(entries_rel, entries_rel + 64)]  # fEntries, fTsumw..fTsumwx2, fMax/fMin/fNorm
+    variable.append((x_rel + 4, x_rel + 20))  # axis limits may change with the same bin count
+    if dim == 2:
+        variable.append((y_rel + 4, y_rel + 20))
+    cur.pos = entries_rel + 64
+    for what in ("fContour", "fSumw2"):
+        n = int(cur.unpack(">i"))
+        if n < 0 or cur.pos + 8 * n > th1_end:
+            raise LayoutError(f"TH1.{what} claims {n} values, past the end of the TH1")
+        variable.append((cur.pos, cur.pos + 8 * n))
+        cur.pos += 8 * n
+    if dim == 2:
+        variable.append((th1_end, th2_end))  # fScalefactor, fTsumwy, fTsumwy2, fTsumwxy
     cur.pos = th2_end if dim == 2 else th1_end
     array_rel = cur.pos
     n_values = int(cur.unpack(">i"))
@@ -168,6 +184,7 @@ def parse_entry(buf: bytes, type_code: int) -> EntryLayout:
     end = array_rel + 4 + n_values * np.dtype(dtype).itemsize
     if end != len(buf):
         raise LayoutError(f"bin array ends at byte {end}, entry has {len(buf)} bytes")
+    variable.append((array_rel + 4, end))
     return EntryLayout(
         length=len(buf),
         dim=dim,
@@ -180,4 +197,5 @@ def parse_entry(buf: bytes, type_code: int) -> EntryLayout:
         array_rel=array_rel,
         nx=nx,
         ny=ny if dim == 2 else 0,
+        variable=tuple(variable),
     )

@@ -25,7 +25,8 @@ import pandas as pd
 import pyarrow as pa
 import uproot
 
-from dqm_playground_ds.dqmio.errors import DQMIOError, MissingMEError
+from dqm_playground_ds.dqmio import integrity
+from dqm_playground_ds.dqmio.errors import DQMIOError, IntegrityError, MissingMEError
 from dqm_playground_ds.dqmio.layout import (
     HIST_TYPES,
     NO_TYPES_STORED,
@@ -153,8 +154,6 @@ class DQMIOFile:
             raise DQMIOError(self.path, "file not found") from exc
         except Exception as exc:
             detail = _describe(exc)
-            if "expected Chunk" in detail:
-                detail += "; the file is truncated or damaged"
             raise DQMIOError(self.path, f"not a readable ROOT file ({detail})") from exc
         self._check_size()
         try:
@@ -401,10 +400,15 @@ class DQMIOFile:
         include_run_level: bool = False,
         missing: Literal["raise", "ignore"] = "raise",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        verify: bool = True,
     ) -> Iterator[pd.DataFrame]:
-        """Yield the histogram table in pieces holding at most ``chunk_bytes`` of raw entry bytes."""
+        """Yield the histogram table in pieces holding at most ``chunk_bytes`` of raw entry bytes.
+
+        ``verify`` checks every histogram against what its object stores (``integrity.py``) and
+        raises :class:`IntegrityError` naming those that fail.
+        """
         for sel in self.select(me, include_run_level=include_run_level, missing=missing):
-            for batch in self._iter_type(sel, chunk_bytes):
+            for batch in self._iter_type(sel, chunk_bytes, verify):
                 yield _frame([batch], self.path)
 
     def read(
@@ -415,24 +419,33 @@ class DQMIOFile:
         missing: Literal["raise", "ignore"] = "raise",
         duplicates: Duplicates = "sum",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        verify: bool = True,
     ) -> pd.DataFrame:
         batches = [
             batch
             for sel in self.select(me, include_run_level=include_run_level, missing=missing)
-            for batch in self._iter_type(sel, chunk_bytes)
+            for batch in self._iter_type(sel, chunk_bytes, verify)
         ]
         table = _frame(batches, self.path, sort=True)
         return resolve_duplicates(table, duplicates, self.path)
 
-    def _iter_type(self, sel: _Selected, chunk_bytes: int) -> Iterator[pd.DataFrame]:
+    def _iter_type(
+        self, sel: _Selected, chunk_bytes: int, verify: bool = True
+    ) -> Iterator[dict[str, np.ndarray]]:
         """Decode one type's selected entries, holding at most ``chunk_bytes`` of their raw bytes.
 
         Baskets are read one at a time; when few of a basket's entries are selected, only their
         bytes are kept, so memory follows the selected output, not the file.
         """
         tree_name = TYPE_NAMES[sel.type_code]
-        branch = self._tree(sel.type_code)["Value"]
-        basket_starts = np.asarray(branch.entry_offsets, dtype=np.int64)
+        tree = self._tree(sel.type_code)
+        try:
+            branch = tree["Value"]
+            basket_starts = np.asarray(branch.entry_offsets, dtype=np.int64)
+        except Exception as exc:
+            raise DQMIOError(
+                self.path, f"tree {tree_name} has no readable Value branch ({_describe(exc)})"
+            ) from exc
         basket_of = np.searchsorted(basket_starts, sel.entries, side="right") - 1
         needed = np.unique(basket_of)
         bounds = [*np.searchsorted(basket_of, needed, side="left").tolist(), len(basket_of)]
@@ -461,22 +474,30 @@ class DQMIOFile:
                 )
             starts = offsets[local].astype(np.int64)
             lengths = offsets[local + 1].astype(np.int64) - starts
+            if (np.diff(offsets.astype(np.int64)) < 0).any() or offsets[-1] > len(data):
+                raise DQMIOError(
+                    self.path,
+                    f"{tree_name}/Value basket {b} (entries {basket_starts[b]}-"
+                    f"{basket_starts[b + 1] - 1}) has corrupt entry offsets (not increasing, or "
+                    "past its end)",
+                )
             if 2 * int(lengths.sum()) < len(data):  # keep only the selected entries' bytes
                 data, starts = _compact(data, starts, lengths)
             pending.append((data, starts, lengths))
             pending_sel.append(which)
             pending_bytes += len(data)
             if pending_bytes >= chunk_bytes:
-                yield self._decode_chunk(sel, pending, pending_sel)
+                yield self._decode_chunk(sel, pending, pending_sel, verify)
                 pending, pending_sel, pending_bytes = [], [], 0
         if pending:
-            yield self._decode_chunk(sel, pending, pending_sel)
+            yield self._decode_chunk(sel, pending, pending_sel, verify)
 
     def _decode_chunk(
         self,
         sel: _Selected,
         baskets: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
         which_parts: list[np.ndarray],
+        verify: bool = True,
     ) -> dict[str, np.ndarray]:
         base = np.cumsum([0] + [len(d) for d, _, _ in baskets[:-1]])
         buf = baskets[0][0] if len(baskets) == 1 else np.concatenate([d for d, _, _ in baskets])
@@ -489,8 +510,12 @@ class DQMIOFile:
         cut = np.flatnonzero((key_sorted[1:] != key_sorted[:-1]).any(axis=1)) + 1
         pieces = []
         for members in np.split(order, cut):
-            pieces.extend(self._decode_group(sel, buf, starts, lengths, which, np.sort(members)))
+            pieces.extend(
+                self._decode_group(sel, buf, starts, lengths, which, np.sort(members), verify)
+            )
         rows = which[np.concatenate([p[0] for p in pieces])]
+        if verify:
+            self._verify(sel, rows, pieces)
         data = np.empty(len(rows), dtype=object)
         pos = 0
         for piece in pieces:
@@ -506,6 +531,41 @@ class DQMIOFile:
         for k in _NUMERIC:
             batch[k] = np.concatenate([p[1][k] for p in pieces])
         return batch
+
+    def _verify(self, sel: _Selected, rows: np.ndarray, pieces: list[Any]) -> None:
+        """Raise IntegrityError naming every decoded histogram that fails the integrity check."""
+        resid = np.concatenate([p[1]["_resid"] for p in pieces])
+        sizes = np.concatenate([p[1]["_nvalues"] for p in pieces])
+        struct = np.concatenate([p[1]["_struct"] for p in pieces])
+        why = np.where(struct, 1, 0)
+        name_ids = sel.name_ids[rows]
+        order = np.argsort(name_ids, kind="stable")
+        cut = np.flatnonzero(np.diff(name_ids[order])) + 1
+        for members in np.split(order, cut):
+            bad = integrity.content_outliers(resid[members], int(sizes[members].max()))
+            why[members[bad & ~struct[members]]] = 2
+        if not why.any():
+            return
+        failures = []
+        for i in np.flatnonzero(why).tolist():
+            r = int(rows[i])
+            reason = (
+                "its structure (names, byte counts, versions, axes) differs from the other "
+                "entries of this ME or is impossible"
+                if why[i] == 1
+                else "bin contents do not add up to the stored fEntries / fTsumw (relative "
+                f"difference {resid[i]:.3g})"
+            )
+            failures.append(
+                integrity.Failure(
+                    int(sel.entries[r]),
+                    str(sel.names[sel.name_ids[r]]),
+                    int(sel.runs[r]),
+                    int(sel.lumis[r]),
+                    reason,
+                )
+            )
+        raise IntegrityError(self.path, TYPE_NAMES[sel.type_code], failures)
 
     def _layout_for(
         self, sel: _Selected, name_id: int, entry_bytes: np.ndarray, entry: int
@@ -534,6 +594,7 @@ class DQMIOFile:
         lengths: np.ndarray,
         which: np.ndarray,
         members: np.ndarray,
+        verify: bool = True,
     ) -> list[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
         """Decode entries of one (ME, length) group; entries that break the layout go one by one."""
         first = int(members[0])
@@ -543,19 +604,18 @@ class DQMIOFile:
         head = _gather(buf, starts[members], 0, layout.array_rel + 4)
         ok = _consistent(head, layout)
         if ok.all():
-            return [_vector_decode(buf, starts[members], members, layout, head)]
+            return [_vector_decode(buf, starts[members], members, layout, head, verify)]
         out = []
         good = members[ok]
         if len(good):
-            out.append(_vector_decode(buf, starts[good], good, layout, head[ok]))
+            out.append(_vector_decode(buf, starts[good], good, layout, head[ok], verify))
         for m in members[~ok].tolist():
             s, n = int(starts[m]), int(lengths[m])
             name = str(sel.names[sel.name_ids[which[m]]])
             one = self._parse(sel, name, buf[s : s + n], int(sel.entries[which[m]]))
             st = starts[[m]]
-            out.append(
-                _vector_decode(buf, st, np.array([m]), one, _gather(buf, st, 0, one.array_rel + 4))
-            )
+            head_one = _gather(buf, st, 0, one.array_rel + 4)
+            out.append(_vector_decode(buf, st, np.array([m]), one, head_one, verify))
         return out
 
 
@@ -590,7 +650,12 @@ def _consistent(head: np.ndarray, layout: EntryLayout) -> np.ndarray:
 
 
 def _vector_decode(
-    buf: np.ndarray, st: np.ndarray, members: np.ndarray, layout: EntryLayout, head: np.ndarray
+    buf: np.ndarray,
+    st: np.ndarray,
+    members: np.ndarray,
+    layout: EntryLayout,
+    head: np.ndarray,
+    verify: bool = True,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     n = len(st)
     two_d = layout.dim == 2
@@ -605,8 +670,14 @@ def _vector_decode(
         "y_bins": np.full(n, layout.ny, dtype=np.int32),
     }
     itemsize = np.dtype(layout.dtype).itemsize
-    raw = _gather(buf, st, layout.array_rel + 4, layout.n_values * itemsize)
-    return members, cols, _strip_flow(raw.view(layout.dtype), layout)
+    raw = _gather(buf, st, layout.array_rel + 4, layout.n_values * itemsize).view(layout.dtype)
+    if verify:
+        tsumw = _field(head, layout.entries_rel + 8, ">f8")
+        cols["_resid"] = integrity.residuals(raw, layout, cols["entries"], tsumw)
+        cols["_nvalues"] = np.full(n, layout.n_values)
+        cols["_struct"] = integrity.structure_outliers(buf, st, layout)
+        cols["_struct"] |= integrity.bad_axes(cols, layout.dim)
+    return members, cols, _strip_flow(raw, layout)
 
 
 def _strings(codes: np.ndarray, values: list[str]) -> pd.api.extensions.ExtensionArray:
@@ -681,7 +752,9 @@ def resolve_duplicates(table: pd.DataFrame, policy: Duplicates, source: str) -> 
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
+    first = text[0].rstrip(",") if text else ""
+    if "expected Chunk of length" in first:  # uproot's words for a read past the end of the file
+        return "the file is truncated or damaged: a record runs past the end of the file"
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
@@ -693,6 +766,7 @@ def read_dqmio(
     missing: Literal["raise", "ignore"] = "raise",
     duplicates: Duplicates = "sum",
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    verify: bool = True,
     **open_options: Any,
 ) -> pd.DataFrame:
     """Read the histograms of one DQMIO file into the histogram table.
@@ -708,6 +782,7 @@ def read_dqmio(
             missing=missing,
             duplicates=duplicates,
             chunk_bytes=chunk_bytes,
+            verify=verify,
         )
 
 
@@ -718,10 +793,15 @@ def iter_dqmio(
     *,
     missing: Literal["raise", "ignore"] = "raise",
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    verify: bool = True,
     **open_options: Any,
 ) -> Iterator[pd.DataFrame]:
     """Stream the histogram table of one file in bounded pieces (rows are not de-duplicated)."""
     with DQMIOFile(path, **open_options) as f:
         yield from f.iter_histograms(
-            me, include_run_level=include_run_level, missing=missing, chunk_bytes=chunk_bytes
+            me,
+            include_run_level=include_run_level,
+            missing=missing,
+            chunk_bytes=chunk_bytes,
+            verify=verify,
         )

@@ -9,7 +9,13 @@ from typing import Any, Literal
 import pandas as pd
 
 from dqm_playground_ds.dqmio import resolve_duplicates
-from dqm_playground_ds.extraction import Request, extract_table
+from dqm_playground_ds.extraction import (
+    ExtractionError,
+    Request,
+    check_pattern,
+    check_workers,
+    extract_table,
+)
 from dqm_playground_ds.schema import KEY, validate_histograms
 from dqm_playground_ds.sources import HistogramSource
 
@@ -30,6 +36,7 @@ class ExtractionParams:
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> ExtractionParams:
+        """Check every value (type and range), naming the parameter and what it expects."""
         known = set(cls.__dataclass_fields__)
         unknown = set(params) - known
         if unknown:
@@ -39,6 +46,22 @@ class ExtractionParams:
         me = params.get("me")
         if isinstance(me, str):
             me = [me]
+        if me is not None:
+            if not isinstance(me, (list, tuple)):
+                raise ValueError(
+                    f"data_extraction.me must be a list of ME names or regular expressions "
+                    f"(or null for all), got {me!r}"
+                )
+            me = [check_pattern(m, "data_extraction.me") for m in me]
+        for name in ("include_run_level", "progress", "retry_bad"):
+            if name in params and not isinstance(params[name], bool):
+                raise ValueError(
+                    f"data_extraction.{name} must be true or false, got {params[name]!r}"
+                )
+        try:
+            check_workers(params.get("workers", 1), "data_extraction.workers")
+        except ExtractionError as exc:
+            raise ValueError(str(exc)) from None
         out = cls(**{**params, "me": list(me) if me is not None else None})
         if out.missing_me not in ("bad", "ignore"):
             raise ValueError(
@@ -69,14 +92,17 @@ def extract_histograms(
         include_run_level=p.include_run_level,
         missing="ignore" if p.missing_me == "ignore" else "raise",
     )
-    histograms, index = extract_table(
-        source,
-        request,
-        partitions_dir=getattr(source, "partitions_dir", None),
-        workers=p.workers,
-        retry_bad=p.retry_bad,
-        progress=p.progress,
-    )
+    try:
+        histograms, index = extract_table(
+            source,
+            request,
+            partitions_dir=getattr(source, "partitions_dir", None),
+            workers=p.workers,
+            retry_bad=p.retry_bad,
+            progress=p.progress,
+        )
+    except ExtractionError as exc:
+        raise ValueError(f"data_extraction.me: {exc}") from None
     if not histograms.empty:
         if p.duplicates == "first":
             histograms = histograms.drop_duplicates(KEY, keep="first", ignore_index=True)
@@ -93,5 +119,11 @@ def extract_histograms(
     )
     for _, r in bad.iterrows():
         log.warning("bad input, skipped: %s", r["error"])
+    if histograms.empty and len(index):
+        first = f"; first: {bad['error'].iloc[0]}" if len(bad) else ""
+        raise ValueError(
+            f"extraction gave no histogram from {len(index)} input(s) ({len(bad)} bad{first}); "
+            "check data_extraction.me and the inputs"
+        )
     histograms = validate_histograms(histograms.sort_values(KEY, ignore_index=True))
     return histograms, index

@@ -8,6 +8,7 @@ domain work lives in :mod:`dqm_playground_ds.labels`, :mod:`dqm_playground_ds.sp
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,46 @@ from dqm_playground_ds.preprocessing import FeatureSet, HistogramPreprocessor
 from dqm_playground_ds.split import APPLY, TRAIN, RunSplit
 
 log = logging.getLogger(__name__)
+
+_LABELS = "data_processing.labels"
+_QUALITY = "data_processing.quality"
+
+
+def _number(value: Any, name: str, *, minimum: float = 0.0) -> float:
+    """A non-negative finite number parameter, or an error naming it and what it expects."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _integer(value: Any, name: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}")
+    return value
+
+
+def check_quality(quality: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``data_processing.quality`` with every cut a number (``min_entries: abc`` is refused)."""
+    q = dict(quality or {})
+    for key in ("min_entries", "min_entries_per_bin"):
+        if key in q:
+            _number(q[key], f"{_QUALITY}.{key}")
+    per_me = q.get("per_me") or {}
+    if not isinstance(per_me, Mapping):
+        raise ValueError(f"{_QUALITY}.per_me must map ME regexes to cuts, got {per_me!r}")
+    for pattern, cuts in per_me.items():
+        where = f"{_QUALITY}.per_me[{pattern!r}]"
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise ValueError(f"{where}: not a valid regular expression ({exc})") from None
+        if not isinstance(cuts, Mapping):
+            raise ValueError(f"{where} must map min_entries/min_entries_per_bin to numbers")
+        for key, value in cuts.items():
+            _number(value, f"{where}.{key}")
+    return q
 
 
 def _lumisection_keys(histograms: pd.DataFrame) -> pd.DataFrame:
@@ -41,10 +82,22 @@ def label_lumisections_node(
     """
     p = dict(params.get("labels") or {})
     overlap = p.get("overlapping_ranges", "raise")
-    golden = LumiMask.from_json(golden_json, name="golden JSON", overlap=overlap)
+    if overlap not in ("raise", "merge"):
+        raise ValueError(
+            f"{_LABELS}.overlapping_ranges must be 'raise' or 'merge', got {overlap!r}"
+        )
+    use_dcs = p.get("use_dcs", True)
+    if not isinstance(use_dcs, bool):
+        raise ValueError(f"{_LABELS}.use_dcs must be true or false, got {use_dcs!r}")
+    setting = f"{_LABELS}.overlapping_ranges: merge"
+    golden = LumiMask.from_json(
+        golden_json, name="golden JSON", overlap=overlap, overlap_setting=setting
+    )
     dcs = None
-    if p.get("use_dcs", True) and dcs_json:
-        dcs = LumiMask.from_json(dcs_json, name="DCS JSON", overlap=overlap)
+    if use_dcs and dcs_json:
+        dcs = LumiMask.from_json(
+            dcs_json, name="DCS JSON", overlap=overlap, overlap_setting=setting
+        )
     keys = _lumisection_keys(histograms)
     out = label_lumisections(
         keys["run"].to_numpy(),
@@ -124,8 +177,10 @@ def fit_preprocessor(
     """Binning and reference shape of every ME from the good training LS only."""
     pre = HistogramPreprocessor(
         params.get("preprocessing") or {"default": {}},
-        params.get("quality") or {},
-        chunk_size=int(params.get("chunk_size", 4096)),
+        check_quality(params.get("quality")),
+        chunk_size=_integer(
+            params.get("chunk_size", 4096), "data_processing.chunk_size", minimum=1
+        ),
     )
     return pre.fit(histograms, _training_keys(lumisections))
 
@@ -144,6 +199,7 @@ def build_features(
     features = preprocessor.transform(histograms, keys)
     first = next(iter(features.values()))
     quality, detail = first.ls_quality()
+    detail = _explain_invalid(detail, histograms, keys)
     out = lumisections.reset_index(drop=True).assign(
         quality=pd.Series(quality, dtype="string"),
         quality_detail=pd.Series(detail, dtype="string"),
@@ -151,7 +207,11 @@ def build_features(
     )
     out["train"] = (out["split"] == TRAIN) & (out["label"] == "good") & (out["quality"] == "ok")
     n_train = int(out["train"].sum())
-    minimum = int(params.get("min_train_lumisections", 10))
+    minimum = _integer(
+        params.get("min_train_lumisections", 10),
+        "data_processing.min_train_lumisections",
+        minimum=0,
+    )
     if n_train < minimum:
         raise ValueError(
             f"only {n_train} good training LS pass the quality cuts (minimum "
@@ -161,6 +221,42 @@ def build_features(
     log.info("%d LS, %d for training; quality: %s", len(out), n_train,
              out["quality"].value_counts().to_dict())  # fmt: skip
     return features, out
+
+
+def _why_invalid(values: Any) -> str:
+    v = np.asarray(values, dtype=np.float64)
+    reasons = [
+        f"{int(n)} {what} bin(s)"
+        for what, n in (
+            ("NaN", np.isnan(v).sum()),
+            ("infinite", np.isinf(v).sum()),
+            ("negative", (v < 0).sum()),
+        )
+        if n
+    ]
+    return ", ".join(reasons) or "non-finite or negative bins"
+
+
+def _explain_invalid(
+    detail: np.ndarray, histograms: pd.DataFrame, keys: pd.DataFrame
+) -> np.ndarray:
+    """``me: invalid`` becomes ``me: invalid (2 NaN bin(s), 1 negative bin(s))``."""
+    rows = [i for i, d in enumerate(detail) if d and ": invalid" in d]
+    if not rows:
+        return detail
+    by_key = histograms.set_index(["run", "lumi", "me"])["data"]
+    out = detail.copy()
+    for i in rows:
+        run, lumi = int(keys["run"].iloc[i]), int(keys["lumi"].iloc[i])
+        parts = []
+        for part in str(detail[i]).split("; "):
+            me, _, reason = part.rpartition(": ")
+            values = by_key.get((run, lumi, me)) if reason == "invalid" else None
+            if isinstance(values, pd.Series):
+                values = values.iloc[0]
+            parts.append(part if values is None else f"{me}: invalid ({_why_invalid(values)})")
+        out[i] = "; ".join(parts)
+    return out
 
 
 def me_references(preprocessor: HistogramPreprocessor) -> pd.DataFrame:
