@@ -41,6 +41,7 @@ def _process(hist, golden, params) -> DataCatalog:
             "golden_json": MemoryDataset(golden),
             "dcs_json": MemoryDataset({}),
             "split_definition": MemoryDataset({}),
+            "bad_runs": MemoryDataset([]),
             "params:data_processing": MemoryDataset(params),
         }
     )
