@@ -160,6 +160,8 @@ def test_metrics_only_on_held_out_runs(result):
 
 
 def test_strategy_parameters_are_validated():
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['active_strategis'\]"):
+        strategy_specs({**DETECTION, "active_strategis": ["reference"]})
     with pytest.raises(ValueError, match="active_strategies"):
         strategy_specs({**DETECTION, "active_strategies": ["nope"]})
     bad = {"strategies": {"s": {"detectors": [{"kind": "pca", "params": {"k": 1}}]}}}

@@ -41,8 +41,23 @@ from dqm_playground_ds.verdicts import ml_certification, run_scores, run_verdict
 log = logging.getLogger(__name__)
 
 
+KNOWN_PARAMETERS = frozenset({
+    "seed", "calibration_folds", "active_strategies", "flag_quality_failures", "me_scores_json",
+    "strategies", "injection", "evaluation", "best_strategy", "run_verdicts", "certification",
+})  # fmt: skip
+
+
 def strategy_specs(params: dict[str, Any]) -> list[StrategySpec]:
-    """The strategies to run: ``active_strategies`` (null = all declared), in declared order."""
+    """The strategies to run: ``active_strategies`` (null = all declared), in declared order.
+
+    An unknown top-level key of ``data_science`` (a typo such as ``active_strategis``) is an error:
+    silently ignoring it would run something other than what the user asked for.
+    """
+    unknown = sorted(set(params) - KNOWN_PARAMETERS)
+    if unknown:
+        raise ValueError(
+            f"data_science: unknown parameter(s) {unknown}; known: {sorted(KNOWN_PARAMETERS)}"
+        )
     declared = params.get("strategies") or {}
     active = params.get("active_strategies")
     names = list(declared) if active is None else list(active)
