@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 ROOT_DIR = HERE.parent
 sys.path.insert(0, str(ROOT_DIR))  # tests.faults.flips
 
-from dqm_playground_ds.dqmio import read_dqmio  # noqa: E402
+from dqm_playground_ds.readers.dqmio import read_dqmio  # noqa: E402
 from tests.faults.flips import flip_outcomes  # noqa: E402
 
 SAMPLE = ROOT_DIR / "data" / "01_raw" / "dqmio"

@@ -91,7 +91,7 @@ def _reset_peak() -> int:
 
 
 def measure_ours(path: str, me: list[str] | None) -> dict:
-    from dqm_playground_ds.dqmio import read_dqmio
+    from dqm_playground_ds.readers.dqmio import read_dqmio
 
     read_dqmio(path, me="nothing", missing="ignore")  # warm imports and lazy module state
     base = _reset_peak()

@@ -103,7 +103,7 @@ def rss_mb() -> float:
 
 def run_one(n_ls: int, map_size: tuple[int, int], strategies: list[str] | None) -> dict:
     """One size, in this process: returns stage times (s) and peak RSS (MB)."""
-    from dqm_playground_ds.detectors.ensemble import assign_folds, fit_strategy
+    from dqm_playground_ds.detection.strategy import assign_folds, fit_strategy
     from dqm_playground_ds.pipelines.data_processing import nodes as dp_nodes
     from dqm_playground_ds.pipelines.data_science import nodes as ds_nodes
 

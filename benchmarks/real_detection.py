@@ -36,9 +36,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from dqm_playground_ds.evaluation import auc, bootstrap_auc, tpr_at_fpr
-from dqm_playground_ds.labels import LumiMask, label_lumisections
-from dqm_playground_ds.legacy_csv import read_legacy_csv
+from dqm_playground_ds.detection.evaluation import auc, bootstrap_auc, tpr_at_fpr
+from dqm_playground_ds.detection.verdicts import run_scores, run_verdicts
 from dqm_playground_ds.pipelines.data_processing.nodes import (
     assign_split,
     build_features,
@@ -51,7 +50,8 @@ from dqm_playground_ds.pipelines.data_science.nodes import (
     score_lumisections,
     train_strategies,
 )
-from dqm_playground_ds.verdicts import run_scores, run_verdicts
+from dqm_playground_ds.processing.labels import LumiMask, label_lumisections
+from dqm_playground_ds.readers.legacy_csv import read_legacy_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real" / "ml4dqm-2017-maindiagonal"

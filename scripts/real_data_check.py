@@ -25,14 +25,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from dqm_playground_ds.detectors import ReferenceTest
-from dqm_playground_ds.detectors.ensemble import StrategySpec, assign_folds, fit_strategy
-from dqm_playground_ds.dqmiotools import read_dqmiotools_parquet
-from dqm_playground_ds.evaluation import auc
-from dqm_playground_ds.injection import inject_table
-from dqm_playground_ds.labels import LumiMask, label_lumisections
-from dqm_playground_ds.legacy_csv import read_legacy_csv
-from dqm_playground_ds.preprocessing import HistogramPreprocessor
+from dqm_playground_ds.detection.detectors import ReferenceTest
+from dqm_playground_ds.detection.evaluation import auc
+from dqm_playground_ds.detection.injection import inject_table
+from dqm_playground_ds.detection.strategy import StrategySpec, assign_folds, fit_strategy
+from dqm_playground_ds.processing.labels import LumiMask, label_lumisections
+from dqm_playground_ds.processing.preprocessing import HistogramPreprocessor
+from dqm_playground_ds.readers.dqmiotools import read_dqmiotools_parquet
+from dqm_playground_ds.readers.legacy_csv import read_legacy_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REAL = ROOT.parent / "shared" / "data" / "real"

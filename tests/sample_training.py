@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from dqm_playground_ds.dqmio import read_dqmio
 from dqm_playground_ds.pipelines.data_processing import nodes as proc
 from dqm_playground_ds.pipelines.data_science import nodes as sci
+from dqm_playground_ds.readers.dqmio import read_dqmio
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "01_raw"

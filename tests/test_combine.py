@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture
 
-from dqm_playground_ds.combine import ScoreCombiner, me_importance, top_mes
+from dqm_playground_ds.detection.combine import ScoreCombiner, me_importance, top_mes
 
 
 @pytest.fixture(scope="module")

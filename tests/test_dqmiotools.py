@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dqm_playground_ds.dqmiotools import read_dqmiotools_parquet
+from dqm_playground_ds.readers.dqmiotools import read_dqmiotools_parquet
 from dqm_playground_ds.schema import validate_histograms
 
 

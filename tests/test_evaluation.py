@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from dqm_playground_ds.evaluation import (
+from dqm_playground_ds.detection.evaluation import (
     auc,
     bootstrap_auc,
     fpr_at_tpr,
@@ -111,7 +111,7 @@ def test_per_run_counts():
 
 
 def _table(oof_bad: int = 10) -> pd.DataFrame:
-    from dqm_playground_ds.evaluation import DEFAULT_TARGETS  # noqa: F401
+    from dqm_playground_ds.detection.evaluation import DEFAULT_TARGETS  # noqa: F401
 
     rows = []
     for name, real_auc, inj_auc in (("a", 0.9, 0.99), ("b", 0.7, 1.0)):
@@ -126,7 +126,7 @@ def _table(oof_bad: int = 10) -> pd.DataFrame:
 
 
 def test_best_strategy_from_real_labels_of_training_runs_else_injections():
-    from dqm_playground_ds.evaluation import choose_best
+    from dqm_playground_ds.detection.evaluation import choose_best
 
     best = choose_best(_table())
     assert best["best_strategy"] == "a" and "real labels" in best["best_strategy_criterion"]

@@ -10,8 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dqm_playground_ds import extraction
-from dqm_playground_ds.dqmio import read_dqmio
 from dqm_playground_ds.extraction import (
     DONE_DIR,
     Request,
@@ -20,6 +18,8 @@ from dqm_playground_ds.extraction import (
     partition_id,
     read_partitions,
 )
+from dqm_playground_ds.extraction import store as extraction
+from dqm_playground_ds.readers.dqmio import read_dqmio
 from dqm_playground_ds.sources import DQMIOFiles
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "dqmio"

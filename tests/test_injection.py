@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dqm_playground_ds.injection import (
+from dqm_playground_ds.detection.injection import (
     ANOMALY_TYPES,
     Axis,
     InjectionError,

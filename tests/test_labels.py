@@ -9,7 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dqm_playground_ds.labels import LabelError, LumiMask, label_lumisections, parse_bad_runs
+from dqm_playground_ds.processing.labels import (
+    LabelError,
+    LumiMask,
+    label_lumisections,
+    parse_bad_runs,
+)
 
 LABELS = Path(__file__).resolve().parents[1] / "data" / "01_raw" / "labels"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dqm_playground_ds.legacy_csv import LegacyCSVError, read_legacy_csv
+from dqm_playground_ds.readers.legacy_csv import LegacyCSVError, read_legacy_csv
 from dqm_playground_ds.schema import validate_histograms
 
 HEADER = "fromrun,fromlumi,hname,fromrun,fromlumi,metype,hname,histo,entries,Xmax,Xmin,Xbins,Ymax,Ymin,Ybins\n"

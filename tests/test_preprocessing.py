@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dqm_playground_ds.preprocessing import (
+from dqm_playground_ds.processing.preprocessing import (
     HistogramPreprocessor,
     PreprocessingError,
     QualityCuts,

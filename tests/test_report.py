@@ -11,7 +11,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dqm_playground_ds.report import MISSING, Report, anchor_id, format_value
+from dqm_playground_ds.reporting.report import MISSING, Report, anchor_id, format_value
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dqm_playground_ds.dqmio import DQMIOFile, read_dqmio
-from dqm_playground_ds.legacy_csv import read_legacy_csv
+from dqm_playground_ds.readers.dqmio import DQMIOFile, read_dqmio
+from dqm_playground_ds.readers.legacy_csv import read_legacy_csv
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "01_raw"
 FILES = sorted((RAW / "dqmio").glob("*.root"))

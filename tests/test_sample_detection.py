@@ -16,9 +16,9 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from dqm_playground_ds.dqmio import read_dqmio
 from dqm_playground_ds.pipelines.data_processing import create_pipeline as processing
 from dqm_playground_ds.pipelines.data_science import create_pipeline as detection
+from dqm_playground_ds.readers.dqmio import read_dqmio
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "01_raw"

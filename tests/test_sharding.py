@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dqm_playground_ds import extraction, sharding
-from dqm_playground_ds.extraction import DONE_DIR, partition_id, read_partitions
-from dqm_playground_ds.sharding import Shard
+from dqm_playground_ds.extraction import DONE_DIR, partition_id, read_partitions, sharding
+from dqm_playground_ds.extraction import store as extraction
+from dqm_playground_ds.extraction.sharding import Shard
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "dqmio"
 ITEMS = [
@@ -42,7 +42,7 @@ def test_shards_do_not_depend_on_order_process_or_other_inputs():
     more = sharding.split([*ITEMS, "root://eos.example//store/dqm/new.root"], 8)
     for before, after in zip(sharding.split(ITEMS, 8), more, strict=True):
         assert set(before) <= set(after)  # an added input moves no other input
-    code = "from dqm_playground_ds.sharding import shard_of; print([shard_of(f'f{i}', 8) for i in range(50)])"
+    code = "from dqm_playground_ds.extraction.sharding import shard_of; print([shard_of(f'f{i}', 8) for i in range(50)])"
     other = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True,
         env={"PYTHONHASHSEED": "123", "PATH": ""},

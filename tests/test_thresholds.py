@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from dqm_playground_ds.thresholds import persistent, threshold_for_rate
+from dqm_playground_ds.detection.thresholds import persistent, threshold_for_rate
 
 
 def test_threshold_lets_the_target_rate_through():

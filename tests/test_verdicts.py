@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dqm_playground_ds.labels import LumiMask
-from dqm_playground_ds.verdicts import ml_certification, run_truth, run_verdicts
+from dqm_playground_ds.detection.verdicts import ml_certification, run_truth, run_verdicts
+from dqm_playground_ds.processing.labels import LumiMask
 
 
 def predictions() -> pd.DataFrame:

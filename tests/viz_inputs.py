@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dqm_playground_ds.verdicts import run_verdicts
+from dqm_playground_ds.detection.verdicts import run_verdicts
 
 RUNS = (1001, 1002)
 N_LS = 12

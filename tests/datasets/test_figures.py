@@ -7,7 +7,7 @@ from kedro.io import DatasetError
 
 from dqm_playground_ds.datasets import FigureDataset
 from dqm_playground_ds.datasets.figures import png_size
-from dqm_playground_ds.plotting.style import Style, new_figure
+from dqm_playground_ds.reporting.plotting.style import Style, new_figure
 
 
 def _figure(width_in: float, dpi: int = 100):

@@ -153,7 +153,7 @@ names = [m.name for m in pkgutil.walk_packages(dqm_playground_ds.__path__, "dqm_
 for name in names:
     if not name.startswith(skip):
         importlib.import_module(name)
-from dqm_playground_ds.plotting.style import DEFAULT_STYLE, figure_to_png, hep_style, new_figure
+from dqm_playground_ds.reporting.plotting.style import DEFAULT_STYLE, figure_to_png, hep_style, new_figure
 with hep_style():
     fig = new_figure((4, 3), DEFAULT_STYLE)
     fig.add_subplot().hist([1, 2, 2, 3])

@@ -10,9 +10,10 @@ from types import SimpleNamespace
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 
-from dqm_playground_ds import extraction, sharding
 from dqm_playground_ds.datasets import HistogramSourceDataset
 from dqm_playground_ds.deploy import fanout
+from dqm_playground_ds.extraction import sharding
+from dqm_playground_ds.extraction import store as extraction
 from dqm_playground_ds.pipelines.data_extraction.nodes import extract_histograms
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dqmio"

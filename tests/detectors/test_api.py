@@ -7,7 +7,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from dqm_playground_ds.detectors import REGISTRY, RunContext, make_detector
+from dqm_playground_ds.detection.detectors import REGISTRY, RunContext, make_detector
 
 # small, fast settings; integral_ratio works on one summary column, the others on histograms
 FAST = {

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dqm_playground_ds.detectors import ReferenceTest
+from dqm_playground_ds.detection.detectors import ReferenceTest
 from tests.detection_data import shape_1d
 from tests.detectors.conftest import counts
 

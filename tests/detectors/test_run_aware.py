@@ -7,7 +7,12 @@ import logging
 import numpy as np
 import pytest
 
-from dqm_playground_ds.detectors import ReferenceTest, RunContext, RunNeighbors, WithinRunDeviation
+from dqm_playground_ds.detection.detectors import (
+    ReferenceTest,
+    RunContext,
+    RunNeighbors,
+    WithinRunDeviation,
+)
 from tests.detection_data import shape_1d
 
 LS_PER_RUN = 12

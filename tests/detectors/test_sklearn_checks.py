@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from dqm_playground_ds.detectors import REGISTRY, make_detector
+from dqm_playground_ds.detection.detectors import REGISTRY, make_detector
 
 FAST = {
     "autoencoder": {"hidden_layer_sizes": (8,), "max_iter": 20},

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dqm_playground_ds.dqmio import (
+from dqm_playground_ds.readers.dqmio import (
     DQMIOError,
     DQMIOFile,
     MissingMEError,
@@ -156,7 +156,7 @@ def test_streaming_in_small_chunks_gives_the_same_table(dqmio_fixture):
 
 def test_entries_differing_from_the_prototype_are_decoded_one_by_one(dqmio_fixture, monkeypatch):
     """Force the per-entry fallback and check it gives the same values as the vector path."""
-    from dqm_playground_ds.dqmio import reader
+    from dqm_playground_ds.readers.dqmio import reader
 
     path, expected = dqmio_fixture("many_baskets")
     original = reader.parse_entry

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import uproot
 
-from dqm_playground_ds.dqmio import DQMIOError, DQMIOFile, read_dqmio
+from dqm_playground_ds.readers.dqmio import DQMIOError, DQMIOFile, read_dqmio
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dqmio"
 

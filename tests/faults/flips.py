@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import uproot
 
-from dqm_playground_ds.dqmio import DQMIOError, read_dqmio
-from dqm_playground_ds.dqmio.layout import HIST_TYPES, TYPE_NAMES
+from dqm_playground_ds.readers.dqmio import DQMIOError, read_dqmio
+from dqm_playground_ds.readers.dqmio.layout import HIST_TYPES, TYPE_NAMES
 
 
 def value_basket_ranges(path: Path) -> list[tuple[int, int]]:

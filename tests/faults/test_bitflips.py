@@ -9,10 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dqm_playground_ds.dqmio import IntegrityError, read_dqmio
-from dqm_playground_ds.dqmio.integrity import content_outliers, residuals, structure_outliers
-from dqm_playground_ds.dqmio.layout import parse_entry
 from dqm_playground_ds.extraction import extract_many
+from dqm_playground_ds.readers.dqmio import IntegrityError, read_dqmio
+from dqm_playground_ds.readers.dqmio.integrity import (
+    content_outliers,
+    residuals,
+    structure_outliers,
+)
+from dqm_playground_ds.readers.dqmio.layout import parse_entry
 from dqm_playground_ds.sources import DQMIOFiles
 from tests.faults.conftest import FIXTURES, SAMPLE, SMALL
 from tests.faults.flips import flip_outcomes, value_basket_ranges

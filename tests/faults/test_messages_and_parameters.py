@@ -16,11 +16,11 @@ from kedro.runner import SequentialRunner
 
 from dqm_playground_ds.atomic import atomic_write
 from dqm_playground_ds.datasets import ParquetTableDataset
-from dqm_playground_ds.dqmio import DQMIOError, MissingMEError, read_dqmio
 from dqm_playground_ds.extraction import Request, extract_many
-from dqm_playground_ds.labels import LabelError
 from dqm_playground_ds.pipelines.data_extraction.nodes import ExtractionParams
 from dqm_playground_ds.pipelines.data_processing import create_pipeline
+from dqm_playground_ds.processing.labels import LabelError
+from dqm_playground_ds.readers.dqmio import DQMIOError, MissingMEError, read_dqmio
 from dqm_playground_ds.sources import DQMIOFiles
 from tests.detection_data import ME_1D, golden_for, make_histograms, replace
 from tests.faults.conftest import ME, SAMPLE, SMALL

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dqm_playground_ds.dqmio import read_dqmio
 from dqm_playground_ds.extraction import DONE_DIR, Request, extract_many, partition_id
+from dqm_playground_ds.readers.dqmio import read_dqmio
 from dqm_playground_ds.sources import DQMIOFiles
 from tests.faults.conftest import ME, SAMPLE, SMALL, truncate
 

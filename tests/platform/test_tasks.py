@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from dqm_playground_ds.platform import CapabilityError, TaskError, split_to_task, task_to_split
-from dqm_playground_ds.split import RunSplit
+from dqm_playground_ds.processing.split import RunSplit
 from tests.platform.helpers import RUNS, client_for
 
 RECORD = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib
 import pytest
 
-from dqm_playground_ds.plotting import Style, figure_to_png
+from dqm_playground_ds.reporting.plotting import Style, figure_to_png
 
 matplotlib.use("Agg")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dqm_playground_ds.plotting import (
+from dqm_playground_ds.reporting.plotting import (
     correlation_matrix,
     plot_correlation_matrices,
     plot_correlation_matrix,

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from dqm_playground_ds.plotting import (
+from dqm_playground_ds.reporting.plotting import (
     Axis,
     expected_counts,
     plot_1d_comparison,

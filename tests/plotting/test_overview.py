@@ -6,8 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dqm_playground_ds.plotting import plot_entries_per_ls, plot_ls_per_run, plot_run_overview
-from dqm_playground_ds.plotting.overview import MAX_BARS, MAX_WIDTH_IN, bin_index
+from dqm_playground_ds.reporting.plotting import (
+    plot_entries_per_ls,
+    plot_ls_per_run,
+    plot_run_overview,
+)
+from dqm_playground_ds.reporting.plotting.overview import MAX_BARS, MAX_WIDTH_IN, bin_index
 
 
 def test_ls_per_run_stacked_by_label(style, rendered):

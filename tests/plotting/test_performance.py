@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dqm_playground_ds.plotting import RocCurve, plot_auc_bars, plot_roc
+from dqm_playground_ds.reporting.plotting import RocCurve, plot_auc_bars, plot_roc
 
 
 def test_roc_linear_and_log_panels(style, rendered):

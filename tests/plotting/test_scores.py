@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dqm_playground_ds.plotting import label_blocks, plot_me_contributions, plot_score_timeseries
+from dqm_playground_ds.reporting.plotting import (
+    label_blocks,
+    plot_me_contributions,
+    plot_score_timeseries,
+)
 
 
 def _run(strategies=("a", "b")) -> pd.DataFrame:

@@ -5,8 +5,14 @@ from __future__ import annotations
 import matplotlib as mpl
 import pytest
 
-from dqm_playground_ds.plotting import Style, figure_to_png, hep_style, safe_filename, short_name
-from dqm_playground_ds.plotting.style import label_axes, new_figure
+from dqm_playground_ds.reporting.plotting import (
+    Style,
+    figure_to_png,
+    hep_style,
+    safe_filename,
+    short_name,
+)
+from dqm_playground_ds.reporting.plotting.style import label_axes, new_figure
 
 from .conftest import PNG
 

@@ -75,7 +75,7 @@ class FigureDataset(AbstractDataset[Figure | Mapping[str, Figure], bytes | dict[
 
     # -- helpers ------------------------------------------------------------------------------
     def _png(self, fig: Figure) -> bytes:
-        from dqm_playground_ds.plotting.style import figure_to_png
+        from dqm_playground_ds.reporting.plotting.style import figure_to_png
 
         if not isinstance(fig, Figure):
             raise DatasetError(f"{self._filepath}: expected a matplotlib Figure, got {type(fig)}")

@@ -1,8 +1,10 @@
-"""A dataset that hands the extraction pipeline a histogram source (files found by a glob, or an API).
+"""A dataset that hands the extraction pipeline a histogram source of any registered kind.
 
 Loading returns a lazy :class:`~dqm_playground_ds.sources.HistogramSource`: nothing is read until the
 extraction node asks for an item, so a broken file can be recorded and skipped, like Kedro's
-``PartitionedDataset`` hands nodes lazy loaders.
+``PartitionedDataset`` hands nodes lazy loaders. The kinds are those of
+:func:`dqm_playground_ds.sources.source_kinds` (``dqmio``, ``legacy_csv``, ``dqmiotools``,
+``playground_api``, ``dials``, and any a project registers).
 """
 
 from __future__ import annotations
@@ -15,37 +17,36 @@ from dqm_playground_ds.sources import HistogramSource, make_source
 
 
 class HistogramSourceDataset(AbstractDataset[None, HistogramSource]):
-    """``kind: dqmio`` (``path`` + ``pattern`` glob, local or URL) or ``kind: legacy_csv``.
+    """``kind`` plus that kind's configuration (``path`` + ``pattern`` for files, server and
+    selection for the platforms; ``credentials`` from Kedro's credentials).
 
     ``partitions``: a folder where every input is extracted once into its own Parquet partition, so
-    an interrupted or repeated run reads only inputs it has not finished (see ``extraction.py``).
+    an interrupted or repeated run reads only inputs it has not finished (see
+    :mod:`dqm_playground_ds.extraction`).
     """
 
     def __init__(
         self,
         *,
         kind: str = "dqmio",
-        path: str,
-        pattern: str | None = None,
-        open_options: dict[str, Any] | None = None,
-        partitions: str | None = None,
+        credentials: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        **config: Any,
     ) -> None:
         self._kind = kind
-        self._path = path
-        self._pattern = pattern
-        self._open_options = open_options or {}
-        self._partitions = partitions
+        self._config = config
         self.metadata = metadata
-        kwargs: dict[str, Any] = {"path": path, "partitions_dir": partitions}
-        if pattern is not None:
-            kwargs["pattern"] = pattern
-        if open_options and kind == "dqmio":
-            kwargs["open_options"] = open_options
+        self._has_credentials = credentials is not None
+        if "partitions" in config:  # the catalog's name for the sources' ``partitions_dir``
+            config = {**config, "partitions_dir": config["partitions"]}
+            del config["partitions"]
+        if credentials is not None:
+            config = {**config, "credentials": credentials}
+        where = config.get("path") or config.get("base_url") or config.get("dataset") or "?"
         try:
-            self._source = make_source(kind, **kwargs)
+            self._source = make_source(kind, **config)
         except (TypeError, ValueError) as exc:
-            raise DatasetError(f"histogram source {kind!r} at {path!r}: {exc}") from exc
+            raise DatasetError(f"histogram source {kind!r} at {where!r}: {exc}") from exc
 
     def load(self) -> HistogramSource:
         return self._source
@@ -57,9 +58,7 @@ class HistogramSourceDataset(AbstractDataset[None, HistogramSource]):
         return bool(self._source.items())
 
     def _describe(self) -> dict[str, Any]:
-        return {
-            "kind": self._kind,
-            "path": self._path,
-            "pattern": self._pattern,
-            "partitions": self._partitions,
-        }
+        shown = {"kind": self._kind, **self._config}
+        if self._has_credentials:
+            shown["credentials"] = "***"
+        return shown

@@ -83,7 +83,7 @@ class PlaygroundSourceDataset(_PlaygroundDataset, AbstractDataset[None, Playgrou
     ``run_range`` ([first, last]), ``ls_range``, ``data_file`` (path substring) or
     ``source_data_file`` (id); ``runs_per_item`` splits the runs into several queries.
     ``cache_dir`` keeps every fetched page so an interrupted download resumes; ``partitions`` is
-    the extraction's per-item partition folder (see ``extraction.py``).
+    the extraction's per-item partition folder (see :mod:`dqm_playground_ds.extraction`).
     """
 
     def __init__(

@@ -401,7 +401,7 @@ def verify(
 # command line
 # ------------------------------------------------------------------------------------------------
 def _sample(paths: list[str]) -> pd.DataFrame:
-    from dqm_playground_ds.dqmio import read_dqmio
+    from dqm_playground_ds.readers.dqmio import read_dqmio
 
     files = sorted(f for p in paths for f in (Path(p).glob("*.root") if Path(p).is_dir() else [p]))
     if not files:

@@ -1,4 +1,4 @@
-"""The pod commands of the Argo fan-out over input files (see :mod:`dqm_playground_ds.sharding`).
+"""The pod commands of the Argo fan-out over input files (see :mod:`dqm_playground_ds.extraction.sharding`).
 
 They read the same Kedro configuration as ``kedro run --env ENV`` (the extraction node's source
 dataset and ``params:data_extraction``), so the partitions a shard pod writes are exactly those the
@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from dqm_playground_ds import sharding
+from dqm_playground_ds.extraction import sharding
 
 log = logging.getLogger(__name__)
 

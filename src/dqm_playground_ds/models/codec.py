@@ -25,8 +25,8 @@ from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity, LocalOutlierFactor, NearestNeighbors
 from sklearn.neural_network import MLPRegressor
 
-from dqm_playground_ds.combine import ScoreCombiner
-from dqm_playground_ds.detectors import REGISTRY
+from dqm_playground_ds.detection.combine import ScoreCombiner
+from dqm_playground_ds.detection.detectors import REGISTRY
 
 
 class ModelFormatError(ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dqm_playground_ds.preprocessing import BINNING_COLUMNS
+from dqm_playground_ds.processing.preprocessing import BINNING_COLUMNS
 
 
 class ModelMismatchError(ValueError):

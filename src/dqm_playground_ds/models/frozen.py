@@ -30,9 +30,9 @@ import pandas as pd
 
 from dqm_playground_ds import __version__
 from dqm_playground_ds.atomic import atomic_write
-from dqm_playground_ds.detectors.ensemble import MEDetectorSet, Strategy, StrategySpec
+from dqm_playground_ds.detection.strategy import MEDetectorSet, Strategy, StrategySpec
 from dqm_playground_ds.models.codec import Encoder, ModelFormatError, decode
-from dqm_playground_ds.preprocessing import (
+from dqm_playground_ds.processing.preprocessing import (
     HistogramPreprocessor,
     MEPreprocessor,
     QualityCuts,

@@ -22,10 +22,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pandas as pd
 
-from dqm_playground_ds.dqmio.selection import MESpec, as_patterns, match_names
 from dqm_playground_ds.platform.client import PlaygroundClient, histogram_filters
 from dqm_playground_ds.platform.endpoints import encode_filters, histogram_endpoint
 from dqm_playground_ds.platform.errors import BadRequestError, PlaygroundError
+from dqm_playground_ds.readers.dqmio.selection import MESpec, as_patterns, match_names
 from dqm_playground_ds.schema import empty_histograms
 from dqm_playground_ds.sources import SourceError
 

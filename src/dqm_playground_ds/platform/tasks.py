@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dqm_playground_ds.split import APPLY, TRAIN, RunSplit, SplitError
+from dqm_playground_ds.processing.split import APPLY, TRAIN, RunSplit, SplitError
 
 TASK_FIELDS = ("training_runs", "testing_runs", "training_lumisections", "testing_lumisections")
 

@@ -12,9 +12,9 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from dqm_playground_ds.datasets import HistogramSourceDataset, ParquetTableDataset
-from dqm_playground_ds.dqmio import read_dqmio
 from dqm_playground_ds.pipelines.data_extraction import create_pipeline
 from dqm_playground_ds.pipelines.data_extraction.nodes import extract_histograms
+from dqm_playground_ds.readers.dqmio import read_dqmio
 from dqm_playground_ds.sources import DQMIOFiles, LegacyCSVFiles
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "dqmio"

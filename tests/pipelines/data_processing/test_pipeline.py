@@ -8,10 +8,10 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from dqm_playground_ds.labels import LabelError
 from dqm_playground_ds.pipelines.data_processing import create_pipeline
 from dqm_playground_ds.pipelines.data_processing.nodes import assign_split
-from dqm_playground_ds.split import SplitError
+from dqm_playground_ds.processing.labels import LabelError
+from dqm_playground_ds.processing.split import SplitError
 from tests.detection_data import ME_1D, ME_2D, golden_for, make_histograms, replace
 
 PARAMS = {

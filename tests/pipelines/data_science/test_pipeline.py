@@ -7,7 +7,7 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from dqm_playground_ds.detectors.ensemble import StrategyError
+from dqm_playground_ds.detection.strategy import StrategyError
 from dqm_playground_ds.pipelines.data_processing import create_pipeline as processing
 from dqm_playground_ds.pipelines.data_science import create_pipeline as detection
 from dqm_playground_ds.pipelines.data_science.nodes import strategy_specs

@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from dqm_playground_ds.dqmio import resolve_duplicates
 from dqm_playground_ds.extraction import (
     ExtractionError,
     Request,
@@ -16,6 +15,7 @@ from dqm_playground_ds.extraction import (
     check_workers,
     extract_table,
 )
+from dqm_playground_ds.readers.dqmio import resolve_duplicates
 from dqm_playground_ds.schema import KEY, validate_histograms
 from dqm_playground_ds.sources import HistogramSource
 

@@ -1,8 +1,8 @@
 """Processing nodes: label each LS, split by run, fit preprocessing on training LS, build features.
 
 Every node is a pure function of frames and parameters (``params:data_processing``); the
-domain work lives in :mod:`dqm_playground_ds.labels`, :mod:`dqm_playground_ds.split` and
-:mod:`dqm_playground_ds.preprocessing`.
+domain work lives in :mod:`dqm_playground_ds.processing.labels`, :mod:`dqm_playground_ds.processing.split` and
+:mod:`dqm_playground_ds.processing.preprocessing`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dqm_playground_ds.labels import LumiMask, label_lumisections, parse_bad_runs
-from dqm_playground_ds.preprocessing import FeatureSet, HistogramPreprocessor
-from dqm_playground_ds.split import APPLY, TRAIN, RunSplit
+from dqm_playground_ds.processing.labels import LumiMask, label_lumisections, parse_bad_runs
+from dqm_playground_ds.processing.preprocessing import FeatureSet, HistogramPreprocessor
+from dqm_playground_ds.processing.split import APPLY, TRAIN, RunSplit
 
 log = logging.getLogger(__name__)
 

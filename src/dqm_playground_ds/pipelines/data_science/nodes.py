@@ -1,9 +1,9 @@
 """Detection nodes: train every strategy, score LS, inject anomalies, evaluate.
 
 Parameters come from ``params:data_science``; the domain work lives in
-:mod:`dqm_playground_ds.detectors`, :mod:`dqm_playground_ds.combine`,
-:mod:`dqm_playground_ds.thresholds`, :mod:`dqm_playground_ds.injection` and
-:mod:`dqm_playground_ds.evaluation`.
+:mod:`dqm_playground_ds.detection.detectors`, :mod:`dqm_playground_ds.detection.combine`,
+:mod:`dqm_playground_ds.detection.thresholds`, :mod:`dqm_playground_ds.detection.injection` and
+:mod:`dqm_playground_ds.detection.evaluation`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dqm_playground_ds.combine import top_mes
-from dqm_playground_ds.detectors.ensemble import (
-    Strategy,
-    StrategySpec,
-    assign_folds,
-    fit_strategy,
-)
-from dqm_playground_ds.evaluation import (
+from dqm_playground_ds.detection.combine import top_mes
+from dqm_playground_ds.detection.evaluation import (
     auc,
     choose_best,
     per_run_counts,
@@ -31,12 +25,18 @@ from dqm_playground_ds.evaluation import (
     summarize,
     working_point,
 )
-from dqm_playground_ds.injection import ANOMALY_TYPES, inject_table
-from dqm_playground_ds.labels import LumiMask
-from dqm_playground_ds.preprocessing import FeatureSet, HistogramPreprocessor
-from dqm_playground_ds.split import APPLY, TRAIN
-from dqm_playground_ds.thresholds import persistent
-from dqm_playground_ds.verdicts import ml_certification, run_scores, run_verdicts
+from dqm_playground_ds.detection.injection import ANOMALY_TYPES, inject_table
+from dqm_playground_ds.detection.strategy import (
+    Strategy,
+    StrategySpec,
+    assign_folds,
+    fit_strategy,
+)
+from dqm_playground_ds.detection.thresholds import persistent
+from dqm_playground_ds.detection.verdicts import ml_certification, run_scores, run_verdicts
+from dqm_playground_ds.processing.labels import LumiMask
+from dqm_playground_ds.processing.preprocessing import FeatureSet, HistogramPreprocessor
+from dqm_playground_ds.processing.split import APPLY, TRAIN
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Visualization nodes: the plots a shifter reads and the HTML report, from upstream tables.
 
 Every node is a pure function: frames and ``params:data_visualization`` in, figures, small tables
-or the report's HTML text out. Plotting lives in :mod:`dqm_playground_ds.plotting`, HTML in :mod:`dqm_playground_ds.report`; what is here is the
+or the report's HTML text out. Plotting lives in :mod:`dqm_playground_ds.reporting.plotting`, HTML in :mod:`dqm_playground_ds.reporting.report`; what is here is the
 choice of what to show.
 
 Figures are returned as ``{file name: Figure}`` dictionaries wherever their number depends on the
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dqm_playground_ds.plotting import (
+from dqm_playground_ds.reporting.plotting import (
     Axis,
     RocCurve,
     Style,
@@ -51,7 +51,7 @@ from dqm_playground_ds.plotting import (
     short_name,
     use_hep_style,
 )
-from dqm_playground_ds.report import Report, anchor_id
+from dqm_playground_ds.reporting.report import Report, anchor_id
 from dqm_playground_ds.schema import data_matrix
 
 # Kedro runs are batch jobs: no display, and the catalog saves figures after the node returned,

@@ -26,8 +26,8 @@ from dqm_playground_ds.pipelines.data_science.nodes import (
     judge_runs,
     score_lumisections,
 )
-from dqm_playground_ds.preprocessing import FeatureSet
-from dqm_playground_ds.split import APPLY
+from dqm_playground_ds.processing.preprocessing import FeatureSet
+from dqm_playground_ds.processing.split import APPLY
 
 log = logging.getLogger(__name__)
 

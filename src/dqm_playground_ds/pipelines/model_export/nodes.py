@@ -7,10 +7,10 @@ from typing import Any
 
 import pandas as pd
 
-from dqm_playground_ds.detectors.ensemble import Strategy
+from dqm_playground_ds.detection.strategy import Strategy
 from dqm_playground_ds.models import FrozenModel, ModelFormatError, freeze
 from dqm_playground_ds.models.frozen import check_encodable
-from dqm_playground_ds.preprocessing import HistogramPreprocessor
+from dqm_playground_ds.processing.preprocessing import HistogramPreprocessor
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pandas as pd
 
-from dqm_playground_ds.dqmio.selection import MESpec, as_patterns, match_names
 from dqm_playground_ds.platform.dials.client import DialsClient
 from dqm_playground_ds.platform.errors import PlaygroundError
+from dqm_playground_ds.readers.dqmio.selection import MESpec, as_patterns, match_names
 from dqm_playground_ds.schema import empty_histograms
 from dqm_playground_ds.sources import SourceError
 

@@ -416,17 +416,17 @@ def read_histogram_file(path: str, me: Sequence[str] | None = None) -> pd.DataFr
     if suffix == ".parquet":
         table = pd.read_parquet(path)
         if me is not None:
-            from dqm_playground_ds.dqmio.selection import match_names
+            from dqm_playground_ds.readers.dqmio.selection import match_names
 
             mask, _ = match_names(table["me"].astype(str).tolist(), list(me))
             table = table[mask]
         return table
     if suffix == ".csv":
-        from dqm_playground_ds.legacy_csv import read_legacy_csv
+        from dqm_playground_ds.readers.legacy_csv import read_legacy_csv
 
         return read_legacy_csv(path, me=me, include_run_level=True)
     if suffix == ".root":
-        from dqm_playground_ds.dqmio import read_dqmio
+        from dqm_playground_ds.readers.dqmio import read_dqmio
 
         return read_dqmio(path, me, include_run_level=True, missing="ignore")
     raise ValueError(

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from dqm_playground_ds.dqmio.selection import MESpec, as_patterns, match_names
+from dqm_playground_ds.readers.dqmio.selection import MESpec, as_patterns, match_names
 from dqm_playground_ds.schema import COLUMNS, KEY, empty_histograms
 
 REQUIRED = (

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from dqm_playground_ds.dqmio.selection import MESpec, as_patterns, match_names
+from dqm_playground_ds.readers.dqmio.selection import MESpec, as_patterns, match_names
 from dqm_playground_ds.schema import COLUMNS, KEY, empty_histograms
 
 REQUIRED = (

@@ -14,8 +14,8 @@ import numpy as np
 from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from dqm_playground_ds.detectors.base import BaseDetector
-from dqm_playground_ds.detectors.isolation import fit_projection
+from dqm_playground_ds.detection.detectors.base import BaseDetector
+from dqm_playground_ds.detection.detectors.isolation import fit_projection
 
 
 class NeighborsDetector(BaseDetector):

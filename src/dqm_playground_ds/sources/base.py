@@ -1,4 +1,4 @@
-"""Where histograms come from: one small protocol that every source (files, platform API) follows.
+"""The protocol every histogram source follows, and the file-index helpers they share.
 
 The extraction pipeline is given a ``HistogramSource`` by a catalog dataset and asks it for its items
 (files, or API queries), then reads each item into the histogram table. A bad item raises
@@ -11,14 +11,12 @@ import errno
 import glob as globlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import fsspec
 import pandas as pd
 
-from dqm_playground_ds.dqmio import DQMIOError, DQMIOFile
-from dqm_playground_ds.dqmio.selection import MESpec
+from dqm_playground_ds.readers.dqmio.selection import MESpec
 
 INDEX_COLUMNS = {
     "path": "string",
@@ -105,75 +103,6 @@ def file_size(path: str) -> int | None:
         return os.path.getsize(path)
     except Exception:
         return None
-
-
-@dataclass
-class DQMIOFiles:
-    """DQMIO files found by a glob (local paths or URLs uproot opens)."""
-
-    path: str
-    pattern: str | None = "*.root"
-    open_options: dict[str, Any] = field(default_factory=dict)
-    partitions_dir: str | None = None
-    kind: str = "dqmio"
-
-    def items(self) -> list[str]:
-        return expand(self.path, self.pattern)
-
-    def describe(self, item: str) -> dict[str, Any]:
-        info: dict[str, Any] = {"path": item, "size": file_size(item)}
-        try:
-            with DQMIOFile(item, **self.open_options) as f:
-                s = f.summary()
-        except DQMIOError as exc:
-            raise SourceError(str(exc)) from exc
-        info.update(
-            guid=s.guid, runs=s.runs, n_lumis=s.n_lumis, n_mes=s.n_mes, n_histograms=s.n_histograms
-        )
-        return info
-
-    def read(
-        self, item: str, me: MESpec, include_run_level: bool, missing: str = "raise"
-    ) -> pd.DataFrame:
-        try:
-            with DQMIOFile(item, **self.open_options) as f:
-                return f.read(me, include_run_level=include_run_level, missing=missing)  # type: ignore[arg-type]
-        except DQMIOError as exc:
-            raise SourceError(str(exc)) from exc
-
-
-@dataclass
-class LegacyCSVFiles:
-    """Legacy ML4DQM "DataFrame" CSV files found by a glob."""
-
-    path: str
-    pattern: str | None = "*.csv"
-    partitions_dir: str | None = None
-    kind: str = "legacy_csv"
-
-    def items(self) -> list[str]:
-        return expand(self.path, self.pattern)
-
-    def describe(self, item: str) -> dict[str, Any]:
-        return {"path": item, "size": file_size(item)}
-
-    def read(
-        self, item: str, me: MESpec, include_run_level: bool, missing: str = "raise"
-    ) -> pd.DataFrame:
-        """CSV files are rows of many MEs; an absent ME simply selects no row."""
-        from dqm_playground_ds.legacy_csv import LegacyCSVError, read_legacy_csv
-
-        try:
-            return read_legacy_csv(item, me=me, include_run_level=include_run_level)
-        except (LegacyCSVError, OSError) as exc:
-            raise SourceError(f"{item}: {exc}" if item not in str(exc) else str(exc)) from exc
-
-
-def make_source(kind: str, **kwargs: Any) -> HistogramSource:
-    kinds: dict[str, Any] = {"dqmio": DQMIOFiles, "legacy_csv": LegacyCSVFiles}
-    if kind not in kinds:
-        raise ValueError(f"unknown histogram source kind {kind!r}; expected one of {sorted(kinds)}")
-    return kinds[kind](**kwargs)
 
 
 def empty_index() -> pd.DataFrame:

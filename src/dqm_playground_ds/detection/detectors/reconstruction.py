@@ -19,8 +19,8 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from dqm_playground_ds.detectors.base import BaseDetector, top_n_mean
-from dqm_playground_ds.detectors.isolation import pca_solver
+from dqm_playground_ds.detection.detectors.base import BaseDetector, top_n_mean
+from dqm_playground_ds.detection.detectors.isolation import pca_solver
 
 
 class _Reconstruction(BaseDetector):

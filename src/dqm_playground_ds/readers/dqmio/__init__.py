@@ -1,7 +1,7 @@
 """DQMIO reader (uproot only, no ROOT, no Kedro)."""
 
-from dqm_playground_ds.dqmio.errors import DQMIOError, IntegrityError, MissingMEError
-from dqm_playground_ds.dqmio.reader import (
+from dqm_playground_ds.readers.dqmio.errors import DQMIOError, IntegrityError, MissingMEError
+from dqm_playground_ds.readers.dqmio.reader import (
     DQMIOFile,
     FileSummary,
     iter_dqmio,

@@ -16,7 +16,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from dqm_playground_ds.plotting.style import (
+from dqm_playground_ds.reporting.plotting.style import (
     DEFAULT_STYLE,
     LABEL_COLORS,
     Style,

@@ -14,7 +14,7 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.utils._param_validation import Interval
 
-from dqm_playground_ds.detectors.base import BaseDetector
+from dqm_playground_ds.detection.detectors.base import BaseDetector
 
 
 def fit_projection(X: np.ndarray, n_components: int | None) -> PCA | None:

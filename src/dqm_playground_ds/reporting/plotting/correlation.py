@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dqm_playground_ds.plotting.style import (
+from dqm_playground_ds.reporting.plotting.style import (
     DEFAULT_STYLE,
     Style,
     label_axes,

@@ -13,7 +13,7 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from dqm_playground_ds.detectors.base import BaseDetector
+from dqm_playground_ds.detection.detectors.base import BaseDetector
 
 
 class RobustZScore(BaseDetector):

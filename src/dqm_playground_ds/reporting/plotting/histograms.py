@@ -17,7 +17,7 @@ from matplotlib import colormaps
 from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 
-from dqm_playground_ds.plotting.style import (
+from dqm_playground_ds.reporting.plotting.style import (
     DEFAULT_STYLE,
     Style,
     edges,

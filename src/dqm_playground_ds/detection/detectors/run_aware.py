@@ -34,8 +34,12 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from dqm_playground_ds.detectors.base import BaseDetector
-from dqm_playground_ds.detectors.reference import chi2_per_bin, deviance_pulls, scan_statistic
+from dqm_playground_ds.detection.detectors.base import BaseDetector
+from dqm_playground_ds.detection.detectors.reference import (
+    chi2_per_bin,
+    deviance_pulls,
+    scan_statistic,
+)
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,13 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from dqm_playground_ds.plotting.style import DEFAULT_STYLE, Style, label_axes, new_figure, styled
+from dqm_playground_ds.reporting.plotting.style import (
+    DEFAULT_STYLE,
+    Style,
+    label_axes,
+    new_figure,
+    styled,
+)
 
 __all__ = ["RocCurve", "plot_auc_bars", "plot_roc"]
 

@@ -1,7 +1,7 @@
 """Strategies: detectors fitted per ME, out-of-fold calibration, a combiner and a working point.
 
 A *strategy* is a named list of detector specs (each fitted once per matching ME), the feature
-variant they read, a combination (:mod:`dqm_playground_ds.combine`) and a target false-alarm rate.
+variant they read, a combination (:mod:`dqm_playground_ds.detection.combine`) and a target false-alarm rate.
 
 Calibration is honest by construction: the training LS are split into folds *by run* (by blocks
 of consecutive LS when there are fewer runs than folds), every training LS is scored by detectors
@@ -11,7 +11,7 @@ training LS is reported with, so no LS is ever scored by a model that was traine
 
 Detectors whose ``fit`` takes ``groups`` (the reference test) receive the run of every training LS,
 so that the run-to-run spread, not only the LS-to-LS one, defines what is normal. Run-aware
-detectors (``uses_groups``, :mod:`dqm_playground_ds.detectors.run_aware`) also score an LS in the
+detectors (``uses_groups``, :mod:`dqm_playground_ds.detection.detectors.run_aware`) also score an LS in the
 context of the other LS of its run: the scorable LS of that run whose ME passes the quality cuts.
 
 Out-of-fold scores cover every training-split LS, bad ones included (the fold models learn from the
@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dqm_playground_ds.combine import ScoreCombiner, me_importance
-from dqm_playground_ds.detectors import RunContext, make_detector
-from dqm_playground_ds.preprocessing import OK, FeatureSet
-from dqm_playground_ds.thresholds import threshold_for_rate
+from dqm_playground_ds.detection.combine import ScoreCombiner, me_importance
+from dqm_playground_ds.detection.detectors import RunContext, make_detector
+from dqm_playground_ds.detection.thresholds import threshold_for_rate
+from dqm_playground_ds.processing.preprocessing import OK, FeatureSet
 
 log = logging.getLogger(__name__)
 

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from dqm_playground_ds.detectors.base import BaseDetector, top_n_mean
-from dqm_playground_ds.detectors.isolation import IsolationForestDetector
-from dqm_playground_ds.detectors.neighbors import NeighborsDetector
-from dqm_playground_ds.detectors.reconstruction import (
+from dqm_playground_ds.detection.detectors.base import BaseDetector, top_n_mean
+from dqm_playground_ds.detection.detectors.isolation import IsolationForestDetector
+from dqm_playground_ds.detection.detectors.neighbors import NeighborsDetector
+from dqm_playground_ds.detection.detectors.reconstruction import (
     MLPAutoencoder,
     NMFReconstruction,
     PCAReconstruction,
 )
-from dqm_playground_ds.detectors.reference import ReferenceTest
-from dqm_playground_ds.detectors.robust import RobustZScore
-from dqm_playground_ds.detectors.run_aware import RunContext, RunNeighbors, WithinRunDeviation
+from dqm_playground_ds.detection.detectors.reference import ReferenceTest
+from dqm_playground_ds.detection.detectors.robust import RobustZScore
+from dqm_playground_ds.detection.detectors.run_aware import (
+    RunContext,
+    RunNeighbors,
+    WithinRunDeviation,
+)
 
 INPUTS = ("counts", "values", "integral_ratio")
 

@@ -5,12 +5,12 @@ without pyplot on an Agg canvas; save it with ``fig.savefig`` or :func:`figure_t
 notebook, call :func:`use_hep_style` once so that figures are shown in the style they were built in.
 """
 
-from dqm_playground_ds.plotting.correlation import (
+from dqm_playground_ds.reporting.plotting.correlation import (
     correlation_matrix,
     plot_correlation_matrices,
     plot_correlation_matrix,
 )
-from dqm_playground_ds.plotting.histograms import (
+from dqm_playground_ds.reporting.plotting.histograms import (
     Axis,
     expected_counts,
     plot_1d_comparison,
@@ -19,18 +19,18 @@ from dqm_playground_ds.plotting.histograms import (
     plot_examples_2d,
     pulls,
 )
-from dqm_playground_ds.plotting.overview import (
+from dqm_playground_ds.reporting.plotting.overview import (
     plot_entries_per_ls,
     plot_ls_per_run,
     plot_run_overview,
 )
-from dqm_playground_ds.plotting.performance import RocCurve, plot_auc_bars, plot_roc
-from dqm_playground_ds.plotting.scores import (
+from dqm_playground_ds.reporting.plotting.performance import RocCurve, plot_auc_bars, plot_roc
+from dqm_playground_ds.reporting.plotting.scores import (
     label_blocks,
     plot_me_contributions,
     plot_score_timeseries,
 )
-from dqm_playground_ds.plotting.style import (
+from dqm_playground_ds.reporting.plotting.style import (
     Style,
     figure_to_png,
     hep_style,

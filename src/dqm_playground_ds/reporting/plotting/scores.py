@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from dqm_playground_ds.plotting.style import (
+from dqm_playground_ds.reporting.plotting.style import (
     DEFAULT_STYLE,
     LABEL_COLORS,
     Style,

@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from dqm_playground_ds.dqmio.layout import EntryLayout
+from dqm_playground_ds.readers.dqmio.layout import EntryLayout
 
 _EPS = float(np.finfo(np.float64).eps)
 LOOSE, LOOSE_LIMIT = 1e-5, 1e-4  # contents summed in float32 with rounding

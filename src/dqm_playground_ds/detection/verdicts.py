@@ -24,9 +24,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from dqm_playground_ds.labels import LumiMask
-from dqm_playground_ds.split import TRAIN
-from dqm_playground_ds.thresholds import threshold_for_rate
+from dqm_playground_ds.detection.thresholds import threshold_for_rate
+from dqm_playground_ds.processing.labels import LumiMask
+from dqm_playground_ds.processing.split import TRAIN
 
 log = logging.getLogger(__name__)
 

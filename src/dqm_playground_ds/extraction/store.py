@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from dqm_playground_ds.atomic import atomic_write, remove_stale_temporaries
-from dqm_playground_ds.dqmio.selection import match_names
+from dqm_playground_ds.readers.dqmio.selection import match_names
 from dqm_playground_ds.schema import COLUMNS, HISTOGRAM_SCHEMA, KEY, empty_histograms
 from dqm_playground_ds.sources import HistogramSource, SourceError, index_frame, local_problem
 from dqm_playground_ds.workers import worker_pool
@@ -463,9 +463,9 @@ def main(argv: list[str] | None = None) -> int:
 
     Fan-out (an HTCondor job array, Argo pods): ``--write-items FILE`` lists the inputs once,
     ``--items-from FILE --shard i/N`` extracts shard i (never prunes), ``--items-from FILE --join``
-    prunes and writes the index after every shard (see :mod:`dqm_playground_ds.sharding`).
+    prunes and writes the index after every shard (see :mod:`dqm_playground_ds.extraction.sharding`).
     """
-    from dqm_playground_ds import sharding
+    from dqm_playground_ds.extraction import sharding
     from dqm_playground_ds.sources import make_source
 
     parser = argparse.ArgumentParser(

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dqm_playground_ds.plotting.style import figure_to_png
+from dqm_playground_ds.reporting.plotting.style import figure_to_png
 
 __all__ = ["Report", "Section", "anchor_id", "format_value"]
 
@@ -274,7 +274,7 @@ class Report:
     ``image_dpi`` is the resolution of embedded figures (default: the figure's); ``reuse_drawn``
     embeds figures that were already saved from their canvas instead of drawing them again, and
     ``palette`` stores them with 256 colours (see
-    :func:`~dqm_playground_ds.plotting.style.figure_to_png`).
+    :func:`~dqm_playground_ds.reporting.plotting.style.figure_to_png`).
     """
 
     def __init__(

@@ -34,7 +34,7 @@ import numpy as np
 from scipy.special import xlogy
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from dqm_playground_ds.detectors.base import BaseDetector, top_n_mean
+from dqm_playground_ds.detection.detectors.base import BaseDetector, top_n_mean
 
 STATISTICS = ("chi2", "max_pull", "chi2_norm", "top_n", "scan")
 WIDTHS_1D = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)

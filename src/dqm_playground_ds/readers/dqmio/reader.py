@@ -25,9 +25,9 @@ import pandas as pd
 import pyarrow as pa
 import uproot
 
-from dqm_playground_ds.dqmio import integrity
-from dqm_playground_ds.dqmio.errors import DQMIOError, IntegrityError, MissingMEError
-from dqm_playground_ds.dqmio.layout import (
+from dqm_playground_ds.readers.dqmio import integrity
+from dqm_playground_ds.readers.dqmio.errors import DQMIOError, IntegrityError, MissingMEError
+from dqm_playground_ds.readers.dqmio.layout import (
     HIST_TYPES,
     NO_TYPES_STORED,
     TYPE_NAMES,
@@ -35,7 +35,7 @@ from dqm_playground_ds.dqmio.layout import (
     LayoutError,
     parse_entry,
 )
-from dqm_playground_ds.dqmio.selection import MESpec, as_patterns, match_names, suggest
+from dqm_playground_ds.readers.dqmio.selection import MESpec, as_patterns, match_names, suggest
 from dqm_playground_ds.schema import COLUMNS, KEY, empty_histograms
 
 log = logging.getLogger(__name__)
