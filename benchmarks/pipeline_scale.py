@@ -106,6 +106,7 @@ def run_one(n_ls: int, map_size: tuple[int, int], strategies: list[str] | None) 
     from dqm_playground_ds.detection.strategy import assign_folds, fit_strategy
     from dqm_playground_ds.pipelines.data_processing import nodes as dp_nodes
     from dqm_playground_ds.pipelines.data_science import nodes as ds_nodes
+    from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 
     dp, ds = _params()
     if strategies:
@@ -139,15 +140,16 @@ def run_one(n_ls: int, map_size: tuple[int, int], strategies: list[str] | None) 
     # what the train_strategies node does, strategy by strategy to time each (shared cache:
     # strategies with the same detectors reuse the fitted models, as in the node)
     train_rows = np.flatnonzero(ls["train"].to_numpy(dtype=bool))
-    folds = assign_folds(ls.iloc[train_rows], int(ds.get("calibration_folds", 2)))
+    dsp = DataScienceParams.model_validate(ds)
+    folds = assign_folds(ls.iloc[train_rows], dsp.calibration_folds)
     cache: dict = {}
     models = {}
-    for spec in ds_nodes.strategy_specs(ds):
+    for spec in dsp.strategy_specs():
         fs = features[spec.preprocessing]
         models[spec.name] = stage(
-            f"train {spec.name}", fit_strategy, spec, fs, train_rows, folds, cache, ds["seed"]
+            f"train {spec.name}", fit_strategy, spec, fs, train_rows, folds, cache, dsp.seed
         )
-    preds, _ = stage("score", ds_nodes.score_lumisections, models, features, ls, ds)
+    preds, _ = stage("score", ds_nodes.score_lumisections, models, features, ls, dsp)
     flagged = preds.groupby("strategy", observed=True)["is_anomalous"].mean().round(4).to_dict()
     counted = sum(v for k, v in times.items() if "not counted" not in k)
     return {

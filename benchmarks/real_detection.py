@@ -50,6 +50,7 @@ from dqm_playground_ds.pipelines.data_science.nodes import (
     score_lumisections,
     train_strategies,
 )
+from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from dqm_playground_ds.processing.labels import LumiMask, label_lumisections
 from dqm_playground_ds.readers.legacy_csv import read_legacy_csv
 
@@ -133,6 +134,7 @@ def run_fold(
     split = assign_split(labelled, None, p)
     pre = fit_preprocessor(hist, split, p)
     features, lumisections = build_features(hist, split, pre, p)
+    sci = DataScienceParams.model_validate(sci)
     models = train_strategies(features, lumisections, sci)
     preds, _ = score_lumisections(models, features, lumisections, sci)
     verdicts = run_verdicts(preds)

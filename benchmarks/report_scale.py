@@ -128,6 +128,7 @@ def detect(n_ls: int, n_runs: int, out: Path) -> dict:
     from kedro.runner import SequentialRunner
 
     from dqm_playground_ds.pipelines import data_processing, data_science
+    from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 
     t0 = time.perf_counter()
     inputs = make_inputs(n_ls, n_runs)
@@ -146,7 +147,9 @@ def detect(n_ls: int, n_runs: int, out: Path) -> dict:
     catalog["dcs_json"] = MemoryDataset(inputs["dcs_json"])
     catalog["split_definition"] = MemoryDataset({})
     catalog["params:data_processing"] = MemoryDataset(dp)
-    catalog["params:data_science"] = MemoryDataset(_params("data_science"))
+    catalog["params:data_science"] = MemoryDataset(
+        DataScienceParams.model_validate(_params("data_science"))
+    )
     start, cpu = time.perf_counter(), time.process_time()
     SequentialRunner().run(pipeline, catalog)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu

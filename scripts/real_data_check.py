@@ -143,8 +143,8 @@ def check_maps(
     for name, spec in _strategies().items():
         fs = features[spec.preprocessing]
         model = fit_strategy(spec, fs, train_rows, folds, cache, seed)
-        score = model.score(fs, use_oof=False).score
-        inj_score = model.score(injected[spec.preprocessing], use_oof=False).score
+        score = model.anomaly_scores(fs, use_oof=False).score
+        inj_score = model.anomaly_scores(injected[spec.preprocessing], use_oof=False).score
         res = {"held_out_flagged": int((score[apply_rows] > model.threshold).sum())}
         for kind in ("dead_region", "hot_spot", "shift"):
             pos = inj_score[(info["anomaly_type"] == kind).to_numpy()]

@@ -16,6 +16,7 @@ import yaml
 
 from dqm_playground_ds.pipelines.data_processing import nodes as proc
 from dqm_playground_ds.pipelines.data_science import nodes as sci
+from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from dqm_playground_ds.readers.dqmio import read_dqmio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +56,9 @@ def train(strategies: list[str]) -> Trained:
     hist = sample_histograms()
     golden, dcs = labels()
     pp = params("data_processing")
-    sp = {**params("data_science"), "active_strategies": strategies}
+    sp = DataScienceParams.model_validate(
+        {**params("data_science"), "active_strategies": strategies}
+    )
     sp["injection"] = {"enabled": False}
     labelled = proc.label_lumisections_node(hist, golden, dcs, pp, [])
     split = proc.assign_split(labelled, {}, pp)

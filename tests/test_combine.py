@@ -23,26 +23,26 @@ def test_max_z_is_the_largest_robustly_standardised_log_score(train):
     S = np.array([[1.0, 1.0, 1.0], [1.0, 20.0, 1.0], [0.01, 0.01, 0.01]])
     z = (np.log(S + comb.shift_) - center) / scale
     np.testing.assert_allclose(comb.standardise(S), z)
-    np.testing.assert_allclose(comb.score(S), z.max(axis=1))
-    assert comb.score(S)[2] < 0  # unusually good everywhere is not an anomaly
+    np.testing.assert_allclose(comb.anomaly_score(S), z.max(axis=1))
+    assert comb.anomaly_score(S)[2] < 0  # unusually good everywhere is not an anomaly
 
 
 @pytest.mark.parametrize("method", ["max_z", "mean_z", "gmm", "kde"])
 def test_no_ties_below_the_median(method, train):
     """LS better than the median everywhere keep distinct scores, below every worse LS."""
     comb = ScoreCombiner(method).fit(train)
-    scores = comb.score(train)
+    scores = comb.anomaly_score(train)
     assert len(np.unique(scores)) == len(train)
     below = (comb.standardise(train) <= 0).all(axis=1)
     median_point = np.exp(comb.center_) - comb.shift_  # standardised 0 in every column
     assert below.sum() > 10
-    assert scores[below].max() < comb.score(median_point[None, :])[0]
+    assert scores[below].max() < comb.anomaly_score(median_point[None, :])[0]
 
 
 def test_mean_z_adds_up_evidence(train):
     comb = ScoreCombiner("mean_z").fit(train)
     z = comb.standardise(train)
-    np.testing.assert_allclose(comb.score(train), z.mean(axis=1))
+    np.testing.assert_allclose(comb.anomaly_score(train), z.mean(axis=1))
 
 
 def test_a_constant_column_has_no_vote(train, caplog):
@@ -52,7 +52,9 @@ def test_a_constant_column_has_no_vote(train, caplog):
     assert np.isnan(comb.standardise(S)[:, 3]).all()
     bad = S[:5].copy()
     bad[:, 3] = 100.0  # whatever the dead column says
-    np.testing.assert_allclose(comb.score(bad), ScoreCombiner("max_z").fit(train).score(S[:5, :3]))
+    np.testing.assert_allclose(
+        comb.anomaly_score(bad), ScoreCombiner("max_z").fit(train).anomaly_score(S[:5, :3])
+    )
     with pytest.raises(ValueError, match="same score to every training LS"):
         ScoreCombiner().fit(np.zeros((10, 2)))
 
@@ -66,8 +68,8 @@ def test_gmm_score_is_minus_log_density_of_clipped_standardised_scores(train):
     z = comb.standardise(S)
     floor = (z <= 0).all(axis=1)  # below the median everywhere: tie-break
     expected[floor] += 1e-3 * z[floor].max(axis=1)
-    np.testing.assert_allclose(comb.score(S), expected, rtol=1e-6)
-    assert comb.score(S)[1] > comb.score(S)[0]
+    np.testing.assert_allclose(comb.anomaly_score(S), expected, rtol=1e-6)
+    assert comb.anomaly_score(S)[1] > comb.anomaly_score(S)[0]
 
 
 @pytest.mark.parametrize("method", ["max_z", "mean_z", "gmm", "kde"])
@@ -75,12 +77,12 @@ def test_anomalous_column_ranks_above_training(method, train):
     comb = ScoreCombiner(method).fit(train)
     bad = train[:20].copy()
     bad[:, 1] *= 30
-    assert comb.score(bad).min() > np.quantile(comb.score(train), 0.99)
+    assert comb.anomaly_score(bad).min() > np.quantile(comb.anomaly_score(train), 0.99)
 
 
 def test_nan_column_gives_nan_and_invalid_settings_fail(train):
     comb = ScoreCombiner().fit(train)
-    out = comb.score(np.array([[1.0, np.nan, 1.0], [1.0, 1.0, 1.0]]))
+    out = comb.anomaly_score(np.array([[1.0, np.nan, 1.0], [1.0, 1.0, 1.0]]))
     assert np.isnan(out[0]) and np.isfinite(out[1])
     with pytest.raises(ValueError):
         ScoreCombiner("mean").fit(train)

@@ -18,6 +18,7 @@ from kedro.runner import SequentialRunner
 
 from dqm_playground_ds.pipelines.data_processing import create_pipeline as processing
 from dqm_playground_ds.pipelines.data_science import create_pipeline as detection
+from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from dqm_playground_ds.readers.dqmio import read_dqmio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def predictions() -> pd.DataFrame:
             "split_definition": MemoryDataset({}),
             "bad_runs": MemoryDataset([]),
             "params:data_processing": MemoryDataset(_params("data_processing")),
-            "params:data_science": MemoryDataset(science),
+            "params:data_science": MemoryDataset(DataScienceParams.model_validate(science)),
         }
     )
     pipeline = (processing() + detection()).only_nodes("label_lumisections", "assign_split",

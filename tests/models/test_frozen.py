@@ -19,6 +19,7 @@ from dqm_playground_ds.models import (
 )
 from dqm_playground_ds.pipelines.data_processing import nodes as proc
 from dqm_playground_ds.pipelines.data_science import nodes as sci
+from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from tests.detection_data import golden_for, make_histograms
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
@@ -79,8 +80,9 @@ def trained():
     pre = proc.fit_preprocessor(hist, split, PROCESSING)
     features, ls = proc.build_features(hist, split, pre, PROCESSING)
     params = {"seed": 3, "calibration_folds": 2, "strategies": STRATEGIES}
-    models = sci.train_strategies(features, ls, params)
-    preds, _ = sci.score_lumisections(models, features, ls, params)
+    typed = DataScienceParams.model_validate(params)
+    models = sci.train_strategies(features, ls, typed)
+    preds, _ = sci.score_lumisections(models, features, ls, typed)
     return hist, pre, features, ls, models, preds, params
 
 
@@ -93,8 +95,8 @@ def test_every_detector_family_round_trips_to_identical_scores(trained, tmp_path
     model = load_model(tmp_path / name)
     variant = model.strategy.spec.preprocessing
     fresh = model.preprocessor.transform(hist, ls[["run", "lumi"]])[variant]
-    got = model.strategy.score(fresh, use_oof=False)
-    want = models[name].score(features[variant], use_oof=False)
+    got = model.strategy.anomaly_scores(fresh, use_oof=False)
+    want = models[name].anomaly_scores(features[variant], use_oof=False)
     np.testing.assert_array_equal(got.score, want.score)
     np.testing.assert_array_equal(got.raw, want.raw)
     assert model.meta["training"]["runs"] == [1, 2, 3]
@@ -109,8 +111,9 @@ def test_isolation_forest_is_refused_with_its_name(trained, tmp_path):
     spec = {"forest": _strategy([{"name": "if", "kind": "isolation_forest",
                                   "params": {"n_estimators": 10}}])}  # fmt: skip
     params = {"seed": 3, "calibration_folds": 2, "strategies": spec}
-    models = sci.train_strategies(features, ls, params)
-    preds, _ = sci.score_lumisections(models, features, ls, params)
+    typed = DataScienceParams.model_validate(params)
+    models = sci.train_strategies(features, ls, typed)
+    preds, _ = sci.score_lumisections(models, features, ls, typed)
     with pytest.raises(ModelFormatError, match="IsolationForest"):
         save_model(freeze("forest", models["forest"], pre, preds, params), tmp_path / "f")
     assert not (tmp_path / "f" / "model.json").exists()
@@ -132,7 +135,7 @@ def test_models_written_by_earlier_versions_load_and_give_their_scores(folder):
     hist = pd.read_parquet(folder / "inputs.parquet")
     keys = pd.DataFrame(expected["keys"], columns=["run", "lumi"])
     features = model.preprocessor.transform(hist, keys)[model.strategy.spec.preprocessing]
-    score = model.strategy.score(features, use_oof=False).score
+    score = model.strategy.anomaly_scores(features, use_oof=False).score
     np.testing.assert_allclose(score, expected["score"], rtol=1e-9, atol=1e-12)
     assert model.strategy.threshold == expected["threshold"]
 

@@ -107,7 +107,7 @@ class ScoreCombiner(BaseEstimator):
         Z[:, ~self.active_] = np.nan
         return Z
 
-    def score(self, S) -> np.ndarray:
+    def anomaly_score(self, S) -> np.ndarray:
         """One score per row (higher = more anomalous); NaN if any active column is NaN."""
         Z = self.standardise(S)[:, self.active_]
         bad = np.isnan(Z).any(axis=1)

@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from scipy.stats import rankdata
+
+from dqm_playground_ds.config import Config
 
 
 def _split(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,19 +159,33 @@ def per_run_counts(predictions: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-# targets of the project (issue 10): real data, run-wise, and the injected benchmark
-DEFAULT_TARGETS: dict[str, float] = {
-    "real_auc_min": 0.95,
-    "real_tpr_at_fpr_0.01_min": 0.5,
-    "real_run_auc_min": 0.9,
-    "real_wp_fpr_max": 0.015,
-    "injected_auc_min": 0.95,
-    "injected_local_tpr_at_fpr_0.01_min": 0.8,
-}
+class Targets(Config):
+    """The project's targets (issue 10): real data, run-wise, and the injected benchmark."""
+
+    real_auc_min: float = Field(0.95, ge=0, le=1)
+    real_tpr_at_fpr_001_min: float = Field(0.5, ge=0, le=1, alias="real_tpr_at_fpr_0.01_min")
+    real_run_auc_min: float = Field(0.9, ge=0, le=1)
+    real_wp_fpr_max: float = Field(0.015, ge=0, le=1)
+    injected_auc_min: float = Field(0.95, ge=0, le=1)
+    injected_local_tpr_at_fpr_001_min: float = Field(
+        0.8, ge=0, le=1, alias="injected_local_tpr_at_fpr_0.01_min"
+    )
+
+
+class BestStrategyCriteria(Config):
+    """Real out-of-fold labels choose when the training runs hold this many bad LS."""
+
+    min_bad_lumisections: int = Field(5, ge=1)
+    targets: Targets = Targets()
+
+
+DEFAULT_TARGETS: dict[str, float] = Targets().model_dump(by_alias=True)
 LOCAL_TYPES = ("dead_region", "hot_spot")
 
 
-def choose_best(table: pd.DataFrame, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def choose_best(
+    table: pd.DataFrame, params: BestStrategyCriteria | Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The best strategy and whether it meets the targets.
 
     With real labels in the training runs (at least ``min_bad_lumisections`` bad LS with
@@ -176,21 +193,12 @@ def choose_best(table: pd.DataFrame, params: Mapping[str, Any] | None = None) ->
     run-level AUC); otherwise the highest minimum AUC over the injected anomaly types. The labels
     of the apply runs never choose: they stay an independent check.
     """
-    p = dict(params or {})
-    unknown = set(p) - {"min_bad_lumisections", "targets"}
-    if unknown:
-        raise ValueError(
-            f"data_science.best_strategy: unknown key(s) {sorted(unknown)}; expected "
-            "min_bad_lumisections, targets"
-        )
-    targets = {**DEFAULT_TARGETS, **dict(p.get("targets") or {})}
-    bad_keys = set(targets) - set(DEFAULT_TARGETS)
-    if bad_keys:
-        raise ValueError(
-            f"data_science.best_strategy.targets: unknown key(s) {sorted(bad_keys)}; "
-            f"expected {sorted(DEFAULT_TARGETS)}"
-        )
-    min_bad = int(p.get("min_bad_lumisections", 5))
+    criteria = (
+        params if isinstance(params, BestStrategyCriteria)
+        else BestStrategyCriteria.model_validate(dict(params or {}))
+    )  # fmt: skip
+    targets = criteria.targets.model_dump(by_alias=True)
+    min_bad = criteria.min_bad_lumisections
     if table.empty:
         return {"best_strategy": None}
     oof = table[table["evaluation"] == "real_train_oof"]

@@ -23,20 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
-ANOMALY_TYPES = (
-    "dead_region",
-    "hot_spot",
-    "shift",
-    "stretch",
-    "normalisation",
-    "low_stats",
-    "noise",
-)
+AnomalyType = Literal[
+    "dead_region", "hot_spot", "shift", "stretch", "normalisation", "low_stats", "noise"
+]
+ANOMALY_TYPES: tuple[AnomalyType, ...] = get_args(AnomalyType)
 
 DEFAULTS: dict[str, dict[str, tuple[float, float]]] = {
     "dead_region": {"fraction": (0.05, 0.20)},

@@ -185,7 +185,17 @@ class MEDetectorSet:
     def columns(self) -> list[tuple[str, str]]:
         return [(me, self.spec.name) for me in self.mes_]
 
-    def score(
+    def relabelled(self, spec: DetectorSpec) -> MEDetectorSet:
+        """The same fitted models under another strategy's detector name (same ``key()``)."""
+        if spec.key() != self.spec.key():
+            raise StrategyError(
+                f"detector {spec.name!r} is not the same detector as {self.spec.name!r}"
+            )
+        out = MEDetectorSet(spec, self.random_state)
+        out.mes_, out.models_, out.needs_ = self.mes_, self.models_, self.needs_
+        return out
+
+    def anomaly_scores(
         self,
         features: FeatureSet,
         rows: np.ndarray | None = None,
@@ -279,7 +289,7 @@ def fit_detector_set(
     for f in np.unique(folds):
         part = MEDetectorSet(spec, random_state).fit(features, train_rows[folds != f])
         held = oof_folds == f
-        scores = part.score(features, oof_rows[held])
+        scores = part.anomaly_scores(features, oof_rows[held])
         if oof is None:
             oof = np.full((len(oof_rows), scores.shape[1]), np.nan)
         oof[held] = scores
@@ -323,10 +333,12 @@ class Strategy:
         cache = {} if cache is None else cache
         parts = []
         for s in self.detector_sets:
-            key = (s.spec.key(), self.spec.preprocessing, id(features))
-            if key not in cache:
-                cache[key] = s.score(features, context=context)
-            parts.append(cache[key])
+            # the entry keeps the feature set it was computed on: an identity check, never an id()
+            key = (s.spec.key(), self.spec.preprocessing, context is None)
+            hit = cache.get(key)
+            if hit is None or hit[0] is not features:
+                hit = cache[key] = (features, s.anomaly_scores(features, context=context))
+            parts.append(hit[1])
         raw = np.hstack(parts)
         if use_oof and {"run", "lumi"} <= set(features.keys.columns) and len(self.oof_keys):
             idx = pd.MultiIndex.from_frame(self.oof_keys[["run", "lumi"]])
@@ -335,7 +347,7 @@ class Strategy:
             raw[hit] = self.oof_raw[pos[hit]]
         return raw
 
-    def score(
+    def anomaly_scores(
         self,
         features: FeatureSet,
         use_oof: bool = True,
@@ -346,7 +358,7 @@ class Strategy:
         raw = self.raw_scores(features, use_oof, cache, context)
         z = self.combiner.standardise(raw)
         mes, importance = me_importance(z, [me for me, _ in self.columns])
-        return StrategyScores(raw, z, self.combiner.score(raw), mes, importance)
+        return StrategyScores(raw, z, self.combiner.anomaly_score(raw), mes, importance)
 
 
 def fit_strategy(
@@ -391,9 +403,7 @@ def fit_strategy(
             )
         final, oof = cache[key]
         if final.spec.name != det.name:  # same models, this strategy's column label
-            relabelled = MEDetectorSet(det, random_state)
-            relabelled.__dict__.update({k: v for k, v in final.__dict__.items() if k != "spec"})
-            final = relabelled
+            final = final.relabelled(det)
         sets.append(final)
         oofs.append(oof)
     oof_raw = np.hstack(oofs)
@@ -410,6 +420,6 @@ def fit_strategy(
                 det_name,
                 me,
             )
-    threshold = threshold_for_rate(combiner.score(calib), spec.false_alarm_rate)
+    threshold = threshold_for_rate(combiner.anomaly_score(calib), spec.false_alarm_rate)
     keys = features.keys.iloc[oof_rows][["run", "lumi"]].reset_index(drop=True)
     return Strategy(spec, sets, combiner, threshold, keys, oof_raw, good)

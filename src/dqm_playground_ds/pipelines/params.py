@@ -8,10 +8,8 @@ defaults in code; ``conf/base/parameters_<pipeline>.yml`` states the same values
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from dqm_playground_ds.config import Config
 
+Params = Config
 
-class Params(BaseModel):
-    """Unknown keys are an error, values are checked, instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+__all__ = ["Params"]

@@ -7,10 +7,9 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from dqm_playground_ds.detection.strategy import StrategyError
 from dqm_playground_ds.pipelines.data_processing import create_pipeline as processing
 from dqm_playground_ds.pipelines.data_science import create_pipeline as detection
-from dqm_playground_ds.pipelines.data_science.nodes import strategy_specs
+from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from tests.detection_data import ME_1D, ME_2D, NX, NY, get, make_histograms, replace
 from tests.pipelines.data_processing.test_pipeline import PARAMS as PROCESSING
 
@@ -81,7 +80,7 @@ def result() -> DataCatalog:
             "split_definition": MemoryDataset({}),
             "bad_runs": MemoryDataset([]),
             "params:data_processing": MemoryDataset({**PROCESSING, "split": split}),
-            "params:data_science": MemoryDataset(DETECTION),
+            "params:data_science": MemoryDataset(DataScienceParams.model_validate(DETECTION)),
         }
     )
     pipeline = processing() + detection()
@@ -122,8 +121,8 @@ def test_training_ls_carry_out_of_fold_scores(result):
     ref = p[p["strategy"] == "reference"].reset_index(drop=True)
     ls = result["lumisections"].load()
     np.testing.assert_array_equal(ref[["run", "lumi"]], ls[["run", "lumi"]])
-    oof = model.score(features, use_oof=True).score
-    in_sample = model.score(features, use_oof=False).score
+    oof = model.anomaly_scores(features, use_oof=True).score
+    in_sample = model.anomaly_scores(features, use_oof=False).score
     train = ls["train"].to_numpy()
     np.testing.assert_allclose(ref["score"].to_numpy()[train], oof[train], rtol=1e-9)
     assert not np.allclose(oof[train], in_sample[train])  # the final models saw those LS
@@ -160,15 +159,21 @@ def test_metrics_only_on_held_out_runs(result):
 
 
 def test_strategy_parameters_are_validated():
-    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['active_strategis'\]"):
-        strategy_specs({**DETECTION, "active_strategis": ["reference"]})
-    with pytest.raises(ValueError, match="active_strategies"):
-        strategy_specs({**DETECTION, "active_strategies": ["nope"]})
+    parse = DataScienceParams.model_validate
+    with pytest.raises(
+        ValueError,
+        match=r"unknown key\(s\) 'active_strategis' \(did you mean 'active_strategies'\?\)",
+    ):
+        parse({**DETECTION, "active_strategis": ["reference"]})
+    with pytest.raises(ValueError, match=r"active_strategies \['nope'\] not among"):
+        parse({**DETECTION, "active_strategies": ["nope"]})
     bad = {"strategies": {"s": {"detectors": [{"kind": "pca", "params": {"k": 1}}]}}}
-    with pytest.raises(StrategyError, match="unknown parameter"):
-        strategy_specs(bad)
-    with pytest.raises(StrategyError, match="no detectors"):
-        strategy_specs({"strategies": {"s": {"detectors": []}}})
+    with pytest.raises(ValueError, match=r"strategy 's' detector 0: .*unknown parameter"):
+        parse(bad)
+    with pytest.raises(ValueError, match="strategy 's': no detectors"):
+        parse({"strategies": {"s": {"detectors": []}}})
+    with pytest.raises(ValueError, match="no strategy is declared"):
+        parse({}).strategy_specs()
 
 
 def test_run_verdicts_and_ml_certification(result):
@@ -203,7 +208,9 @@ def _run(hist, split, golden, dcs, science=None):
             "split_definition": MemoryDataset({}),
             "bad_runs": MemoryDataset([]),
             "params:data_processing": MemoryDataset({**PROCESSING, "split": split}),
-            "params:data_science": MemoryDataset(science or DETECTION),
+            "params:data_science": MemoryDataset(
+                DataScienceParams.model_validate(science or DETECTION)
+            ),
         }
     )
     pipeline = processing() + detection()
