@@ -43,7 +43,7 @@ def labels() -> tuple[dict, dict]:
 class Trained:
     histograms: pd.DataFrame
     processing_params: dict[str, Any]
-    science_params: dict[str, Any]
+    science_params: DataScienceParams
     preprocessor: Any
     lumisections: pd.DataFrame
     models: dict[str, Any]
@@ -57,9 +57,8 @@ def train(strategies: list[str]) -> Trained:
     golden, dcs = labels()
     pp = params("data_processing")
     sp = DataScienceParams.model_validate(
-        {**params("data_science"), "active_strategies": strategies}
+        {**params("data_science"), "active_strategies": strategies, "injection": {"enabled": False}}
     )
-    sp["injection"] = {"enabled": False}
     labelled = proc.label_lumisections_node(hist, golden, dcs, pp, [])
     split = proc.assign_split(labelled, {}, pp)
     pre = proc.fit_preprocessor(hist, split, pp)

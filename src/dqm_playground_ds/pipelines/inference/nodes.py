@@ -26,6 +26,7 @@ from dqm_playground_ds.pipelines.data_science.nodes import (
     judge_runs,
     score_lumisections,
 )
+from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from dqm_playground_ds.processing.preprocessing import FeatureSet
 from dqm_playground_ds.processing.split import APPLY
 
@@ -101,6 +102,11 @@ def prepare_new_lumisections(
     return {variant: features}, ls
 
 
+def _decision(model: FrozenModel) -> DataScienceParams:
+    """The training run's decision settings, checked as the training run checked them."""
+    return DataScienceParams.model_validate(model.decision_params)
+
+
 def score_new_lumisections(
     model: FrozenModel, new_features: dict[str, FeatureSet], new_lumisections: pd.DataFrame
 ) -> pd.DataFrame:
@@ -108,7 +114,7 @@ def score_new_lumisections(
     if new_lumisections.empty:
         return pd.DataFrame()
     predictions, _ = score_lumisections(
-        {model.name: model.strategy}, new_features, new_lumisections, model.decision_params
+        {model.name: model.strategy}, new_features, new_lumisections, _decision(model)
     )
     return predictions.assign(model_version=pd.Series(model.version, index=predictions.index,
                                                      dtype="string"))  # fmt: skip
@@ -120,7 +126,7 @@ def judge_new_runs(model: FrozenModel, new_predictions: pd.DataFrame) -> pd.Data
         return pd.DataFrame()
     training = model.training_predictions.assign(strategy=model.name)
     new = new_predictions.drop(columns=["model_version"])
-    verdicts = judge_runs(pd.concat([training, new], ignore_index=True), model.decision_params)
+    verdicts = judge_runs(pd.concat([training, new], ignore_index=True), _decision(model))
     verdicts = verdicts[verdicts["run"].isin(set(new["run"].tolist()))].reset_index(drop=True)
     return verdicts.assign(model_version=pd.Series(model.version, index=verdicts.index,
                                                    dtype="string"))  # fmt: skip
@@ -175,4 +181,4 @@ def certify_inferred(
     mine = (preds["strategy"] == model.name) & (preds["model_version"] == model.version)
     preds = preds[mine]
     runs = runs[(runs["strategy"] == model.name) & (runs["model_version"] == model.version)]
-    return certify_lumisections(preds, runs, golden_json, dcs_json, model.decision_params)
+    return certify_lumisections(preds, runs, golden_json, dcs_json, _decision(model))

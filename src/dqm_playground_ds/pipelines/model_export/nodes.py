@@ -10,6 +10,7 @@ import pandas as pd
 from dqm_playground_ds.detection.strategy import Strategy
 from dqm_playground_ds.models import FrozenModel, ModelFormatError, freeze
 from dqm_playground_ds.models.frozen import check_encodable
+from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from dqm_playground_ds.processing.preprocessing import HistogramPreprocessor
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ def freeze_models(
     preprocessor: HistogramPreprocessor,
     lumisection_predictions: pd.DataFrame,
     metrics: dict[str, Any],
-    params: dict[str, Any],
+    params: DataScienceParams,
 ) -> dict[str, FrozenModel]:
     """One frozen model per trained strategy, all with one version (the time of this run).
 
@@ -29,8 +30,9 @@ def freeze_models(
     """
     out: dict[str, FrozenModel] = {}
     version = None
+    settings = params.model_dump(by_alias=True)
     for name, strategy in strategy_models.items():
-        model = freeze(name, strategy, preprocessor, lumisection_predictions, params, metrics,
+        model = freeze(name, strategy, preprocessor, lumisection_predictions, settings, metrics,
                        version)  # fmt: skip
         version = model.version
         try:
