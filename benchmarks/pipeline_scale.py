@@ -105,10 +105,12 @@ def run_one(n_ls: int, map_size: tuple[int, int], strategies: list[str] | None) 
     """One size, in this process: returns stage times (s) and peak RSS (MB)."""
     from dqm_playground_ds.detection.strategy import assign_folds, fit_strategy
     from dqm_playground_ds.pipelines.data_processing import nodes as dp_nodes
+    from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
     from dqm_playground_ds.pipelines.data_science import nodes as ds_nodes
     from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 
     dp, ds = _params()
+    dp = DataProcessingParams.model_validate(dp)
     if strategies:
         ds["active_strategies"] = strategies
     times: dict[str, float] = {}

@@ -44,6 +44,7 @@ from dqm_playground_ds.pipelines.data_processing.nodes import (
     fit_preprocessor,
     label_lumisections_node,
 )
+from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.pipelines.data_science.nodes import (
     evaluate,
     score_injections,
@@ -130,6 +131,7 @@ def run_fold(
     p["labels"]["certified_runs"] = "dcs"  # the 2017 golden JSON omits runs with no good LS
     p["quality"] = {**p.get("quality", {}), "min_entries": MIN_ENTRIES}
     hist = data["histograms"]
+    p = DataProcessingParams.model_validate(p)
     labelled = label_lumisections_node(hist, data["golden"], data["dcs"], p)
     split = assign_split(labelled, None, p)
     pre = fit_preprocessor(hist, split, p)

@@ -128,6 +128,7 @@ def detect(n_ls: int, n_runs: int, out: Path) -> dict:
     from kedro.runner import SequentialRunner
 
     from dqm_playground_ds.pipelines import data_processing, data_science
+    from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
     from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 
     t0 = time.perf_counter()
@@ -146,7 +147,7 @@ def detect(n_ls: int, n_runs: int, out: Path) -> dict:
     catalog["golden_json"] = MemoryDataset(inputs["golden_json"])
     catalog["dcs_json"] = MemoryDataset(inputs["dcs_json"])
     catalog["split_definition"] = MemoryDataset({})
-    catalog["params:data_processing"] = MemoryDataset(dp)
+    catalog["params:data_processing"] = MemoryDataset(DataProcessingParams.model_validate(dp))
     catalog["params:data_science"] = MemoryDataset(
         DataScienceParams.model_validate(_params("data_science"))
     )

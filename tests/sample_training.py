@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from dqm_playground_ds.pipelines.data_processing import nodes as proc
+from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.pipelines.data_science import nodes as sci
 from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from dqm_playground_ds.readers.dqmio import read_dqmio
@@ -42,7 +43,7 @@ def labels() -> tuple[dict, dict]:
 @dataclass
 class Trained:
     histograms: pd.DataFrame
-    processing_params: dict[str, Any]
+    processing_params: DataProcessingParams
     science_params: DataScienceParams
     preprocessor: Any
     lumisections: pd.DataFrame
@@ -55,7 +56,7 @@ class Trained:
 def train(strategies: list[str]) -> Trained:
     hist = sample_histograms()
     golden, dcs = labels()
-    pp = params("data_processing")
+    pp = DataProcessingParams.model_validate(params("data_processing"))
     sp = DataScienceParams.model_validate(
         {**params("data_science"), "active_strategies": strategies, "injection": {"enabled": False}}
     )

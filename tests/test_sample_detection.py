@@ -17,6 +17,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from dqm_playground_ds.pipelines.data_processing import create_pipeline as processing
+from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.pipelines.data_science import create_pipeline as detection
 from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from dqm_playground_ds.readers.dqmio import read_dqmio
@@ -46,7 +47,9 @@ def predictions() -> pd.DataFrame:
             "dcs_json": MemoryDataset(json.loads((RAW / "labels" / "dcs_on.json").read_text())),
             "split_definition": MemoryDataset({}),
             "bad_runs": MemoryDataset([]),
-            "params:data_processing": MemoryDataset(_params("data_processing")),
+            "params:data_processing": MemoryDataset(
+                DataProcessingParams.model_validate(_params("data_processing"))
+            ),
             "params:data_science": MemoryDataset(DataScienceParams.model_validate(science)),
         }
     )

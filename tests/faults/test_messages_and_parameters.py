@@ -19,6 +19,7 @@ from dqm_playground_ds.datasets import ParquetTableDataset
 from dqm_playground_ds.extraction import Request, extract_many
 from dqm_playground_ds.pipelines.data_extraction.nodes import ExtractionParams
 from dqm_playground_ds.pipelines.data_processing import create_pipeline
+from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.processing.labels import LabelError
 from dqm_playground_ds.readers.dqmio import DQMIOError, MissingMEError, read_dqmio
 from dqm_playground_ds.sources import DQMIOFiles
@@ -42,7 +43,7 @@ def _process(hist, golden, params) -> DataCatalog:
             "dcs_json": MemoryDataset({}),
             "split_definition": MemoryDataset({}),
             "bad_runs": MemoryDataset([]),
-            "params:data_processing": MemoryDataset(params),
+            "params:data_processing": MemoryDataset(DataProcessingParams.model_validate(params)),
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)
@@ -93,15 +94,29 @@ def test_extraction_parameters_are_named_with_the_expected_type(params, message)
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"quality": {"min_entries": "abc"}}, r"data_processing.quality.min_entries must be a num"),
+        (
+            {"quality": {"min_entries": "abc"}},
+            r"quality\.min_entries\s+Input should be a valid number",
+        ),
         (
             {"quality": {"per_me": {"x.*": {"min_entries": "n"}}}},
-            r"data_processing.quality.per_me\['x.\*'\].min_entries must be a number",
+            r"quality\.per_me\.`x\.\*`\.min_entries\s+Input should be a valid number",
         ),
-        ({"quality": {"min_entries_per_bin": -1}}, r"min_entries_per_bin must be at least 0"),
-        ({"min_train_lumisections": "ten"}, r"data_processing.min_train_lumisections must be an"),
-        ({"labels": {"use_dcs": "maybe"}}, r"data_processing.labels.use_dcs must be true or false"),
-        ({"labels": {"overlapping_ranges": "x"}}, r"overlapping_ranges must be 'raise' or 'merge'"),
+        (
+            {"quality": {"min_entries_per_bin": -1}},
+            r"quality\.min_entries_per_bin\s+Input should be greater than or equal to 0",
+        ),
+        (
+            {"min_train_lumisections": "ten"},
+            r"min_train_lumisections\s+Input should be a valid integer",
+        ),
+        ({"labels": {"use_dcs": "maybe"}}, r"labels\.use_dcs\s+Input should be a valid boolean"),
+        (
+            {"labels": {"overlapping_ranges": "x"}},
+            r"labels\.overlapping_ranges\s+Input should be 'raise' or 'merge'",
+        ),
+        ({"quality": {"per_me": {"(": {}}}}, r"per_me\['\('\]: not a valid regular expression"),
+        ({"qualty": {}}, r"unknown key\(s\) 'qualty' \(did you mean 'quality'\?\)"),
     ],
 )
 def test_processing_parameters_are_named_with_the_expected_type(hist, change, message):

@@ -18,6 +18,7 @@ from dqm_playground_ds.models import (
     save_model,
 )
 from dqm_playground_ds.pipelines.data_processing import nodes as proc
+from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.pipelines.data_science import nodes as sci
 from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from tests.detection_data import golden_for, make_histograms
@@ -75,10 +76,11 @@ STRATEGIES = {
 @pytest.fixture(scope="module")
 def trained():
     hist = make_histograms({1: 10, 2: 10, 3: 10, 4: 8}, entries=2000.0, seed=5, run_scale=0.02)
-    labelled = proc.label_lumisections_node(hist, golden_for(hist), {}, PROCESSING, [])
-    split = proc.assign_split(labelled, {}, PROCESSING)
-    pre = proc.fit_preprocessor(hist, split, PROCESSING)
-    features, ls = proc.build_features(hist, split, pre, PROCESSING)
+    pp = DataProcessingParams.model_validate(PROCESSING)
+    labelled = proc.label_lumisections_node(hist, golden_for(hist), {}, pp, [])
+    split = proc.assign_split(labelled, {}, pp)
+    pre = proc.fit_preprocessor(hist, split, pp)
+    features, ls = proc.build_features(hist, split, pre, pp)
     params = {"seed": 3, "calibration_folds": 2, "strategies": STRATEGIES}
     typed = DataScienceParams.model_validate(params)
     models = sci.train_strategies(features, ls, typed)

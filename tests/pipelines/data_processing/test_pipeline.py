@@ -10,6 +10,7 @@ from kedro.runner import SequentialRunner
 
 from dqm_playground_ds.pipelines.data_processing import create_pipeline
 from dqm_playground_ds.pipelines.data_processing.nodes import assign_split
+from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.processing.labels import LabelError
 from dqm_playground_ds.processing.split import SplitError
 from tests.detection_data import ME_1D, ME_2D, golden_for, make_histograms, replace
@@ -36,7 +37,9 @@ def run(hist, golden, dcs=None, params=None, split_definition=None, bad_runs=Non
             "dcs_json": MemoryDataset(dcs or {}),
             "split_definition": MemoryDataset(split_definition or {}),
             "bad_runs": MemoryDataset(bad_runs if bad_runs is not None else []),
-            "params:data_processing": MemoryDataset(params or PARAMS),
+            "params:data_processing": MemoryDataset(
+                DataProcessingParams.model_validate(params or PARAMS)
+            ),
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)
@@ -89,12 +92,15 @@ def test_flat_split_file_and_bad_runs_from_a_dataset(hist):
 def test_runs_in_neither_side_are_dropped_or_applied(hist):
     golden = golden_for(hist)
     labelled = pd.DataFrame({"run": [1, 2, 3], "lumi": [1, 1, 1], "label": "good"})
-    only_train = {"split": {"train": {"runs": [1]}}}
+    typed = DataProcessingParams.model_validate
+    only_train = typed({"split": {"train": {"runs": [1]}}})
     assert assign_split(labelled, None, only_train)["split"].tolist() == ["train", "apply", "apply"]
-    both = {"split": {"train": {"runs": [1]}, "apply": {"runs": [2]}}}
+    both = typed({"split": {"train": {"runs": [1]}, "apply": {"runs": [2]}}})
     assert assign_split(labelled, None, both)["run"].tolist() == [1, 2]
-    with pytest.raises(SplitError, match="in both train and apply"):
-        assign_split(labelled, None, {"split": {"train": {"runs": [1]}, "apply": {"runs": [1]}}})
+    with pytest.raises(ValueError, match="in both train and apply"):
+        typed({"split": {"train": {"runs": [1]}, "apply": {"runs": [1]}}})
+    with pytest.raises(SplitError, match="in both train and apply"):  # a split dataset
+        assign_split(labelled, {"train": {"runs": [1]}, "apply": {"runs": [1]}}, only_train)
     assert golden  # the table's runs are all certified
 
 

@@ -8,6 +8,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from dqm_playground_ds.pipelines.data_processing import create_pipeline as processing
+from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.pipelines.data_science import create_pipeline as detection
 from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from tests.detection_data import ME_1D, ME_2D, NX, NY, get, make_histograms, replace
@@ -79,7 +80,9 @@ def result() -> DataCatalog:
             "dcs_json": MemoryDataset(dcs),
             "split_definition": MemoryDataset({}),
             "bad_runs": MemoryDataset([]),
-            "params:data_processing": MemoryDataset({**PROCESSING, "split": split}),
+            "params:data_processing": MemoryDataset(
+                DataProcessingParams.model_validate({**PROCESSING, "split": split})
+            ),
             "params:data_science": MemoryDataset(DataScienceParams.model_validate(DETECTION)),
         }
     )
@@ -207,7 +210,9 @@ def _run(hist, split, golden, dcs, science=None):
             "dcs_json": MemoryDataset(dcs),
             "split_definition": MemoryDataset({}),
             "bad_runs": MemoryDataset([]),
-            "params:data_processing": MemoryDataset({**PROCESSING, "split": split}),
+            "params:data_processing": MemoryDataset(
+                DataProcessingParams.model_validate({**PROCESSING, "split": split})
+            ),
             "params:data_science": MemoryDataset(
                 DataScienceParams.model_validate(science or DETECTION)
             ),

@@ -1,6 +1,6 @@
 """Processing nodes: label each LS, split by run, fit preprocessing on training LS, build features.
 
-Every node is a pure function of frames and parameters (``params:data_processing``); the
+Every node is a pure function of frames and :class:`~.params.DataProcessingParams`; the
 domain work lives in :mod:`dqm_playground_ds.processing.labels`, :mod:`dqm_playground_ds.processing.split` and
 :mod:`dqm_playground_ds.processing.preprocessing`.
 """
@@ -8,58 +8,18 @@ domain work lives in :mod:`dqm_playground_ds.processing.labels`, :mod:`dqm_playg
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.processing.labels import LumiMask, label_lumisections, parse_bad_runs
 from dqm_playground_ds.processing.preprocessing import FeatureSet, HistogramPreprocessor
 from dqm_playground_ds.processing.split import APPLY, TRAIN, RunSplit
 
 log = logging.getLogger(__name__)
-
-_LABELS = "data_processing.labels"
-_QUALITY = "data_processing.quality"
-
-
-def _number(value: Any, name: str, *, minimum: float = 0.0) -> float:
-    """A non-negative finite number parameter, or an error naming it and what it expects."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum:g}, got {value!r}")
-    return float(value)
-
-
-def _integer(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}")
-    return value
-
-
-def check_quality(quality: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``data_processing.quality`` with every cut a number (``min_entries: abc`` is refused)."""
-    q = dict(quality or {})
-    for key in ("min_entries", "min_entries_per_bin"):
-        if key in q:
-            _number(q[key], f"{_QUALITY}.{key}")
-    per_me = q.get("per_me") or {}
-    if not isinstance(per_me, Mapping):
-        raise ValueError(f"{_QUALITY}.per_me must map ME regexes to cuts, got {per_me!r}")
-    for pattern, cuts in per_me.items():
-        where = f"{_QUALITY}.per_me[{pattern!r}]"
-        try:
-            re.compile(pattern)
-        except (re.error, TypeError) as exc:
-            raise ValueError(f"{where}: not a valid regular expression ({exc})") from None
-        if not isinstance(cuts, Mapping):
-            raise ValueError(f"{where} must map min_entries/min_entries_per_bin to numbers")
-        for key, value in cuts.items():
-            _number(value, f"{where}.{key}")
-    return q
 
 
 def _lumisection_keys(histograms: pd.DataFrame) -> pd.DataFrame:
@@ -71,7 +31,7 @@ def label_lumisections_node(
     histograms: pd.DataFrame,
     golden_json: Mapping[str, Any],
     dcs_json: Mapping[str, Any] | None,
-    params: dict[str, Any],
+    params: DataProcessingParams,
     bad_runs: Any = None,
 ) -> pd.DataFrame:
     """good / bad / unknown for every LS of the histogram table (run-level rows are skipped).
@@ -80,21 +40,14 @@ def label_lumisections_node(
     are those of the ``bad_runs`` dataset (a JSON list of runs, or ``{"bad_runs": [...]}``) and of
     ``labels.bad_runs``.
     """
-    p = dict(params.get("labels") or {})
-    overlap = p.get("overlapping_ranges", "raise")
-    if overlap not in ("raise", "merge"):
-        raise ValueError(
-            f"{_LABELS}.overlapping_ranges must be 'raise' or 'merge', got {overlap!r}"
-        )
-    use_dcs = p.get("use_dcs", True)
-    if not isinstance(use_dcs, bool):
-        raise ValueError(f"{_LABELS}.use_dcs must be true or false, got {use_dcs!r}")
-    setting = f"{_LABELS}.overlapping_ranges: merge"
+    p = params.labels
+    overlap = p.overlapping_ranges
+    setting = "data_processing.labels.overlapping_ranges: merge"
     golden = LumiMask.from_json(
         golden_json, name="golden JSON", overlap=overlap, overlap_setting=setting
     )
     dcs = None
-    if use_dcs and dcs_json:
+    if p.use_dcs and dcs_json:
         dcs = LumiMask.from_json(
             dcs_json, name="DCS JSON", overlap=overlap, overlap_setting=setting
         )
@@ -104,8 +57,8 @@ def label_lumisections_node(
         keys["lumi"].to_numpy(),
         golden,
         dcs,
-        parse_bad_runs(p.get("bad_runs")) | _bad_runs_dataset(bad_runs),
-        certified_runs=p.get("certified_runs", "golden"),
+        parse_bad_runs(p.bad_runs) | _bad_runs_dataset(bad_runs),
+        certified_runs=p.certified_runs,
     )
     counts = out.groupby(["label", "label_reason"], observed=True).size().to_dict()
     log.info("labelled %d LS: %s", len(out), counts)
@@ -127,15 +80,17 @@ def _bad_runs_dataset(value: Any) -> frozenset[int]:
 
 
 def assign_split(
-    labelled: pd.DataFrame, split_definition: Mapping[str, Any] | None, params: dict[str, Any]
+    labelled: pd.DataFrame,
+    split_definition: Mapping[str, Any] | None,
+    params: DataProcessingParams,
 ) -> pd.DataFrame:
     """Add ``split`` (train/apply) by run, from ``split_definition`` (a task file or platform task
-    converted to a mapping) if given, else ``params['split']``.
+    converted to a mapping) if given, else ``params.split``.
 
     LS of runs in neither side go to apply when the split lists no apply runs, and are dropped
     (and logged) otherwise.
     """
-    spec = split_definition or params.get("split")
+    spec = split_definition or params.split
     source = "split_definition dataset" if split_definition else "parameters"
     if not spec:
         raise ValueError("no split: set data_processing.split or the split_definition dataset")
@@ -172,15 +127,11 @@ def _training_keys(lumisections: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit_preprocessor(
-    histograms: pd.DataFrame, lumisections: pd.DataFrame, params: dict[str, Any]
+    histograms: pd.DataFrame, lumisections: pd.DataFrame, params: DataProcessingParams
 ) -> HistogramPreprocessor:
     """Binning and reference shape of every ME from the good training LS only."""
     pre = HistogramPreprocessor(
-        params.get("preprocessing") or {"default": {}},
-        check_quality(params.get("quality")),
-        chunk_size=_integer(
-            params.get("chunk_size", 4096), "data_processing.chunk_size", minimum=1
-        ),
+        params.preprocessing, params.quality.cuts(), chunk_size=params.chunk_size
     )
     return pre.fit(histograms, _training_keys(lumisections))
 
@@ -189,7 +140,7 @@ def build_features(
     histograms: pd.DataFrame,
     lumisections: pd.DataFrame,
     preprocessor: HistogramPreprocessor,
-    params: dict[str, Any],
+    params: DataProcessingParams,
 ) -> tuple[dict[str, FeatureSet], pd.DataFrame]:
     """Per-ME feature matrices of every LS and the labelled LS table with its quality.
 
@@ -207,11 +158,7 @@ def build_features(
     )
     out["train"] = (out["split"] == TRAIN) & (out["label"] == "good") & (out["quality"] == "ok")
     n_train = int(out["train"].sum())
-    minimum = _integer(
-        params.get("min_train_lumisections", 10),
-        "data_processing.min_train_lumisections",
-        minimum=0,
-    )
+    minimum = params.min_train_lumisections
     if n_train < minimum:
         raise ValueError(
             f"only {n_train} good training LS pass the quality cuts (minimum "

@@ -21,6 +21,7 @@ import pandas as pd
 
 from dqm_playground_ds.models import FrozenModel, ModelStore, check_compatible
 from dqm_playground_ds.pipelines.data_processing.nodes import label_lumisections_node
+from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.pipelines.data_science.nodes import (
     certify_lumisections,
     judge_runs,
@@ -82,7 +83,7 @@ def prepare_new_lumisections(
     model: FrozenModel,
     golden_json: Mapping[str, Any],
     dcs_json: Mapping[str, Any] | None,
-    params: dict[str, Any],
+    params: DataProcessingParams,
     bad_runs: Any = None,
 ) -> tuple[dict[str, FeatureSet], pd.DataFrame]:
     """Labels (if the runs are certified already), split ``apply``, the model's preprocessing."""
