@@ -8,6 +8,7 @@ float64 so that TH1D/TH2D values survive exactly; Parquet stores them as ``list<
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,12 @@ COLUMNS: dict[str, str] = {
 }
 
 KEY = ["run", "lumi", "me"]
+
+# One name per policy, shared by the readers, the extraction and the parameters:
+MissingMEs = Literal["raise", "ignore"]
+"""An input lacks a requested ME: ``raise`` (the input is an error, recorded bad) or ``ignore``."""
+Duplicates = Literal["raise", "sum", "first"]
+"""A (run, lumi, me) key met twice: refuse, add the bins (CMSSW's merge), or keep the first."""
 
 HISTOGRAM_SCHEMA = pa.schema(
     [

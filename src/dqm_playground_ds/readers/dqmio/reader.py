@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,14 +36,13 @@ from dqm_playground_ds.readers.dqmio.layout import (
     parse_entry,
 )
 from dqm_playground_ds.readers.dqmio.selection import MESpec, as_patterns, match_names, suggest
-from dqm_playground_ds.schema import COLUMNS, KEY, empty_histograms
+from dqm_playground_ds.schema import COLUMNS, KEY, Duplicates, MissingMEs, empty_histograms
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 _SMALL_GATHER = 2048  # bytes per entry below which one fancy-index gather beats a slice loop
 _INDICES_BRANCHES = ("Run", "Lumi", "Type", "FirstIndex", "LastIndex")
-Duplicates = Literal["sum", "raise", "keep"]
 
 
 @dataclass
@@ -335,7 +334,7 @@ class DQMIOFile:
         me: MESpec = None,
         *,
         include_run_level: bool = False,
-        missing: Literal["raise", "ignore"] = "raise",
+        missing: MissingMEs = "raise",
     ) -> list[_Selected]:
         patterns = as_patterns(me)
         selected: list[_Selected] = []
@@ -398,7 +397,7 @@ class DQMIOFile:
         me: MESpec = None,
         *,
         include_run_level: bool = False,
-        missing: Literal["raise", "ignore"] = "raise",
+        missing: MissingMEs = "raise",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         verify: bool = True,
     ) -> Iterator[pd.DataFrame]:
@@ -416,7 +415,7 @@ class DQMIOFile:
         me: MESpec = None,
         *,
         include_run_level: bool = False,
-        missing: Literal["raise", "ignore"] = "raise",
+        missing: MissingMEs = "raise",
         duplicates: Duplicates = "sum",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         verify: bool = True,
@@ -717,13 +716,15 @@ def resolve_duplicates(table: pd.DataFrame, policy: Duplicates, source: str) -> 
     """Handle (run, lumi, me) keys met more than once (merged files).
 
     ``sum`` adds bin contents and entries like CMSSW's DQMRootSource (the binning must agree),
-    ``raise`` refuses, ``keep`` leaves every row (the table then fails schema validation).
+    ``raise`` refuses, ``first`` keeps the first row of each key (in table order).
     """
-    if table.empty or policy == "keep":
+    if table.empty:
         return table
     dup = table.duplicated(KEY, keep=False)
     if not dup.any():
         return table
+    if policy == "first":
+        return table.drop_duplicates(KEY, keep="first", ignore_index=True)
     first = table[dup].iloc[0]
     if policy == "raise":
         raise DQMIOError(
@@ -763,7 +764,7 @@ def read_dqmio(
     me: MESpec = None,
     include_run_level: bool = False,
     *,
-    missing: Literal["raise", "ignore"] = "raise",
+    missing: MissingMEs = "raise",
     duplicates: Duplicates = "sum",
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     verify: bool = True,
@@ -791,7 +792,7 @@ def iter_dqmio(
     me: MESpec = None,
     include_run_level: bool = False,
     *,
-    missing: Literal["raise", "ignore"] = "raise",
+    missing: MissingMEs = "raise",
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     verify: bool = True,
     **open_options: Any,
