@@ -9,7 +9,7 @@ from scipy import stats
 
 from dqm_playground_ds.detection.detectors import ReferenceTest
 from tests.detection_data import shape_1d
-from tests.detectors.conftest import counts
+from tests.detection.detectors.conftest import counts
 
 
 def scipy_pulls(X, p, n_ref, tau2):

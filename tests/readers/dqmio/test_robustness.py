@@ -11,7 +11,7 @@ import uproot
 
 from dqm_playground_ds.readers.dqmio import DQMIOError, DQMIOFile, read_dqmio
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dqmio"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "dqmio"
 
 
 def _with_indices(tmp_path: Path, change) -> Path:

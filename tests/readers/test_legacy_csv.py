@@ -12,7 +12,7 @@ from dqm_playground_ds.readers.legacy_csv import LegacyCSVError, read_legacy_csv
 from dqm_playground_ds.schema import validate_histograms
 
 HEADER = "fromrun,fromlumi,hname,fromrun,fromlumi,metype,hname,histo,entries,Xmax,Xmin,Xbins,Ymax,Ymin,Ybins\n"
-BUNDLED = Path(__file__).resolve().parents[1] / "data" / "01_raw" / "legacy_csv"
+BUNDLED = Path(__file__).resolve().parents[2] / "data" / "01_raw" / "legacy_csv"
 
 
 def _row(run, lumi, name, metype, values, entries, xmax, xmin, xb, ymax, ymin, yb) -> str:

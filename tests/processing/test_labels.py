@@ -16,7 +16,7 @@ from dqm_playground_ds.processing.labels import (
     parse_bad_runs,
 )
 
-LABELS = Path(__file__).resolve().parents[1] / "data" / "01_raw" / "labels"
+LABELS = Path(__file__).resolve().parents[2] / "data" / "01_raw" / "labels"
 
 
 def test_ranges_are_one_based_and_inclusive():
