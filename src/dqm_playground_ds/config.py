@@ -20,7 +20,7 @@ class Config(BaseModel):
     def _known_keys(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        known = {n for n, f in cls.model_fields.items() for n in (n, f.alias) if n}
+        known = {key for n, f in cls.model_fields.items() for key in (n, f.alias) if key}
         unknown = sorted(str(k) for k in data if k not in known)
         if unknown:
             hints = [

@@ -289,7 +289,7 @@ def _fan_out(
             "after every shard: prune partitions of removed inputs, build the file index",
         ),
     ]
-    dag = [
+    dag: list[dict[str, Any]] = [
         {"name": listing, "template": listing},
         {
             "name": shard,
@@ -333,7 +333,7 @@ def _container(
     }
     if resources:
         container["resources"] = resources
-    mounts = []
+    mounts: list[dict[str, Any]] = []
     if settings.data_volume_claim:
         mounts.append({"name": "data", "mountPath": f"{CONTAINER_PROJECT}/{DATA_DIR}"})
     if settings.credentials_secret:

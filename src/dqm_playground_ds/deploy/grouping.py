@@ -79,7 +79,7 @@ def group_nodes(
     edges = _group_edges(pipeline, key)
     order = _toposort(members, edges)
     names = _task_names(order, members, pipeline)
-    tags = {k: frozenset() for k in members}
+    tags: dict[str, frozenset[str]] = {k: frozenset() for k in members}
     for node in nodes:
         tags[key[node.name]] |= node.tags
     return [

@@ -42,7 +42,10 @@ def _schema_problems(doc: dict[str, Any]) -> list[str]:
         ) from exc
     from pydantic import ValidationError
 
-    model = {"WorkflowTemplate": models.WorkflowTemplate, "CronWorkflow": models.CronWorkflow}
+    model: dict[str, Any] = {
+        "WorkflowTemplate": models.WorkflowTemplate,
+        "CronWorkflow": models.CronWorkflow,
+    }
     kind = doc.get("kind")
     if kind not in model:
         return [f"kind: expected one of {sorted(model)}, got {kind!r}"]
@@ -114,6 +117,7 @@ def _dag_problems(tname: str, tasks: list[dict[str, Any]], templates: dict[str, 
         name = task.get("name")
         if not isinstance(name, str) or not _NAME.match(name) or name[0].isdigit():
             problems.append(f"dag {tname!r}: invalid task name {name!r}")
+            continue
         if task.get("template") not in templates:
             problems.append(f"task {name!r}: unknown template {task.get('template')!r}")
         deps = task.get("dependencies", [])

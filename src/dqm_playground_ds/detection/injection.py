@@ -123,7 +123,8 @@ def _rectangle(
     ny = pop.shape[0]
     ys, xs = np.nonzero(pop)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    best, best_frac = None, -1.0
+    best: tuple[slice, slice] | None = None
+    best_frac = -1.0
     for _ in range(tries):
         if ny == 1:
             height = 1
@@ -139,6 +140,8 @@ def _rectangle(
             best, best_frac = rect, frac
         if frac >= 0.8:
             break
+    if best is None:  # no attempt at all: the whole region
+        best = (slice(y0, y1), slice(x0, x1))
     return best
 
 
@@ -235,7 +238,7 @@ def inject_table(
     positions: list[int] = []
     samples: list[int] = []
     replaced: dict[int, tuple[np.ndarray, float]] = {}  # output row -> (data, entries)
-    info = []
+    info: list[tuple[Any, ...]] = []
     me_col = hist["me"].astype(str).to_numpy()
     for kind in kinds:
         chosen = rng.choice(len(lumis), size=n_per_kind, replace=n_per_kind > len(lumis))

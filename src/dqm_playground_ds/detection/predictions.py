@@ -73,7 +73,7 @@ def strategy_predictions(
     quality_ok = (lumisections["quality"] == "ok").to_numpy()
     tops = top_mes(sc.importance, sc.mes, model.spec.top_n_mes)
     for row in np.flatnonzero(~quality_ok):
-        tops[row] = features.failing_mes(row)
+        tops[row] = features.failing_mes(int(row))
     frame = keys.assign(
         strategy=name,
         score=sc.score,

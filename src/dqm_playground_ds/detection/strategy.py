@@ -145,6 +145,8 @@ def _detector_input(
     if needs == "values":
         return features.mes[me].values(rows)
     j = features.me_names.index(me)
+    if ratio is None:
+        raise StrategyError(f"{me}: the integral ratio was not computed")
     return ratio[rows, j : j + 1]
 
 
@@ -175,7 +177,7 @@ class MEDetectorSet:
                 det.set_params(shape=tuple(features.mes[me].shape))
             x = _detector_input(features, me, needs, rows, ratio)
             if "groups" in inspect.signature(det.fit).parameters:
-                self.models_[me] = det.fit(x, groups=runs)
+                self.models_[me] = det.fit(x, groups=runs)  # type: ignore[call-arg]
             else:
                 self.models_[me] = det.fit(x)
         self.needs_ = needs
@@ -294,6 +296,8 @@ def fit_detector_set(
             oof = np.full((len(oof_rows), scores.shape[1]), np.nan)
         oof[held] = scores
     final = MEDetectorSet(spec, random_state).fit(features, train_rows)
+    if oof is None:  # no fold: nothing scored out of fold
+        oof = np.full((len(oof_rows), len(final.mes_)), np.nan)
     return final, oof
 
 

@@ -190,7 +190,7 @@ def label_lumisections(
     bad_runs = frozenset(int(r) for r in bad_runs)
     in_golden = golden.contains(runs, lumis)
     certified = np.isin(runs, list(golden.runs))
-    if certified_runs == "dcs":
+    if certified_runs == "dcs" and dcs is not None:
         certified |= np.isin(runs, list(dcs.runs))
     reason = np.full(len(runs), "run_not_certified", dtype=object)
     if dcs is None:

@@ -36,7 +36,8 @@ def playground_api(
     **selection: Any,
 ) -> Any:
     """``titles``, ``runs``, ``data_file``, ``source_data_file``, ``runs_per_item``, ``cache_dir``."""
-    from dqm_playground_ds.platform import TOKEN_ENV, PlaygroundAPI, PlaygroundClient
+    from dqm_playground_ds.platform import TOKEN_ENV, PlaygroundClient
+    from dqm_playground_ds.platform.source import PlaygroundAPI
 
     if on_bad_record not in ("raise", "skip"):
         raise ValueError(f"on_bad_record must be 'raise' or 'skip', got {on_bad_record!r}")

@@ -46,12 +46,16 @@ class QualityParams(Params):
                 "per_me": per_me}  # fmt: skip
 
 
+def _one_default_variant() -> dict[str, dict[str, Any]]:
+    return {"default": {}}
+
+
 class DataProcessingParams(Params):
     split: dict[str, Any] | None = None  # or the split_definition dataset
     labels: LabelParams = LabelParams()
     quality: QualityParams = QualityParams()
     min_train_lumisections: int = Field(10, ge=0)
-    preprocessing: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"default": {}})
+    preprocessing: dict[str, dict[str, Any]] = Field(default_factory=_one_default_variant)
     chunk_size: int = Field(4096, ge=1)
 
     @field_validator("split")

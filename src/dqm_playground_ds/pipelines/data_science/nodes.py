@@ -105,7 +105,7 @@ def inject_anomalies(
         return {}, pd.DataFrame(columns=columns)
     rng = np.random.default_rng(params.seed)
     table, info = inject_table(histograms, held[["run", "lumi"]], list(p.types), p.n_per_type,
-                               preprocessor.reference_, rng, dict(p.params))  # fmt: skip
+                               preprocessor.reference_, rng, {str(k): v for k, v in p.params.items()})  # fmt: skip
     features = preprocessor.transform(table, keys=info[["sample"]], key_columns=["sample"])
     for fs in features.values():
         fs.keys = info.copy()
@@ -182,12 +182,12 @@ def certify_lumisections(
     """ML certification JSON per strategy: the LS it calls good (``certification.within``:
     ``none``, ``dcs`` or ``golden`` keeps only LS also in that mask)."""
     within = params.certification.within
-    masks = {"none": None, "golden": golden_json, "dcs": dcs_json}
     mask = None
     if within != "none":
-        if not masks[within]:
+        chosen = golden_json if within == "golden" else dcs_json
+        if not chosen:
             raise ValueError(f"certification.within={within}: the {within} JSON is empty")
-        mask = LumiMask.from_json(masks[within], name=f"{within} JSON", overlap="merge")
+        mask = LumiMask.from_json(chosen, name=f"{within} JSON", overlap="merge")
     return {
         str(name): ml_certification(lumisection_predictions, run_predictions, str(name), mask)
         for name in lumisection_predictions["strategy"].unique()

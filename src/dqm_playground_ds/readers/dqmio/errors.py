@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 
 class DQMIOError(Exception):
@@ -35,7 +36,7 @@ class MissingMEError(DQMIOError):
 class IntegrityError(DQMIOError):
     """Histograms whose bytes contradict what the object itself stores (a corrupt file)."""
 
-    def __init__(self, path: str, tree: str, failures: list[object], shown: int = 5) -> None:
+    def __init__(self, path: str, tree: str, failures: Sequence[object], shown: int = 5) -> None:
         self.failures = failures
         listed = "; ".join(str(f) for f in failures[:shown])
         more = f"; and {len(failures) - shown} more" if len(failures) > shown else ""

@@ -88,7 +88,8 @@ def _gather(buf: np.ndarray, starts: np.ndarray, rel: int, nbytes: int) -> np.nd
             )
     if nbytes <= _SMALL_GATHER:
         index_type = np.int32 if len(buf) < 2**31 else np.int64
-        return buf[begin.astype(index_type)[:, None] + np.arange(nbytes, dtype=index_type)]
+        offsets: np.ndarray = begin.astype(index_type)[:, None]
+        return buf[offsets + np.arange(nbytes, dtype=index_type)]
     out = np.empty((n, nbytes), dtype=np.uint8)
     for i, b in enumerate(begin.tolist()):
         out[i] = buf[b : b + nbytes]
@@ -170,7 +171,7 @@ class DQMIOFile:
                 + (f" (it holds {sorted(keys)[:8]})" if keys else " (it holds no objects)"),
             )
         self._keys = keys
-        self._names: dict[int, np.ndarray] = {}
+        self._names: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._indices: dict[str, np.ndarray] | None = None
         self._layouts: dict[tuple[int, str, int], EntryLayout] = {}
 
@@ -311,7 +312,7 @@ class DQMIOFile:
 
     def list_mes(self) -> pd.DataFrame:
         """One row per ME: name, type, dimension and how many entries (LS + run-level) it has."""
-        rows = []
+        rows: list[dict[str, Any]] = []
         for t in self._type_codes():
             codes, uniq = self._name_codes(t)
             counts = np.bincount(codes, minlength=len(uniq))
