@@ -104,6 +104,13 @@ def _pair(value: Any, what: str, dim: int, cast: type) -> tuple[Any, Any]:
     return cast(value[0]), cast(value[1])
 
 
+def _range(value: Any, what: str) -> tuple[float, float]:
+    bounds = tuple(map(float, value))
+    if len(bounds) != 2:
+        raise PreprocessingError(f"{what}: a range is [low, high], got {list(value)!r}")
+    return bounds[0], bounds[1]
+
+
 def resolve_config(variant: Mapping[str, Any], me: str, dim: int) -> MEConfig:
     """Settings for ``me``: the ``1d``/``2d`` block, then every matching ``per_me`` regex in order."""
     unknown = set(variant) - {"1d", "2d", "per_me"}
@@ -128,8 +135,12 @@ def resolve_config(variant: Mapping[str, Any], me: str, dim: int) -> MEConfig:
         )
     shape = merged.get("shape")
     return MEConfig(
-        crop_x=tuple(map(float, crop["x"])) if crop.get("x") is not None else None,
-        crop_y=tuple(map(float, crop["y"])) if crop.get("y") is not None else None,
+        crop_x=_range(crop["x"], f"preprocessing of {me}: crop.x")
+        if crop.get("x") is not None
+        else None,
+        crop_y=_range(crop["y"], f"preprocessing of {me}: crop.y")
+        if crop.get("y") is not None
+        else None,
         rebin=_pair(merged.get("rebin", 1), f"{me}: rebin", dim, int),
         shape=_pair(shape, f"{me}: shape", dim, int) if shape is not None else None,
         normalisation=norm,
@@ -265,7 +276,7 @@ class FeatureSet:
     @property
     def scorable(self) -> np.ndarray:
         """LS whose every ME can be scored (quality ok or low_stats)."""
-        return (self.quality <= LOW_STATS).all(axis=1)
+        return np.asarray((self.quality <= LOW_STATS).all(axis=1), dtype=bool)
 
     def ls_quality(self) -> tuple[np.ndarray, np.ndarray]:
         """Worst quality name per LS and a ``me: reason; ...`` detail string."""

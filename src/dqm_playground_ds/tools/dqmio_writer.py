@@ -142,7 +142,7 @@ def _root() -> Any:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                import ROOT  # type: ignore[import-not-found]
+                import ROOT
         except ImportError as exc:  # pragma: no cover - depends on the extra
             raise ImportError('writing DQMIO files needs ROOT: pip install -e ".[root]"') from exc
         ROOT.gROOT.SetBatch(True)
