@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from kedro.io import DatasetError
 
 from dqm_playground_ds.datasets import HistogramSourceDataset, ParquetTableDataset
 from dqm_playground_ds.schema import HistogramSchemaError
@@ -58,7 +59,7 @@ def test_invalid_table_leaves_previous_file_untouched(tmp_path):
 
 def test_failed_write_leaves_no_partial_file(tmp_path):
     ds = ParquetTableDataset(filepath=str(tmp_path / "x.parquet"))
-    with pytest.raises(Exception):  # noqa: B017 - pyarrow cannot convert this column
+    with pytest.raises(DatasetError, match="Failed while saving"):  # pyarrow cannot convert it
         ds.save(pd.DataFrame({"a": [object(), object()]}))
     assert list(tmp_path.iterdir()) == []
 

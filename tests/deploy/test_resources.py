@@ -33,7 +33,7 @@ def test_quantity(text, value):
 
 @pytest.mark.parametrize("bad", ["", "1 Gi", "1GB", "abc", "--1"])
 def test_bad_quantity(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not a Kubernetes quantity"):
         quantity(bad)
 
 

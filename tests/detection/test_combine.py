@@ -84,7 +84,7 @@ def test_nan_column_gives_nan_and_invalid_settings_fail(train):
     comb = ScoreCombiner().fit(train)
     out = comb.anomaly_score(np.array([[1.0, np.nan, 1.0], [1.0, 1.0, 1.0]]))
     assert np.isnan(out[0]) and np.isfinite(out[1])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'method' parameter of ScoreCombiner must be"):
         ScoreCombiner("mean").fit(train)
     with pytest.raises(ValueError, match="at least 2"):
         ScoreCombiner().fit(train[:1])

@@ -62,7 +62,7 @@ def test_estimator_api(kind, good):
     assert set(np.unique(pred)) <= {-1, 1}
     assert 0.0 < (pred == -1).mean() <= 0.15
     np.testing.assert_allclose(det.score_samples(X, **kw), -det.anomaly_score(X, **kw))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="features"):
         score(det, X[:, :1] if X.shape[1] > 1 else np.hstack([X, X]))  # wrong width
 
 
