@@ -101,24 +101,8 @@ def _as_float_array(value: object) -> np.ndarray:
     return np.asarray(value, dtype=np.float64).reshape(-1)
 
 
-def validate_histograms(df: pd.DataFrame, *, name: str = "histogram table") -> pd.DataFrame:
-    """Check and coerce a table into the histogram schema; raise on the first bad column or row.
-
-    Returns a new frame with exactly the schema's columns, in order, with the schema's dtypes and
-    ``data`` as one float64 numpy array per row.
-    """
-    if not isinstance(df, pd.DataFrame):
-        raise HistogramSchemaError(f"{name}: expected a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise HistogramSchemaError(f"{name}: missing column(s) {missing}; has {list(df.columns)}")
-    out = df.loc[:, list(COLUMNS)].reset_index(drop=True)
-    if out.empty:
-        return empty_histograms()
-
-    for col in ("run", "lumi", "me", "dim", "x_bins", "data"):
-        _first_bad(out, out[col].isna().to_numpy(), f"{col} is missing")
-
+def _coerce_columns(out: pd.DataFrame, name: str) -> None:
+    """Every numeric column to its schema dtype, in place; names the first row that is not."""
     for col, dtype in COLUMNS.items():
         if col in ("data", "me", "source"):
             continue
@@ -137,6 +121,9 @@ def validate_histograms(df: pd.DataFrame, *, name: str = "histogram table") -> p
     out["me"] = out["me"].astype("string")
     out["source"] = out["source"].fillna("").astype("string")
 
+
+def _check_ranges(out: pd.DataFrame) -> None:
+    """Positive runs, LS >= 0, dims 1 or 2, bins and axis ranges that make a histogram."""
     _first_bad(out, out["run"].to_numpy() <= 0, "run must be positive")
     _first_bad(out, out["lumi"].to_numpy() < 0, "lumi must be >= 0 (0 = run-level)")
     _first_bad(out, (out["me"].str.len() == 0).to_numpy(), "me is empty")
@@ -158,6 +145,10 @@ def validate_histograms(df: pd.DataFrame, *, name: str = "histogram table") -> p
     )
     out.loc[~is2d, ["y_min", "y_max"]] = np.nan
 
+
+def _checked_data(out: pd.DataFrame) -> np.ndarray:
+    """``data`` as one float64 array per row, of x_bins * y_bins values."""
+    is2d = out["dim"].to_numpy() == 2
     expected = out["x_bins"].to_numpy(np.int64) * np.where(is2d, out["y_bins"].to_numpy(), 1)
     values = out["data"].to_numpy()
     ready = np.fromiter(
@@ -182,8 +173,29 @@ def validate_histograms(df: pd.DataFrame, *, name: str = "histogram table") -> p
             f"{_row_label(out, pos)}: data has {sizes[pos]} values, "
             f"expected x_bins*y_bins = {expected[pos]} ({int(wrong.sum())} bad row(s) in all)"
         )
-    out["data"] = data
+    return data
 
+
+def validate_histograms(df: pd.DataFrame, *, name: str = "histogram table") -> pd.DataFrame:
+    """Check and coerce a table into the histogram schema; raise on the first bad column or row.
+
+    Returns a new frame with exactly the schema's columns, in order, with the schema's dtypes and
+    ``data`` as one float64 numpy array per row.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise HistogramSchemaError(f"{name}: expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise HistogramSchemaError(f"{name}: missing column(s) {missing}; has {list(df.columns)}")
+    out = df.loc[:, list(COLUMNS)].reset_index(drop=True)
+    if out.empty:
+        return empty_histograms()
+
+    for col in ("run", "lumi", "me", "dim", "x_bins", "data"):
+        _first_bad(out, out[col].isna().to_numpy(), f"{col} is missing")
+    _coerce_columns(out, name)
+    _check_ranges(out)
+    out["data"] = _checked_data(out)
     dup = out.duplicated(KEY, keep=False).to_numpy()
     _first_bad(out, dup, "duplicate (run, lumi, me) key")
     return out

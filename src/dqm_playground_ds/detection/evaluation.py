@@ -183,6 +183,42 @@ DEFAULT_TARGETS: dict[str, float] = Targets().model_dump(by_alias=True)
 LOCAL_TYPES = ("dead_region", "hot_spot")
 
 
+def _real_targets(table: pd.DataFrame, best: str, targets: Mapping[str, float]) -> dict[str, bool]:
+    """Targets on real labels: the apply runs' when labelled, else the training runs' out of fold."""
+    real = table[(table["strategy"] == best) & (table["evaluation"] == "real")]
+    if real.empty:
+        real = table[(table["strategy"] == best) & (table["evaluation"] == "real_train_oof")]
+    if not (len(real) and real["n_pos"].iloc[0] > 0 and real["n_neg"].iloc[0] > 0):
+        return {}
+    r = real.iloc[0]
+    out = {
+        "real_auc_ge": bool(r["auc"] >= targets["real_auc_min"]),
+        "real_tpr_at_fpr_0.01_ge": bool(
+            r["tpr_at_fpr_0.01"] >= targets["real_tpr_at_fpr_0.01_min"]
+        ),
+    }
+    if "run_auc" in r and pd.notna(r["run_auc"]):
+        out["real_run_auc_ge"] = bool(r["run_auc"] >= targets["real_run_auc_min"])
+    out["real_wp_fpr_le"] = bool(r["wp_fpr"] <= targets["real_wp_fpr_max"])
+    return out
+
+
+def _injected_targets(
+    inj: pd.DataFrame, best: str, targets: Mapping[str, float]
+) -> dict[str, bool]:
+    b = inj[inj["strategy"] == best].set_index("anomaly_type")
+    if not len(b):
+        return {}
+    out = {"injected_auc_ge_every_type": bool((b["auc"] >= targets["injected_auc_min"]).all())}
+    local = [t for t in LOCAL_TYPES if t in b.index]
+    if local:
+        tpr = b.loc[local, "tpr_at_fpr_0.01"]
+        out["injected_local_tpr_at_fpr_0.01_ge"] = bool(
+            (tpr >= targets["injected_local_tpr_at_fpr_0.01_min"]).all()
+        )
+    return out
+
+
 def choose_best(
     table: pd.DataFrame, params: BestStrategyCriteria | Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -220,29 +256,7 @@ def choose_best(
         criterion = "highest minimum AUC over injected anomaly types (no labelled training runs)"
     else:
         return {"best_strategy": None}
-    out: dict[str, Any] = {}
-    real = table[(table["strategy"] == best) & (table["evaluation"] == "real")]
-    if real.empty:
-        real = table[(table["strategy"] == best) & (table["evaluation"] == "real_train_oof")]
-    if len(real) and real["n_pos"].iloc[0] > 0 and real["n_neg"].iloc[0] > 0:
-        r = real.iloc[0]
-        out["real_auc_ge"] = bool(r["auc"] >= targets["real_auc_min"])
-        out["real_tpr_at_fpr_0.01_ge"] = bool(
-            r["tpr_at_fpr_0.01"] >= targets["real_tpr_at_fpr_0.01_min"]
-        )
-        if "run_auc" in r and pd.notna(r["run_auc"]):
-            out["real_run_auc_ge"] = bool(r["run_auc"] >= targets["real_run_auc_min"])
-        out["real_wp_fpr_le"] = bool(r["wp_fpr"] <= targets["real_wp_fpr_max"])
-    b = inj[inj["strategy"] == best].set_index("anomaly_type")
-    if len(b):
-        out["injected_auc_ge_every_type"] = bool((b["auc"] >= targets["injected_auc_min"]).all())
-        local = [t for t in LOCAL_TYPES if t in b.index]
-        if local:
-            out["injected_local_tpr_at_fpr_0.01_ge"] = bool(
-                (
-                    b.loc[local, "tpr_at_fpr_0.01"] >= targets["injected_local_tpr_at_fpr_0.01_min"]
-                ).all()
-            )
+    out = {**_real_targets(table, best, targets), **_injected_targets(inj, best, targets)}
     return {
         "best_strategy": best,
         "best_strategy_criterion": criterion,

@@ -365,6 +365,41 @@ class Strategy:
         return StrategyScores(raw, z, self.combiner.anomaly_score(raw), mes, importance)
 
 
+def _applicable(spec: StrategySpec, features: FeatureSet) -> list[DetectorSpec]:
+    """The strategy's detectors that match some ME of the data (the others are logged, skipped)."""
+    detectors = [
+        d for d in spec.detectors if any(d.applies_to(m, f.dim) for m, f in features.mes.items())
+    ]
+    if not detectors:
+        raise StrategyError(
+            f"strategy {spec.name!r}: no detector applies to any ME of the data "
+            f"({sorted(features.mes)}); check the detectors' mes/dims"
+        )
+    for d in spec.detectors:
+        if d not in detectors:
+            log.info("strategy %s: detector %s matches no ME (mes=%r, dims=%s): skipped",
+                     spec.name, d.name, d.mes, list(d.dims))  # fmt: skip
+    return detectors
+
+
+def _fit_combiner(
+    spec: StrategySpec, columns: list[tuple[str, str]], calib: np.ndarray
+) -> ScoreCombiner:
+    """The combiner on the good training LS's out-of-fold scores; silent columns are named."""
+    usable = ~np.isnan(calib).any(axis=1)
+    combiner = ScoreCombiner(**spec.combination).fit(calib[usable])
+    for (me, det_name), live in zip(columns, combiner.active_, strict=True):
+        if not live:
+            log.warning(
+                "strategy %s: detector %s on %s gives the same score to every training LS "
+                "(nothing to see in this data, e.g. an ME ratio with one ME): it has no vote",
+                spec.name,
+                det_name,
+                me,
+            )
+    return combiner
+
+
 def fit_strategy(
     spec: StrategySpec,
     features: FeatureSet,
@@ -385,18 +420,7 @@ def fit_strategy(
         oof_rows, oof_folds = train_rows, folds
     oof_rows = np.asarray(oof_rows)
     good = np.isin(oof_rows, train_rows)
-    detectors = [
-        d for d in spec.detectors if any(d.applies_to(m, f.dim) for m, f in features.mes.items())
-    ]
-    if not detectors:
-        raise StrategyError(
-            f"strategy {spec.name!r}: no detector applies to any ME of the data "
-            f"({sorted(features.mes)}); check the detectors' mes/dims"
-        )
-    for d in spec.detectors:
-        if d not in detectors:
-            log.info("strategy %s: detector %s matches no ME (mes=%r, dims=%s): skipped",
-                     spec.name, d.name, d.mes, list(d.dims))  # fmt: skip
+    detectors = _applicable(spec, features)
     sets, oofs = [], []
     for det in detectors:
         key = f"{spec.preprocessing}|{det.key()}"
@@ -411,19 +435,8 @@ def fit_strategy(
         sets.append(final)
         oofs.append(oof)
     oof_raw = np.hstack(oofs)
-    columns = [c for s in sets for c in s.columns]
     calib = oof_raw[good]
-    usable = ~np.isnan(calib).any(axis=1)
-    combiner = ScoreCombiner(**spec.combination).fit(calib[usable])
-    for (me, det_name), live in zip(columns, combiner.active_, strict=True):
-        if not live:
-            log.warning(
-                "strategy %s: detector %s on %s gives the same score to every training LS "
-                "(nothing to see in this data, e.g. an ME ratio with one ME): it has no vote",
-                spec.name,
-                det_name,
-                me,
-            )
+    combiner = _fit_combiner(spec, [c for s in sets for c in s.columns], calib)
     threshold = threshold_for_rate(combiner.anomaly_score(calib), spec.false_alarm_rate)
     keys = features.keys.iloc[oof_rows][["run", "lumi"]].reset_index(drop=True)
     return Strategy(spec, sets, combiner, threshold, keys, oof_raw, good)
