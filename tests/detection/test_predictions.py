@@ -13,7 +13,7 @@ from dqm_playground_ds.pipelines.data_processing import nodes as proc
 from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.pipelines.data_science import nodes as sci
 from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
-from tests.detection_data import ME_1D, ME_1D_B, get, golden_for, make_histograms, replace
+from tests.detection_data import ME_1D_B, get, golden_for, make_histograms, replace
 
 STARVED = (4, 3)  # an LS whose ME_1D_B holds a handful of entries: fails the quality cuts
 NO_INJECTIONS = pd.DataFrame(columns=["strategy", "anomaly_type", "score", "quality"])
@@ -26,13 +26,26 @@ def predicted():
     few[10:13] = 3  # 9 entries < min_entries 100
     hist = replace(hist, *STARVED, ME_1D_B, few)
     pp = DataProcessingParams.model_validate(
-        {"split": {"name": "t", "train": {"runs": [1, 2, 3]}, "apply": {"runs": [4]}},
-         "labels": {"bad_runs": [4]}, "preprocessing": {"fine": {}}}  # fmt: skip
+        {
+            "split": {"name": "t", "train": {"runs": [1, 2, 3]}, "apply": {"runs": [4]}},
+            "labels": {"bad_runs": [4]},
+            "preprocessing": {"fine": {}},
+        }
     )
     sp = DataScienceParams.model_validate(
-        {"seed": 2, "strategies": {"ref": {"preprocessing": "fine", "detectors": [
-            {"name": "chi2", "kind": "reference_test", "params": {"statistic": "chi2"}}]}},
-         "injection": {"enabled": False}, "evaluation": {"n_bootstrap": 5}}  # fmt: skip
+        {
+            "seed": 2,
+            "strategies": {
+                "ref": {
+                    "preprocessing": "fine",
+                    "detectors": [
+                        {"name": "chi2", "kind": "reference_test", "params": {"statistic": "chi2"}}
+                    ],
+                }
+            },
+            "injection": {"enabled": False},
+            "evaluation": {"n_bootstrap": 5},
+        }
     )
     labelled = proc.label_lumisections_node(hist, golden_for(hist), {}, pp, [])
     split = proc.assign_split(labelled, None, pp)
@@ -56,11 +69,11 @@ def test_a_quality_failure_is_flagged_with_the_failing_me_named(predicted):
 
 
 def test_quality_failures_score_inf_in_the_figures(predicted):
-    preds, sp = predicted
+    preds, _sp = predicted
     s = decision_score(preds["score"], preds["quality"], True)
     failed = (preds["quality"] != "ok").to_numpy()
     assert failed.any() and np.isinf(s[failed]).all() and np.isfinite(s[~failed]).all()
-    metrics, table, _, _ = assess_strategies(preds, NO_INJECTIONS,
+    _metrics, table, _, _ = assess_strategies(preds, NO_INJECTIONS,
         flag_quality_failures=True, n_bootstrap=5, roc_points=20, seed=0,
         criteria=BestStrategyCriteria())  # fmt: skip
     real = table[table["evaluation"] == "real"].iloc[0]
@@ -73,9 +86,20 @@ def test_quality_failures_score_inf_in_the_figures(predicted):
 
 def _injected_table(worst: dict[str, list[float]]) -> pd.DataFrame:
     return pd.DataFrame(
-        [{"strategy": name, "evaluation": "injected", "anomaly_type": f"t{i}", "auc": a,
-          "n_pos": 50, "n_neg": 50, "tpr_at_fpr_0.01": 0.9, "wp_fpr": 0.01}
-         for name, aucs in worst.items() for i, a in enumerate(aucs)]  # fmt: skip
+        [
+            {
+                "strategy": name,
+                "evaluation": "injected",
+                "anomaly_type": f"t{i}",
+                "auc": a,
+                "n_pos": 50,
+                "n_neg": 50,
+                "tpr_at_fpr_0.01": 0.9,
+                "wp_fpr": 0.01,
+            }
+            for name, aucs in worst.items()
+            for i, a in enumerate(aucs)
+        ]
     )
 
 

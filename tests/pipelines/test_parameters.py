@@ -40,7 +40,10 @@ def test_conf_base_states_the_models_defaults(group):
 @pytest.mark.parametrize(
     ("runtime", "message"),
     [
-        ({"data_science": {"active_strategis": ["reference"]}}, r"did you mean 'active_strategies'"),
+        (
+            {"data_science": {"active_strategis": ["reference"]}},
+            r"did you mean 'active_strategies'",
+        ),
         ({"data_science": {"run_verdicts": {"false_alarm_rate": 2}}}, r"less than 1"),
         ({"data_processing": {"quality": {"min_entries": "abc"}}}, r"valid number"),
         ({"data_processing": {"labels": {"certified_runs": "gold"}}}, r"'golden' or 'dcs'"),
@@ -48,6 +51,6 @@ def test_conf_base_states_the_models_defaults(group):
 )
 def test_kedro_refuses_a_bad_parameter_before_any_node_runs(runtime, message):
     bootstrap_project(PROJECT)
-    with KedroSession.create(project_path=PROJECT, env="ci", runtime_params=runtime) as session:
-        with pytest.raises(ParameterValidationError, match=message):
-            session.load_context().params  # noqa: B018 (the property validates)
+    session = KedroSession.create(project_path=PROJECT, env="ci", runtime_params=runtime)
+    with session, pytest.raises(ParameterValidationError, match=message):
+        session.load_context().params  # noqa: B018 (the property validates)

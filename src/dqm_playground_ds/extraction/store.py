@@ -37,7 +37,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pandas as pd
 import pyarrow as pa
@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from dqm_playground_ds.atomic import atomic_write, remove_stale_temporaries
 from dqm_playground_ds.readers.dqmio.selection import match_names
-from dqm_playground_ds.schema import COLUMNS, HISTOGRAM_SCHEMA, KEY, empty_histograms
+from dqm_playground_ds.schema import COLUMNS, HISTOGRAM_SCHEMA, KEY, MissingMEs, empty_histograms
 from dqm_playground_ds.sources import HistogramSource, SourceError, index_frame, local_problem
 from dqm_playground_ds.workers import worker_pool
 
@@ -66,7 +66,15 @@ class Request:
 
     me: tuple[str, ...] | None = None
     include_run_level: bool = False
-    missing: str = "raise"
+    missing: MissingMEs = "raise"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.me, str):  # one pattern, not its characters
+            object.__setattr__(self, "me", (self.me,))
+        elif self.me is not None:
+            object.__setattr__(self, "me", tuple(self.me))
+        if self.missing not in get_args(MissingMEs):
+            raise ValueError(f"missing must be one of {get_args(MissingMEs)}, got {self.missing!r}")
 
     def key(self) -> dict[str, Any]:
         return {

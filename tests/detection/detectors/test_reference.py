@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 
 from dqm_playground_ds.detection.detectors import ReferenceTest
-from tests.detection_data import shape_1d
 from tests.detection.detectors.conftest import counts
+from tests.detection_data import shape_1d
 
 
 def scipy_pulls(X, p, n_ref, tau2):
