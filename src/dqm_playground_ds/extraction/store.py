@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("path", nargs="?", help="folder or URL holding the input files")
     parser.add_argument("--pattern", default="*.root", help="glob under PATH (default: *.root)")
-    parser.add_argument("--kind", default="dqmio", choices=["dqmio", "legacy_csv"])
+    parser.add_argument("--kind", default="dqmio", choices=["dqmio", "legacy_csv", "dqmiotools"])
     parser.add_argument("--me", action="append", help="ME name or regex (repeatable; default all)")
     parser.add_argument("--run-level", action="store_true", help="also keep run-level MEs (lumi 0)")
     parser.add_argument(
