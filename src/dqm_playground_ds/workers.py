@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 WATCHDOG_SECONDS = 1.0
@@ -50,3 +53,78 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)
     )
+
+
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity, bounded by a cgroup v2 CPU quota (a pod's limit)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def resolve_jobs(n_jobs: int | None) -> int:
+    """``None``: every usable CPU; ``-1`` likewise; otherwise at least 1."""
+    if n_jobs is None or n_jobs == -1:
+        return usable_cpus()
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be >= 1, -1 or null, got {n_jobs}")
+    return n_jobs
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args = record.getMessage(), None  # picklable, formatted where it arose
+        record.exc_info = record.exc_text = None
+        self.records.append(record)
+
+
+def _logged(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[logging.LogRecord]]:
+    """Run ``fn`` in a worker, keeping its log records for the parent to emit."""
+    collect = _Collect()
+    root = logging.getLogger()
+    root.addHandler(collect)
+    level = root.level
+    root.setLevel(min(level, logging.INFO) if level else logging.INFO)
+    try:
+        return fn(*args), collect.records
+    finally:
+        root.removeHandler(collect)
+        root.setLevel(level)
+
+
+def parallel_map(fn: Callable[..., Any], tasks: list[tuple[Any, ...]], n_jobs: int) -> list[Any]:
+    """``[fn(*t) for t in tasks]``, in order, over ``n_jobs`` loky worker processes.
+
+    loky starts clean interpreters (a forked child of a process whose OpenMP/BLAS threads are
+    running can hang forever) and hands large arrays over as memory maps. Each result depends on
+    its task alone, so the output is the same whatever ``n_jobs``; what the workers log is logged
+    here, through this process's handlers (Kedro's console, files, test capture).
+    """
+    if n_jobs <= 1 or len(tasks) < 2:
+        return [fn(*t) for t in tasks]
+    from joblib import Parallel, delayed
+
+    out = Parallel(n_jobs=min(n_jobs, len(tasks)), backend="loky")(
+        delayed(_logged)(fn, *t) for t in tasks
+    )
+    results = []
+    for result, records in out:
+        for record in records:
+            logger = logging.getLogger(record.name)
+            if logger.isEnabledFor(record.levelno):
+                logger.handle(record)
+        results.append(result)
+    return results

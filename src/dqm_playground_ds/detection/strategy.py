@@ -36,6 +36,7 @@ from dqm_playground_ds.detection.combine import ScoreCombiner, me_importance
 from dqm_playground_ds.detection.detectors import RunContext, make_detector
 from dqm_playground_ds.detection.thresholds import threshold_for_rate
 from dqm_playground_ds.processing.preprocessing import OK, FeatureSet
+from dqm_playground_ds.workers import parallel_map
 
 log = logging.getLogger(__name__)
 
@@ -157,30 +158,25 @@ class MEDetectorSet:
         self.spec = spec
         self.random_state = random_state
 
-    def fit(self, features: FeatureSet, rows: np.ndarray) -> MEDetectorSet:
+    def fit(self, features: FeatureSet, rows: np.ndarray, n_jobs: int = 1) -> MEDetectorSet:
+        """One detector per ME on ``rows`` (subsampled to ``max_train``); MEs over ``n_jobs``."""
         spec = self.spec
         rng = np.random.default_rng(self.random_state)
         if spec.max_train and len(rows) > spec.max_train:
             rows = np.sort(rng.choice(rows, spec.max_train, replace=False))
-        _, needs = make_detector(spec.kind, dict(spec.params))
-        ratio = features.integral_ratio() if needs == "integral_ratio" else None
+        _, self.needs_ = make_detector(spec.kind, dict(spec.params))
         self.mes_ = [m for m, f in features.mes.items() if spec.applies_to(m, f.dim)]
         if not self.mes_:
             raise StrategyError(f"detector {spec.name!r}: no ME matches mes={spec.mes!r}")
-        self.models_ = {}
+        ratio = features.integral_ratio() if self.needs_ == "integral_ratio" else None
         runs = features.keys["run"].to_numpy()[rows] if "run" in features.keys else None
-        for me in self.mes_:
-            det, _ = make_detector(spec.kind, dict(spec.params))
-            if "random_state" in det.get_params() and "random_state" not in spec.params:
-                det.set_params(random_state=self.random_state)
-            if "shape" in det.get_params() and "shape" not in spec.params:
-                det.set_params(shape=tuple(features.mes[me].shape))
-            x = _detector_input(features, me, needs, rows, ratio)
-            if "groups" in inspect.signature(det.fit).parameters:
-                self.models_[me] = det.fit(x, groups=runs)  # type: ignore[call-arg]
-            else:
-                self.models_[me] = det.fit(x)
-        self.needs_ = needs
+        tasks = [
+            (spec, self.random_state, tuple(features.mes[me].shape),
+             _detector_input(features, me, self.needs_, rows, ratio), runs)
+            for me in self.mes_
+        ]  # fmt: skip
+        fitted = parallel_map(_fit_detector, tasks, n_jobs)
+        self.models_ = dict(zip(self.mes_, fitted, strict=True))
         return self
 
     @property
@@ -202,6 +198,7 @@ class MEDetectorSet:
         features: FeatureSet,
         rows: np.ndarray | None = None,
         context: tuple[FeatureSet, np.ndarray] | None = None,
+        n_jobs: int = 1,
     ) -> np.ndarray:
         """Raw anomaly scores (n, n_mes); NaN for LS that cannot be scored.
 
@@ -215,34 +212,66 @@ class MEDetectorSet:
         if not ok.any():
             return out
         ratio = features.integral_ratio() if self.needs_ == "integral_ratio" else None
-        grouped = any(getattr(m, "uses_groups", False) for m in self.models_.values())
-        scored = rows[ok]
-        for j, me in enumerate(self.mes_):
-            x = _detector_input(features, me, self.needs_, scored, ratio)
-            model = self.models_[me]
-            if not grouped:
-                out[ok, j] = model.anomaly_score(x)
-                continue
-            runs = features.keys["run"].to_numpy()[scored]
-            if context is None:
-                ctx_features, own_rows = features, scored
-                candidates = scored
-            else:
-                ctx_features, own_map = context
-                own_rows = np.asarray(own_map)[scored]
-                candidates = np.flatnonzero(
-                    np.isin(ctx_features.keys["run"].to_numpy(), np.unique(runs))
-                )
-            k = ctx_features.me_names.index(me)
-            good = ctx_features.scorable[candidates] & (ctx_features.quality[candidates, k] == OK)
-            ctx_rows = candidates[good]
-            pos = np.full(len(ctx_features), -1)
-            pos[ctx_rows] = np.arange(len(ctx_rows))
-            own = np.where(own_rows >= 0, pos[np.maximum(own_rows, 0)], -1)
-            cx = _detector_input(ctx_features, me, self.needs_, ctx_rows, ratio)
-            ctx_runs = ctx_features.keys["run"].to_numpy()[ctx_rows]
-            out[ok, j] = model.anomaly_score(x, groups=runs, context=RunContext(cx, ctx_runs, own))
+        tasks = [
+            self._score_task(features, j, rows[ok], ratio, context) for j in range(len(self.mes_))
+        ]
+        for j, column in enumerate(parallel_map(_anomaly, tasks, n_jobs)):
+            out[ok, j] = column
         return out
+
+    def _score_task(
+        self,
+        features: FeatureSet,
+        j: int,
+        scored: np.ndarray,
+        ratio: np.ndarray | None,
+        context: tuple[FeatureSet, np.ndarray] | None,
+    ) -> tuple[Any, np.ndarray, np.ndarray | None, RunContext | None]:
+        """(model, inputs, runs, run context) of the ``j``-th ME: all a worker needs to score it."""
+        me = self.mes_[j]
+        x = _detector_input(features, me, self.needs_, scored, ratio)
+        model = self.models_[me]
+        if not getattr(model, "uses_groups", False):
+            return model, x, None, None
+        runs = features.keys["run"].to_numpy()[scored]
+        if context is None:
+            ctx_features, own_rows = features, scored
+            candidates = scored
+        else:
+            ctx_features, own_map = context
+            own_rows = np.asarray(own_map)[scored]
+            candidates = np.flatnonzero(
+                np.isin(ctx_features.keys["run"].to_numpy(), np.unique(runs))
+            )
+        k = ctx_features.me_names.index(me)
+        good = ctx_features.scorable[candidates] & (ctx_features.quality[candidates, k] == OK)
+        ctx_rows = candidates[good]
+        pos = np.full(len(ctx_features), -1)
+        pos[ctx_rows] = np.arange(len(ctx_rows))
+        own = np.where(own_rows >= 0, pos[np.maximum(own_rows, 0)], -1)
+        cx = _detector_input(ctx_features, me, self.needs_, ctx_rows, ratio)
+        ctx_runs = ctx_features.keys["run"].to_numpy()[ctx_rows]
+        return model, x, runs, RunContext(cx, ctx_runs, own)
+
+
+def _fit_detector(
+    spec: DetectorSpec, random_state: int, shape: tuple[int, ...], x: np.ndarray, runs: Any
+) -> Any:
+    """One ME's detector (module level: it may run in a worker process)."""
+    det, _ = make_detector(spec.kind, dict(spec.params))
+    if "random_state" in det.get_params() and "random_state" not in spec.params:
+        det.set_params(random_state=random_state)
+    if "shape" in det.get_params() and "shape" not in spec.params:
+        det.set_params(shape=shape)
+    if "groups" in inspect.signature(det.fit).parameters:
+        return det.fit(x, groups=runs)  # type: ignore[call-arg]
+    return det.fit(x)
+
+
+def _anomaly(model: Any, x: np.ndarray, runs: Any, context: RunContext | None) -> np.ndarray:
+    if context is None:
+        return model.anomaly_score(x)
+    return model.anomaly_score(x, groups=runs, context=context)
 
 
 def assign_folds(keys: pd.DataFrame, n_folds: int) -> np.ndarray:
@@ -279,6 +308,7 @@ def fit_detector_set(
     random_state: int = 0,
     oof_rows: np.ndarray | None = None,
     oof_folds: np.ndarray | None = None,
+    n_jobs: int = 1,
 ) -> tuple[MEDetectorSet, np.ndarray]:
     """Final detector set on all training rows and the out-of-fold scores of ``oof_rows``.
 
@@ -289,13 +319,13 @@ def fit_detector_set(
         oof_rows, oof_folds = train_rows, folds
     oof = None
     for f in np.unique(folds):
-        part = MEDetectorSet(spec, random_state).fit(features, train_rows[folds != f])
+        part = MEDetectorSet(spec, random_state).fit(features, train_rows[folds != f], n_jobs)
         held = oof_folds == f
-        scores = part.anomaly_scores(features, oof_rows[held])
+        scores = part.anomaly_scores(features, oof_rows[held], n_jobs=n_jobs)
         if oof is None:
             oof = np.full((len(oof_rows), scores.shape[1]), np.nan)
         oof[held] = scores
-    final = MEDetectorSet(spec, random_state).fit(features, train_rows)
+    final = MEDetectorSet(spec, random_state).fit(features, train_rows, n_jobs)
     if oof is None:  # no fold: nothing scored out of fold
         oof = np.full((len(oof_rows), len(final.mes_)), np.nan)
     return final, oof
@@ -332,6 +362,7 @@ class Strategy:
         use_oof: bool = True,
         cache: dict | None = None,
         context: tuple[FeatureSet, np.ndarray] | None = None,
+        n_jobs: int = 1,
     ) -> np.ndarray:
         """Detector scores; ``cache`` shares them between strategies that share detector sets."""
         cache = {} if cache is None else cache
@@ -341,7 +372,8 @@ class Strategy:
             key = (s.spec.key(), self.spec.preprocessing, context is None)
             hit = cache.get(key)
             if hit is None or hit[0] is not features:
-                hit = cache[key] = (features, s.anomaly_scores(features, context=context))
+                raw = s.anomaly_scores(features, context=context, n_jobs=n_jobs)
+                hit = cache[key] = (features, raw)
             parts.append(hit[1])
         raw = np.hstack(parts)
         if use_oof and {"run", "lumi"} <= set(features.keys.columns) and len(self.oof_keys):
@@ -357,9 +389,10 @@ class Strategy:
         use_oof: bool = True,
         cache: dict | None = None,
         context: tuple[FeatureSet, np.ndarray] | None = None,
+        n_jobs: int = 1,
     ) -> StrategyScores:
         """Scores of every LS of ``features`` (training LS get their out-of-fold scores)."""
-        raw = self.raw_scores(features, use_oof, cache, context)
+        raw = self.raw_scores(features, use_oof, cache, context, n_jobs)
         z = self.combiner.standardise(raw)
         mes, importance = me_importance(z, [me for me, _ in self.columns])
         return StrategyScores(raw, z, self.combiner.anomaly_score(raw), mes, importance)
@@ -409,6 +442,7 @@ def fit_strategy(
     random_state: int = 0,
     oof_rows: np.ndarray | None = None,
     oof_folds: np.ndarray | None = None,
+    n_jobs: int = 1,
 ) -> Strategy:
     """Fit (or reuse from ``cache``) each detector set, then the combiner and the threshold.
 
@@ -427,7 +461,7 @@ def fit_strategy(
         if key not in cache:
             log.info("strategy %s: fitting %s (%s)", spec.name, det.name, det.kind)
             cache[key] = fit_detector_set(
-                det, features, train_rows, folds, random_state, oof_rows, oof_folds
+                det, features, train_rows, folds, random_state, oof_rows, oof_folds, n_jobs
             )
         final, oof = cache[key]
         if final.spec.name != det.name:  # same models, this strategy's column label

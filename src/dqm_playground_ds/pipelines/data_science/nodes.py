@@ -50,6 +50,7 @@ def train_strategies(
     folds = oof_folds[np.searchsorted(oof_rows, train_rows)]
     cache: dict[str, Any] = {}
     models = {}
+    jobs = params.jobs()
     for spec in params.strategy_specs():
         if spec.preprocessing not in me_features:
             raise ValueError(f"strategy {spec.name!r}: preprocessing {spec.preprocessing!r} "
@@ -57,7 +58,7 @@ def train_strategies(
         features = me_features[spec.preprocessing]
         check_aligned(features, lumisections)
         models[spec.name] = fit_strategy(
-            spec, features, train_rows, folds, cache, params.seed, oof_rows, oof_folds
+            spec, features, train_rows, folds, cache, params.seed, oof_rows, oof_folds, jobs
         )
         log.info("strategy %s: threshold %.4g", spec.name, models[spec.name].threshold)
     return models
@@ -76,7 +77,7 @@ def score_lumisections(
     for name, model in strategy_models.items():
         features = me_features[model.spec.preprocessing]
         check_aligned(features, lumisections)
-        sc = model.anomaly_scores(features, cache=cache)
+        sc = model.anomaly_scores(features, cache=cache, n_jobs=params.jobs())
         preds.append(strategy_predictions(name, model, features, lumisections, sc,
                                           params.flag_quality_failures, params.me_scores_json))  # fmt: skip
         long.append(me_score_table(model, sc, keys, name))

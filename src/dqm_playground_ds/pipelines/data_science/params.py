@@ -10,6 +10,7 @@ from dqm_playground_ds.detection.evaluation import BestStrategyCriteria
 from dqm_playground_ds.detection.injection import ANOMALY_TYPES, AnomalyType
 from dqm_playground_ds.detection.strategy import StrategyError, StrategySpec
 from dqm_playground_ds.pipelines.params import Params
+from dqm_playground_ds.workers import resolve_jobs
 
 
 class InjectionParams(Params):
@@ -40,6 +41,7 @@ class CertificationParams(Params):
 
 class DataScienceParams(Params):
     seed: int = 20180417
+    n_jobs: int | None = None  # processes fitting/scoring MEs in parallel; null = usable CPUs
     calibration_folds: int = Field(3, ge=2)
     active_strategies: list[str] | None = None
     flag_quality_failures: bool = True
@@ -70,6 +72,17 @@ class DataScienceParams(Params):
                     f"active_strategies {unknown or []} not among {list(self.strategies)}"
                 )
         return self
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _jobs(cls, value: int | None) -> int | None:
+        if value is not None and value != -1 and value < 1:
+            raise ValueError(f"n_jobs must be >= 1, -1 or null, got {value}")
+        return value
+
+    def jobs(self) -> int:
+        """The number of worker processes: ``n_jobs``, or every usable CPU when null or -1."""
+        return resolve_jobs(self.n_jobs)
 
     def strategy_specs(self) -> list[StrategySpec]:
         """The strategies to run: ``active_strategies`` (null = all declared), in declared order."""

@@ -1,0 +1,64 @@
+"""Strategies fitted and scored over several processes give the same numbers as over one."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from dqm_playground_ds.pipelines.data_processing import nodes as proc
+from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
+from dqm_playground_ds.pipelines.data_science import nodes as sci
+from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
+from dqm_playground_ds.workers import resolve_jobs, usable_cpus
+from tests.detection_data import golden_for, make_histograms
+
+STRATEGIES = {
+    "ref": {"preprocessing": "fine", "detectors": [
+        {"name": "chi2", "kind": "reference_test", "params": {"statistic": "chi2"}},
+        {"name": "integral", "kind": "integral_ratio"}]},
+    "two_level": {"preprocessing": "default", "detectors": [
+        {"name": "ls_knn", "kind": "knn", "params": {"n_neighbors": 5}},
+        {"name": "run_knn", "kind": "run_knn", "params": {"n_neighbors": 1}},
+        {"name": "within", "kind": "within_run"}], "combination": {"method": "mean_z"}},
+    "pca": {"preprocessing": "default", "detectors": [
+        {"name": "pca", "kind": "pca", "params": {"n_components": 2}}],
+        "combination": {"method": "gmm"}},
+}  # fmt: skip
+
+
+def _predict(hist, features, ls, n_jobs: int) -> pd.DataFrame:
+    sp = DataScienceParams.model_validate({"seed": 4, "n_jobs": n_jobs, "strategies": STRATEGIES})
+    models = sci.train_strategies(features, ls, sp)
+    return sci.score_lumisections(models, features, ls, sp)[0]
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    hist = make_histograms({1: 15, 2: 15, 3: 15, 4: 10}, seed=8)
+    pp = DataProcessingParams.model_validate(
+        {
+            "split": {"name": "t", "train": {"runs": [1, 2, 3]}, "apply": {"runs": [4]}},
+            "preprocessing": {"default": {}, "fine": {}},
+        }
+    )
+    split = proc.assign_split(
+        proc.label_lumisections_node(hist, golden_for(hist), {}, pp), None, pp
+    )
+    pre = proc.fit_preprocessor(hist, split, pp)
+    features, ls = proc.build_features(hist, split, pre, pp)
+    return hist, features, ls
+
+
+def test_results_do_not_depend_on_the_number_of_workers(prepared):
+    one = _predict(*prepared, n_jobs=1)
+    two = _predict(*prepared, n_jobs=2)
+    pd.testing.assert_frame_equal(one, two)  # same scores, thresholds, flags, top MEs, JSON
+
+
+def test_n_jobs_setting():
+    assert resolve_jobs(3) == 3 and resolve_jobs(None) == usable_cpus() == resolve_jobs(-1)
+    assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
+    with pytest.raises(ValueError, match="n_jobs must be >= 1, -1 or null"):
+        DataScienceParams.model_validate({"n_jobs": 0})
