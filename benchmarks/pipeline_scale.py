@@ -101,7 +101,9 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_one(n_ls: int, map_size: tuple[int, int], strategies: list[str] | None) -> dict:
+def run_one(
+    n_ls: int, map_size: tuple[int, int], strategies: list[str] | None, n_jobs: int | None = None
+) -> dict:
     """One size, in this process: returns stage times (s) and peak RSS (MB)."""
     from dqm_playground_ds.detection.strategy import assign_folds, fit_strategy
     from dqm_playground_ds.pipelines.data_processing import nodes as dp_nodes
@@ -110,7 +112,7 @@ def run_one(n_ls: int, map_size: tuple[int, int], strategies: list[str] | None) 
     from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 
     dp, ds = _params()
-    dp = DataProcessingParams.model_validate(dp)
+    ds["n_jobs"] = n_jobs
     if strategies:
         ds["active_strategies"] = strategies
     times: dict[str, float] = {}
@@ -126,6 +128,7 @@ def run_one(n_ls: int, map_size: tuple[int, int], strategies: list[str] | None) 
         "apply": {"runs": runs[n_train:].tolist()},
     }
     golden = {str(r): [[1, RUN_LEN]] for r in runs}
+    dp = DataProcessingParams.model_validate(dp)
 
     def stage(name, fn, *args):
         start = time.perf_counter()
@@ -149,7 +152,17 @@ def run_one(n_ls: int, map_size: tuple[int, int], strategies: list[str] | None) 
     for spec in dsp.strategy_specs():
         fs = features[spec.preprocessing]
         models[spec.name] = stage(
-            f"train {spec.name}", fit_strategy, spec, fs, train_rows, folds, cache, dsp.seed
+            f"train {spec.name}",
+            fit_strategy,
+            spec,
+            fs,
+            train_rows,
+            folds,
+            cache,
+            dsp.seed,
+            None,
+            None,
+            dsp.jobs(),
         )
     preds, _ = stage("score", ds_nodes.score_lumisections, models, features, ls, dsp)
     flagged = preds.groupby("strategy", observed=True)["is_anomalous"].mean().round(4).to_dict()
@@ -162,6 +175,7 @@ def run_one(n_ls: int, map_size: tuple[int, int], strategies: list[str] | None) 
         "rss_after_generate_mb": rss_generated,
         "flag_rate": flagged,
         "n_train_ls": int(ls["train"].sum()),
+        "n_jobs": dsp.jobs(),
     }
 
 
@@ -171,17 +185,25 @@ def main() -> None:
     parser.add_argument("--map-size", type=int, nargs=2, default=[32, 32], metavar=("NY", "NX"))
     parser.add_argument("--strategies", nargs="*", default=None, help="default: all in conf/base")
     parser.add_argument("--smoke", action="store_true", help="one small size (2000 LS)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="n_jobs to compare (0 = the default, every usable CPU), e.g. 1 2",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process mode
     args = parser.parse_args()
     if args.one:
-        result = run_one(args.one, tuple(args.map_size), args.strategies)
+        result = run_one(args.one, tuple(args.map_size), args.strategies, args.jobs[0] or None)
         print("RESULT " + json.dumps(result))
         return
     sizes = [2000] if args.smoke else args.sizes
     print(f"load average: {os.getloadavg()}, cpus: {os.cpu_count()}")
     results = []
-    for n in sizes:
-        cmd = [sys.executable, __file__, "--one", str(n), "--map-size", *map(str, args.map_size)]
+    for n, jobs in ((n, j) for n in sizes for j in args.jobs):
+        cmd = [sys.executable, __file__, "--one", str(n), "--map-size", *map(str, args.map_size),
+               "--jobs", str(jobs)]  # fmt: skip
         if args.strategies:
             cmd += ["--strategies", *args.strategies]
         start = time.perf_counter()
@@ -192,7 +214,8 @@ def main() -> None:
         res = json.loads(line[len("RESULT ") :])
         res["process_wall"] = time.perf_counter() - start
         results.append(res)
-        print(f"\n== {n} LS ({res['n_train_ls']} training LS), load {os.getloadavg()[0]:.2f}")
+        print(f"\n== {n} LS ({res['n_train_ls']} training LS), n_jobs {res['n_jobs']}, "
+              f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
         for k, v in res["times"].items():
             print(f"  {k:<34} {v:8.1f} s")
         print(f"  {'total (processing+training+scoring)':<34} {res['wall']:8.1f} s")
@@ -200,13 +223,15 @@ def main() -> None:
               f"{res['rss_after_generate_mb']:.0f} MB)")  # fmt: skip
         print(f"  flag rate per strategy: {res['flag_rate']}")
     base = results[0]
-    print("\n| LS | wall | peak RSS | time/LS vs first | RSS/LS vs first |")
-    print("|---:|---:|---:|---:|---:|")
+    print(
+        "\n| LS | n_jobs | wall | peak RSS (main process) | time/LS vs first | speed-up vs n_jobs of the first row |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
     for r in results:
         t_ratio = (r["wall"] / r["n_ls"]) / (base["wall"] / base["n_ls"])
-        m_ratio = (r["peak_rss_mb"] / r["n_ls"]) / (base["peak_rss_mb"] / base["n_ls"])
-        print(f"| {r['n_ls']:,} | {r['wall']:.0f} s | {r['peak_rss_mb'] / 1024:.2f} GB "
-              f"| {t_ratio:.2f} | {m_ratio:.2f} |")  # fmt: skip
+        same = next(x for x in results if x["n_ls"] == r["n_ls"])
+        print(f"| {r['n_ls']:,} | {r['n_jobs']} | {r['wall']:.0f} s | {r['peak_rss_mb'] / 1024:.2f} GB "
+              f"| {t_ratio:.2f} | {same['wall'] / r['wall']:.2f}x |")  # fmt: skip
 
 
 if __name__ == "__main__":
