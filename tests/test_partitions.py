@@ -258,3 +258,20 @@ def test_an_empty_store_reads_as_an_empty_table(memory_url):
     store = PartitionStore(memory_url)
     assert not store.exists() and store.partition_ids() == [] and store.mes() == []
     assert store.read().empty and list(store.read(columns=["run", "me"]).columns) == ["run", "me"]
+
+
+def test_command_line_shards_and_join_into_a_url(inputs, tmp_path, memory_url, capsys):
+    """The job-array steps of the command line with ``--out`` an fsspec URL."""
+    items_file = tmp_path / "items.txt"
+    assert extraction.main([str(inputs), "--write-items", str(items_file)]) == 0
+    for i in range(2):
+        args = ["--items-from", str(items_file), "--shard", f"{i}/2", "--out", memory_url]
+        assert extraction.main([*args, "--workers", "1"]) == 0
+    index_file = tmp_path / "index.parquet"
+    join = ["--items-from", str(items_file), "--join", "--out", memory_url]
+    assert extraction.main([*join, "--index", str(index_file), "--workers", "1"]) == 0
+    assert "2 file(s) ok, 1 bad" in capsys.readouterr().out
+    assert pd.read_parquet(index_file)["status"].tolist() == ["ok", "ok", "bad"]
+    whole = tmp_path / "whole"
+    assert extraction.main([str(inputs), "--out", str(whole), "--workers", "1"]) == 0
+    _same(read_partitions(memory_url), read_partitions(whole))

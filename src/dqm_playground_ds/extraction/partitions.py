@@ -54,7 +54,7 @@ from dqm_playground_ds.atomic import (
 )
 from dqm_playground_ds.schema import COLUMNS, HISTOGRAM_SCHEMA, KEY, empty_histograms
 
-__all__ = ["DONE_DIR", "Listing", "PartitionStore", "as_store"]
+__all__ = ["DONE_DIR", "Listing", "PartitionStore", "as_store", "write_parquet_partition"]
 
 DONE_DIR = "_done"
 PART_PREFIX, PART_SUFFIX = "part-", ".parquet"
@@ -198,8 +198,9 @@ class PartitionStore:
 
     def write_partition(self, pid: str, table: pd.DataFrame) -> None:
         """The input's rows, grouped by ME (one row group each), written atomically."""
-        arrow = _grouped_by_me(table)
-        self._write(self.partition_path(pid), lambda f: _write_parquet(arrow, f), PART_SUFFIX)
+        self._write(
+            self.partition_path(pid), lambda f: write_parquet_partition(table, f), PART_SUFFIX
+        )
 
     def write_marker(self, pid: str, marker: dict[str, Any]) -> None:
         data = json.dumps(marker, default=_json_default).encode()
@@ -296,7 +297,7 @@ class PartitionStore:
         if table is None:
             empty = empty_histograms()
             return empty[list(columns)] if columns is not None else empty
-        df = table.to_pandas()
+        df = _to_pandas(table)
         df = df.astype({k: v for k, v in COLUMNS.items() if k != "data" and k in df.columns})
         if set(KEY) <= set(df.columns):
             df = df.sort_values(KEY, kind="stable", ignore_index=True)
@@ -367,11 +368,41 @@ def _filter(me: str | Sequence[str] | None, runs: Iterable[int] | None) -> pc.Ex
     return expr
 
 
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """``table.to_pandas()``, with the bins as read-only views of Arrow's buffers (as pyarrow
+    gives them, but without its copy of every value): the peak is one copy of the bins, not two."""
+    if "data" not in table.column_names:
+        return table.to_pandas()
+    data = table.column("data")
+    df = table.drop_columns(["data"]).to_pandas()
+    out = np.empty(len(data), dtype=object)
+    pos = 0
+    for chunk in data.chunks:
+        if not len(chunk):
+            continue
+        if chunk.null_count:  # not in a valid store; pyarrow's own conversion keeps the None
+            views = list(chunk.to_pandas())
+        else:
+            values = chunk.flatten().to_numpy(zero_copy_only=True)
+            offsets = chunk.offsets.to_numpy()
+            views = np.split(values, offsets[1:-1] - offsets[0])
+        for k, view in enumerate(views):
+            out[pos + k] = view
+        pos += len(chunk)
+    df.insert(table.column_names.index("data"), "data", out)
+    return df
+
+
 def _grouped_by_me(table: pd.DataFrame) -> pa.Table:
     """Rows in ME order (stable: each ME's rows keep their order), in the histogram schema."""
     if len(table) and not table["me"].is_monotonic_increasing:
         table = table.sort_values("me", kind="stable")
     return pa.Table.from_pandas(table, schema=HISTOGRAM_SCHEMA, preserve_index=False)
+
+
+def write_parquet_partition(table: pd.DataFrame, f: IO[bytes]) -> None:
+    """A partition's bytes: rows grouped by ME, one row group each (its statistics name it)."""
+    _write_parquet(_grouped_by_me(table), f)
 
 
 def _write_parquet(arrow: pa.Table, f: IO[bytes]) -> None:

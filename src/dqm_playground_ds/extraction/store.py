@@ -1,9 +1,10 @@
 """Extraction of many inputs at once: parallel, resumable and incremental.
 
-Every input (file or API query) becomes one Parquet partition ``part-<id>.parquet`` in an output
-folder, plus a small marker ``_done/<id>.json`` holding its file-index row and a fingerprint of what
-was asked (ME selection, run-level flag, file size and modification time). The marker is written
-last, and both are renamed into place atomically, so:
+Every input (file or API query) becomes one Parquet partition ``part-<id>.parquet`` in a partition
+store (a local folder or any fsspec URL: :mod:`dqm_playground_ds.extraction.partitions`), plus a
+small marker ``_done/<id>.json`` holding its file-index row and a fingerprint of what was asked (ME
+selection, run-level flag, file size and modification time). The marker is removed before the
+partition is replaced and written last, and both are moved into place from temporaries, so:
 
 - an interrupted run resumes without re-reading finished inputs (their markers exist);
 - a later run reads only new or changed inputs (incremental), and re-reads everything when the ME
@@ -16,7 +17,7 @@ last, and both are renamed into place atomically, so:
 - the fingerprint (size, mtime, inode) is taken before and after the read: a file replaced while it
   was read is read again, and if it keeps changing nothing is recorded for it.
 
-The folder is a plain Parquet dataset: ``pandas.read_parquet(folder)`` reads every partition.
+A local store is a plain Parquet dataset: ``pandas.read_parquet(folder)`` reads every partition.
 Workers are processes (decoding is numpy-bound but the per-basket bookkeeping is Python); they die
 with the parent (``workers.py``), and temporaries a killed run left behind are removed on the next.
 """
@@ -46,9 +47,8 @@ from tqdm.auto import tqdm
 from dqm_playground_ds.atomic import atomic_write
 from dqm_playground_ds.extraction.partitions import (
     PartitionStore,
-    _grouped_by_me,
-    _write_parquet,
     as_store,
+    write_parquet_partition,
 )
 from dqm_playground_ds.readers.dqmio.selection import match_names
 from dqm_playground_ds.schema import KEY, empty_histograms
@@ -100,11 +100,10 @@ def _stat(item: str) -> dict[str, Any]:
 
 def write_partition(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """One partition file at a local ``path``, as :meth:`PartitionStore.write_partition` writes it."""
-    arrow = _grouped_by_me(table)
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            _write_parquet(arrow, f)
+            write_parquet_partition(table, f)
 
     atomic_write(path, write)
 
@@ -473,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a file lacking a requested ME is read anyway (default: it is bad)",
     )
-    parser.add_argument("--out", help="output folder (partitioned Parquet)")
+    parser.add_argument("--out", help="output partition store: a folder or any fsspec URL")
     parser.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
     parser.add_argument("--retry-bad", action="store_true", help="read files marked bad again")
     parser.add_argument("--index", help="also write the file index to this Parquet file")
