@@ -443,3 +443,17 @@ def test_fan_out_needs_shared_partitions(project):
         _fan_out_doc(project, extraction_partitions="/tmp/parts")
     with pytest.raises(ValueError, match="extraction_shards"):
         ArgoSettings.from_config({"extraction_shards": -1})
+
+
+def test_fan_out_store_from_the_catalog_an_object_store_or_the_old_partitions_key(project):
+    from dqm_playground_ds.deploy.argo import store_location
+
+    source = {"type": "x", "partitions": "data/02_intermediate/old"}
+    store = {"type": "dqm_playground_ds.datasets.HistogramStoreDataset", "path": "s3://b/parts"}
+    assert (
+        store_location({"raw_histogram_sources": source, "histogram_store": store})
+        == "s3://b/parts"
+    )
+    assert store_location({"raw_histogram_sources": source}) == "data/02_intermediate/old"
+    assert store_location({"raw_histogram_sources": {"type": "x"}}) is None
+    validate(_fan_out_doc(project, extraction_partitions="s3://b/parts"))  # shared by every pod

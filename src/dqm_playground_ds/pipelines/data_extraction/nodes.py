@@ -81,11 +81,11 @@ def extract_histograms(
     """Read every item of ``source`` into one histogram table and a file index.
 
     Items are read in ``workers`` processes into the partition ``store`` (the catalog's
-    ``histogram_store``), so a re-run reads only new inputs. An item that cannot be read (corrupt, truncated,
-    not DQMIO, lacking a requested ME) becomes a ``bad`` row of the index with its error; the others
-    are read. Keys repeated across items are
-    refused by default (``duplicates: raise``): summing them is right for split inputs of one merge,
-    wrong for the same file extracted twice, so the user decides.
+    ``histogram_store``; none: a temporary one), so a re-run reads only new inputs. An item that
+    cannot be read (corrupt, truncated, not DQMIO, lacking a requested ME) becomes a ``bad`` row of
+    the index with its error; the others are read. Keys repeated across items are refused by
+    default (``duplicates: raise``): summing them is right for split inputs of one merge, wrong for
+    the same file extracted twice, so the user decides.
     """
     p = ExtractionParams.from_dict(dict(params))
     request = Request(
