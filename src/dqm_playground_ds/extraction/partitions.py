@@ -175,7 +175,7 @@ class PartitionStore:
         return Listing(frozenset(parts), frozenset(markers))
 
     # -- writing ----------------------------------------------------------------------------------
-    def _write(self, target: str, write: Callable[[IO[bytes]], None], suffix: str) -> None:
+    def _write(self, target: str, write: Callable[[IO[bytes]], object], suffix: str) -> None:
         """``write(file)`` into a temporary beside ``target``, then move it onto ``target``."""
         if self.local:
             atomic_write(target, lambda tmp: _write_local(tmp, write), suffix=suffix)
@@ -415,7 +415,7 @@ def _write_parquet(arrow: pa.Table, f: IO[bytes]) -> None:
                 writer.write_table(arrow.slice(start, stop - start))
 
 
-def _write_local(tmp: str, write: Callable[[IO[bytes]], None]) -> None:
+def _write_local(tmp: str, write: Callable[[IO[bytes]], object]) -> None:
     with open(tmp, "wb") as f:
         write(f)
 

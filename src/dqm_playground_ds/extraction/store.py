@@ -256,6 +256,7 @@ def extract_many(
         log.info("removed %d temporary file(s) left by an interrupted run", len(removed))
     listing = source.items() if items is None or prune else None
     items = listing if items is None else items
+    assert items is not None  # listed when not given
     if not items:
         log.error("histogram source %s found no input", getattr(source, "path", source))
     todo, done = plan(items, out, request, retry_bad=retry_bad)
@@ -499,13 +500,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("PATH is required unless the inputs come from --items-from")
     source = make_source(args.kind, path=args.path or ".", pattern=args.pattern)
     if args.write_items:
-        items = source.items()
-        sharding.write_items(items, args.write_items)
-        print(f"{len(items)} input(s) listed in {args.write_items}")
+        listed = source.items()
+        sharding.write_items(listed, args.write_items)
+        print(f"{len(listed)} input(s) listed in {args.write_items}")
         return 0
     if args.out is None:
         parser.error("--out is required")
-    items = sharding.read_items(args.items_from) if args.items_from else None
+    items: list[str] | None = sharding.read_items(args.items_from) if args.items_from else None
     try:
         if args.join:
             if items is None:
