@@ -254,6 +254,12 @@ def test_stores_written_before_row_groups_per_me_are_still_read(inputs, tmp_path
     _same(store.read(me=me), whole[whole["me"] == me].reset_index(drop=True))
 
 
+@pytest.mark.parametrize("url", ["", "/", "file://", "memory://"])
+def test_a_filesystem_root_is_refused(url):
+    with pytest.raises(ValueError, match="no folder"):
+        PartitionStore(url)
+
+
 def test_an_empty_store_reads_as_an_empty_table(memory_url):
     store = PartitionStore(memory_url)
     assert not store.exists() and store.partition_ids() == [] and store.mes() == []

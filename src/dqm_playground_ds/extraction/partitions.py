@@ -89,6 +89,8 @@ class PartitionStore:
     ) -> None:
         text = os.fspath(url)
         protocol, rest = fsspec.core.split_protocol(text)
+        if not rest.strip("/"):  # "" or "/" would make pruning delete files of a filesystem root
+            raise ValueError(f"partition store: {text!r} is no folder or URL of a folder")
         self.url = text
         if fs is not None:
             self.fs, self.root = fs, fs._strip_protocol(text).rstrip("/") or "/"
