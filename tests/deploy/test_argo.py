@@ -23,8 +23,8 @@ from tests.deploy.conftest import expected_edges, node
 PROJECT = Path(__file__).resolve().parents[2]
 # where the argo environment's extraction writes its partitions (the shard pods too)
 PARTITIONS = yaml.safe_load((PROJECT / "conf" / "argo" / "catalog.yml").read_text())[
-    "raw_histogram_sources"
-]["partitions"]
+    "histogram_store"
+]["path"]
 PROFILES = {
     "__default__": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
     "extraction": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "8Gi"}},
@@ -437,9 +437,23 @@ def test_no_fan_out_without_the_extraction_node_or_shards(project):
 
 
 def test_fan_out_needs_shared_partitions(project):
-    with pytest.raises(GroupingError, match="partitions"):
+    with pytest.raises(GroupingError, match="partition store"):
         _fan_out_doc(project, extraction_partitions=None)
     with pytest.raises(GroupingError, match="own disk"):
         _fan_out_doc(project, extraction_partitions="/tmp/parts")
     with pytest.raises(ValueError, match="extraction_shards"):
         ArgoSettings.from_config({"extraction_shards": -1})
+
+
+def test_fan_out_store_from_the_catalog_an_object_store_or_the_old_partitions_key(project):
+    from dqm_playground_ds.deploy.argo import store_location
+
+    source = {"type": "x", "partitions": "data/02_intermediate/old"}
+    store = {"type": "dqm_playground_ds.datasets.HistogramStoreDataset", "path": "s3://b/parts"}
+    assert (
+        store_location({"raw_histogram_sources": source, "histogram_store": store})
+        == "s3://b/parts"
+    )
+    assert store_location({"raw_histogram_sources": source}) == "data/02_intermediate/old"
+    assert store_location({"raw_histogram_sources": {"type": "x"}}) is None
+    validate(_fan_out_doc(project, extraction_partitions="s3://b/parts"))  # shared by every pod

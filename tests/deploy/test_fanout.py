@@ -7,14 +7,16 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import fsspec
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 
-from dqm_playground_ds.datasets import HistogramSourceDataset
+from dqm_playground_ds.datasets import HistogramSourceDataset, HistogramStoreDataset
 from dqm_playground_ds.deploy import fanout
 from dqm_playground_ds.extraction import sharding
 from dqm_playground_ds.extraction import store as extraction
 from dqm_playground_ds.pipelines.data_extraction.nodes import extract_histograms
+from dqm_playground_ds.schema import empty_histograms
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dqmio"
 # four copies of one file: the same keys in every input, kept once
@@ -63,3 +65,35 @@ def test_params_syntax_and_stdout_holds_only_json(capsys):
     assert fanout.main(["extract", "--env", "argo"]) == 2  # no --shard: a one-line error
     err = capsys.readouterr()
     assert "needs --shard" in err.err and err.out == ""
+
+
+def test_fan_out_into_the_catalogs_store_on_another_filesystem(tmp_path, monkeypatch):
+    """The shards write into the `histogram_store` dataset (here fsspec's memory filesystem, as
+    an object store would be), the join prunes there, and the node then reads nothing."""
+    url = f"memory://fanout/{tmp_path.name}"
+    context = _context(tmp_path)
+    source = HistogramSourceDataset(kind="dqmio", path=str(tmp_path / "in"), pattern="*.root")
+    store = HistogramStoreDataset(path=url)
+    context.catalog = DataCatalog(
+        {fanout.SOURCE: source, fanout.STORE: store, fanout.INDEX: MemoryDataset()}
+    )
+    items_file = str(tmp_path / "items.txt")
+    stale = store.load()
+    stale.write_partition("gone", empty_histograms())
+    stale.write_marker("gone", {"row": {"path": "/gone.root"}})
+    try:
+        for s in fanout.list_inputs(context, 3, items_file):
+            fanout.extract_shard(context, sharding.Shard.parse(s["shard"]), items_file)
+        assert "gone" in stale.listing().trusted  # no shard prunes
+        assert fanout.join_shards(context, items_file) == 4
+        assert "gone" not in stale.listing().partitions | stale.listing().markers
+        assert not (tmp_path / "parts").exists()  # nothing went to the old partitions folder
+
+        def no_read(*args, **kwargs):
+            raise AssertionError("the node read an input the shards had extracted")
+
+        monkeypatch.setattr(extraction, "extract_one", no_read)
+        table, index = extract_histograms(source.load(), PARAMS, store.load())
+        assert len(index) == 4 and (index["status"] == "ok").all() and len(table)
+    finally:
+        fsspec.filesystem("memory").rm(url, recursive=True)

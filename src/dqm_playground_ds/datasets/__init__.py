@@ -2,6 +2,12 @@
 
 from dqm_playground_ds.datasets.figures import FigureDataset
 from dqm_playground_ds.datasets.histogram_sources import HistogramSourceDataset
+from dqm_playground_ds.datasets.histogram_store import HistogramStoreDataset
 from dqm_playground_ds.datasets.parquet_table import ParquetTableDataset
 
-__all__ = ["FigureDataset", "HistogramSourceDataset", "ParquetTableDataset"]
+__all__ = [
+    "FigureDataset",
+    "HistogramSourceDataset",
+    "HistogramStoreDataset",
+    "ParquetTableDataset",
+]

@@ -13,6 +13,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from dqm_playground_ds.datasets.histogram_store import warn_partitions_key
 from dqm_playground_ds.platform.dials import DIALS_TOKEN_ENV, DialsClient, DialsSource
 
 URL_ENV = "DIALS_URL"
@@ -22,8 +23,8 @@ LOCAL_URL = "http://127.0.0.1:8001/api/v1/"
 class DialsSourceDataset(AbstractDataset[None, DialsSource]):
     """Per-LS histograms of one ``dataset`` on DIALS: ``runs`` or ``run_range``, ``ls_range``,
     ``mes`` (exact names) and/or ``me_regex``, ``dims``; ``runs_per_item`` splits the runs into
-    items; ``cache_dir`` keeps every page so an interrupted download resumes; ``partitions`` is the
-    extraction's per-item partition folder."""
+    items; ``cache_dir`` keeps every page so an interrupted download resumes; ``partitions``
+    (deprecated) the extraction's partition store: declare a ``HistogramStoreDataset`` instead."""
 
     def __init__(
         self,
@@ -68,6 +69,7 @@ class DialsSourceDataset(AbstractDataset[None, DialsSource]):
             "on_bad_record": on_bad_record,
             "partitions_dir": partitions,
         }
+        warn_partitions_key(partitions, "DIALS source")
         self._source()  # a bad selection fails at catalog creation
 
     def _source(self) -> DialsSource:

@@ -13,6 +13,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from dqm_playground_ds.datasets.histogram_store import warn_partitions_key
 from dqm_playground_ds.sources import HistogramSource, make_source
 
 
@@ -20,9 +21,8 @@ class HistogramSourceDataset(AbstractDataset[None, HistogramSource]):
     """``kind`` plus that kind's configuration (``path`` + ``pattern`` for files, server and
     selection for the platforms; ``credentials`` from Kedro's credentials).
 
-    ``partitions``: a folder where every input is extracted once into its own Parquet partition, so
-    an interrupted or repeated run reads only inputs it has not finished (see
-    :mod:`dqm_playground_ds.extraction`).
+    ``partitions`` (deprecated): the extraction's partition store; declare it as its own catalog
+    entry, a :class:`~dqm_playground_ds.datasets.HistogramStoreDataset`, instead.
     """
 
     def __init__(
@@ -38,6 +38,7 @@ class HistogramSourceDataset(AbstractDataset[None, HistogramSource]):
         self.metadata = metadata
         self._has_credentials = credentials is not None
         if "partitions" in config:  # the catalog's name for the sources' ``partitions_dir``
+            warn_partitions_key(config["partitions"], f"histogram source {kind!r}")
             config = {**config, "partitions_dir": config["partitions"]}
             del config["partitions"]
         if credentials is not None:

@@ -22,6 +22,7 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 
 from dqm_playground_ds.atomic import atomic_write
+from dqm_playground_ds.datasets.histogram_store import warn_partitions_key
 from dqm_playground_ds.platform import (
     TOKEN_ENV,
     CapabilityError,
@@ -82,8 +83,8 @@ class PlaygroundSourceDataset(_PlaygroundDataset, AbstractDataset[None, Playgrou
     Selection: ``titles`` (ME titles; ``null`` = all), ``dims`` ([1, 2]), ``runs`` (a list) or
     ``run_range`` ([first, last]), ``ls_range``, ``data_file`` (path substring) or
     ``source_data_file`` (id); ``runs_per_item`` splits the runs into several queries.
-    ``cache_dir`` keeps every fetched page so an interrupted download resumes; ``partitions`` is
-    the extraction's per-item partition folder (see :mod:`dqm_playground_ds.extraction`).
+    ``cache_dir`` keeps every fetched page so an interrupted download resumes; ``partitions``
+    (deprecated) the extraction's partition store: declare a ``HistogramStoreDataset`` instead.
     """
 
     def __init__(
@@ -119,6 +120,7 @@ class PlaygroundSourceDataset(_PlaygroundDataset, AbstractDataset[None, Playgrou
             "runs_per_item": runs_per_item,
         }
         self._cache_dir = cache_dir
+        warn_partitions_key(partitions, "playground source")
         self._partitions = partitions
         self._on_bad_record = on_bad_record
         if on_bad_record not in ("raise", "skip"):

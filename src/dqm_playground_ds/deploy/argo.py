@@ -113,7 +113,7 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The manifest as a dict; raises GroupingError if data would be lost between pods.
 
-    ``extraction_partitions``: the source's partitions folder (where shard pods write), needed
+    ``extraction_partitions``: the partition store's path or URL (where shard pods write), needed
     with ``settings.extraction_shards``."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -227,8 +227,8 @@ def _check_fan_out(tasks: list[Task], partitions: str | None, shared_dirs: tuple
         raise GroupingError(f"task names {sorted(taken)} are needed by the extraction fan-out")
     if not partitions:
         raise GroupingError(
-            f"extraction_shards needs a `partitions` folder on {fanout.SOURCE!r}: the shard pods "
-            "write their partitions there"
+            f"extraction_shards needs a partition store ({fanout.STORE!r} in the catalog): the "
+            "shard pods write their partitions there"
         )
     if not is_shared(partitions, shared_dirs, CONTAINER_PROJECT):
         raise GroupingError(
@@ -464,7 +464,6 @@ def generate(
     settings = ArgoSettings.from_config(argo_config, **overrides)
     if schedules:
         settings.cron = {**settings.cron, "schedules": list(schedules)}
-    source = catalog_config.get(fanout.SOURCE)
     doc = build_manifest(
         pipelines[pipeline_name],
         pipeline_name,
@@ -472,11 +471,21 @@ def generate(
         settings,
         env,
         kind,
-        extraction_partitions=source.get("partitions") if isinstance(source, dict) else None,
+        extraction_partitions=store_location(catalog_config),
     )
     if validate_output:
         validate(doc)
     return doc
+
+
+def store_location(catalog_config: dict[str, Any]) -> str | None:
+    """Where the extraction's partitions go: the store dataset's ``path``, else the source's
+    deprecated ``partitions`` key."""
+    for name, key in ((fanout.STORE, "path"), (fanout.SOURCE, "partitions")):
+        entry = catalog_config.get(name)
+        if isinstance(entry, dict) and entry.get(key):
+            return str(entry[key])
+    return None
 
 
 def to_yaml(doc: dict[str, Any], command: str) -> str:

@@ -1,8 +1,8 @@
 """The pod commands of the Argo fan-out over input files (see :mod:`dqm_playground_ds.extraction.sharding`).
 
 They read the same Kedro configuration as ``kedro run --env ENV`` (the extraction node's source
-dataset and ``params:data_extraction``), so the partitions a shard pod writes are exactly those the
-extraction node would write, and the node that follows finds every input done::
+and store datasets and ``params:data_extraction``), so the partitions a shard pod writes are exactly
+those the extraction node would write, and the node that follows finds every input done::
 
     python -m dqm_playground_ds.deploy.fanout list    --env argo --shards 8   # JSON for withParam
     python -m dqm_playground_ds.deploy.fanout extract --env argo --shard 3/8
@@ -30,6 +30,7 @@ from dqm_playground_ds.extraction import sharding
 log = logging.getLogger(__name__)
 
 SOURCE = "raw_histogram_sources"  # the extraction node's inputs (pipelines/data_extraction)
+STORE = "histogram_store"
 PARAMS = "data_extraction"
 INDEX = "file_index"
 EXTRACTION_NODE = "extract_histograms"
@@ -64,28 +65,31 @@ def _context(project: Path, env: str, params: str | None) -> Any:
     return session.load_context()
 
 
-def _source_and_request(context: Any) -> tuple[Any, Any, Any]:
+def _source_and_request(context: Any) -> tuple[Any, Any, Any, Any]:
+    """The extraction node's source, store, request and parameters, from the configuration."""
     from dqm_playground_ds.extraction import Request
-    from dqm_playground_ds.pipelines.data_extraction.nodes import ExtractionParams
+    from dqm_playground_ds.pipelines.data_extraction.nodes import ExtractionParams, partition_store
 
     source = context.catalog.load(SOURCE)
+    store = context.catalog.load(STORE) if STORE in context.catalog else None
     p = ExtractionParams.from_dict(dict(context.params.get(PARAMS) or {}))
     request = Request(  # as the extraction node builds it: same fingerprints, same partitions
         me=tuple(p.me) if p.me is not None else None,
         include_run_level=p.include_run_level,
         missing="ignore" if p.missing_me == "ignore" else "raise",
     )
-    out = getattr(source, "partitions_dir", None)
+    out = partition_store(source, store)
     if not out:
         raise ValueError(
-            f"{SOURCE} has no `partitions` folder: shards need one shared folder to write into"
+            f"no {STORE!r} in the catalog (nor a `partitions` folder on {SOURCE}): shards need "
+            "one shared store to write into"
         )
-    return source, request, p
+    return source, out, request, p
 
 
 def list_inputs(context: Any, shards: int, items_file: str) -> list[dict[str, str]]:
     """Step 1: the inputs, once, into the items file; the shard list for ``withParam``."""
-    source, _, _ = _source_and_request(context)
+    source, _, _, _ = _source_and_request(context)
     items = source.items()
     sharding.write_items(items, items_file)
     sizes = [len(s) for s in sharding.split(items, shards)]
@@ -94,17 +98,17 @@ def list_inputs(context: Any, shards: int, items_file: str) -> list[dict[str, st
 
 
 def extract_shard(context: Any, shard: sharding.Shard, items_file: str) -> int:
-    """Step 2: one shard's inputs into the shared partitions folder; never prunes."""
+    """Step 2: one shard's inputs into the shared partition store; never prunes."""
     from dqm_playground_ds.extraction import extract_many
 
-    source, request, p = _source_and_request(context)
+    source, store, request, p = _source_and_request(context)
     items = sharding.select(sharding.read_items(items_file), shard)
     log.info("shard %s: %d input(s)", shard, len(items))
     if not items:  # more shards than inputs: nothing to do (not an empty source)
         return 0
     index = extract_many(
         source,
-        source.partitions_dir,
+        store,
         request,
         items=items,
         workers=p.workers,
@@ -117,8 +121,8 @@ def extract_shard(context: Any, shard: sharding.Shard, items_file: str) -> int:
 
 def join_shards(context: Any, items_file: str) -> int:
     """Step 3: prune what no listed input owns, save the file index; errors if a shard is missing."""
-    source, _, _ = _source_and_request(context)
-    index = sharding.join_partitions(source.partitions_dir, sharding.read_items(items_file))
+    _, store, _, _ = _source_and_request(context)
+    index = sharding.join_partitions(store, sharding.read_items(items_file))
     context.catalog.save(INDEX, index)
     return len(index)
 

@@ -1,11 +1,13 @@
 """Sources into the partitioned histogram store: one Parquet partition per input, resumable.
 
-``store`` holds the engine (plan, workers, markers, pruning, the command line); ``sharding`` cuts
-the list of inputs into disjoint shards for the Argo fan-out or an HTCondor job array.
+``partitions`` is the store itself on any fsspec filesystem (atomic writes, markers, pruning,
+reads with predicate push-down); ``store`` holds the extraction engine (plan, workers,
+fingerprints, the command line); ``sharding`` cuts the list of inputs into disjoint shards for the
+Argo fan-out or an HTCondor job array.
 """
 
+from dqm_playground_ds.extraction.partitions import DONE_DIR, PartitionStore, as_store
 from dqm_playground_ds.extraction.store import (
-    DONE_DIR,
     ExtractionError,
     Request,
     check_pattern,
@@ -24,7 +26,9 @@ from dqm_playground_ds.extraction.store import (
 __all__ = [
     "DONE_DIR",
     "ExtractionError",
+    "PartitionStore",
     "Request",
+    "as_store",
     "check_pattern",
     "check_workers",
     "extract_many",

@@ -5,7 +5,7 @@ Three steps, each safe to re-run:
 1. **list**: the source's inputs are written once to an items file (one path per line), so every
    shard sees the same list even if files arrive meanwhile;
 2. **extract shard i of N** (``--shard i/N``, ``0 <= i < N``): the inputs whose stable hash falls in
-   shard ``i`` are extracted into the shared partitions folder. Each input has its own partition
+   shard ``i`` are extracted into the shared partition store. Each input has its own partition
    and marker (named from its path), so shards never write the same file. A shard run **never
    prunes**: it knows only its own inputs, and pruning with that list would delete the partitions
    of every other shard;
@@ -20,16 +20,15 @@ partitions stay valid. Every input is in exactly one shard (:func:`split`).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from dqm_playground_ds.atomic import atomic_write
+from dqm_playground_ds.extraction.partitions import PartitionStore, as_store
 
 __all__ = [
     "Shard",
@@ -109,34 +108,25 @@ def read_items(path: str | Path) -> list[str]:
     return [s for s in (line.strip() for line in lines) if s and not s.startswith("#")]
 
 
-def join_partitions(out_dir: str | Path, items: Sequence[str]) -> pd.DataFrame:
+def join_partitions(out_dir: str | Path | PartitionStore, items: Sequence[str]) -> pd.DataFrame:
     """After every shard: prune what no listed input owns, return the file index of ``items``.
 
-    An input without a marker (its shard has not run, or failed) is an error naming the inputs:
-    the join never builds an index with holes.
+    ``out_dir``: the store (a :class:`PartitionStore`, local folder or fsspec URL). An input
+    without a marker (its shard has not run, or failed) is an error naming the inputs: the join
+    never builds an index with holes, and prunes nothing then.
     """
-    from dqm_playground_ds.extraction import DONE_DIR, partition_id
+    from dqm_playground_ds.extraction.store import partition_id
     from dqm_playground_ds.sources import index_frame
 
-    out = Path(out_dir)
-    rows: list[dict[str, Any]] = []
-    missing = []
-    for item in items:
-        marker = out / DONE_DIR / f"{partition_id(item)}.json"
-        try:
-            rows.append(json.loads(marker.read_text())["row"])
-        except (OSError, ValueError, KeyError):
-            missing.append(item)
-    if missing:
+    store = as_store(out_dir)
+    pids = [partition_id(i) for i in items]
+    rows, holes = store.index_rows(pids)
+    if holes:
+        missing = [items[k] for k in holes]
         raise ValueError(
-            f"{out}: {len(missing)} input(s) not extracted by any shard (first: {missing[:3]}); "
-            "run the missing shards (or the extraction without --shard) before the join"
+            f"{store.url}: {len(missing)} input(s) not extracted by any shard (first: "
+            f"{missing[:3]}); run the missing shards (or the extraction without --shard) before "
+            "the join"
         )
-    keep = {partition_id(i) for i in items}
-    for marker in (out / DONE_DIR).glob("*.json"):
-        if marker.stem not in keep:
-            marker.unlink()
-    for part in out.glob("part-*.parquet"):
-        if part.stem[len("part-") :] not in keep:
-            part.unlink()
+    store.prune(pids)
     return index_frame(rows)

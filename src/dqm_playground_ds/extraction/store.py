@@ -1,9 +1,10 @@
 """Extraction of many inputs at once: parallel, resumable and incremental.
 
-Every input (file or API query) becomes one Parquet partition ``part-<id>.parquet`` in an output
-folder, plus a small marker ``_done/<id>.json`` holding its file-index row and a fingerprint of what
-was asked (ME selection, run-level flag, file size and modification time). The marker is written
-last, and both are renamed into place atomically, so:
+Every input (file or API query) becomes one Parquet partition ``part-<id>.parquet`` in a partition
+store (a local folder or any fsspec URL: :mod:`dqm_playground_ds.extraction.partitions`), plus a
+small marker ``_done/<id>.json`` holding its file-index row and a fingerprint of what was asked (ME
+selection, run-level flag, file size and modification time). The marker is removed before the
+partition is replaced and written last, and both are moved into place from temporaries, so:
 
 - an interrupted run resumes without re-reading finished inputs (their markers exist);
 - a later run reads only new or changed inputs (incremental), and re-reads everything when the ME
@@ -16,7 +17,7 @@ last, and both are renamed into place atomically, so:
 - the fingerprint (size, mtime, inode) is taken before and after the read: a file replaced while it
   was read is read again, and if it keeps changing nothing is recorded for it.
 
-The folder is a plain Parquet dataset: ``pandas.read_parquet(folder)`` reads every partition.
+A local store is a plain Parquet dataset: ``pandas.read_parquet(folder)`` reads every partition.
 Workers are processes (decoding is numpy-bound but the per-basket bookkeeping is Python); they die
 with the parent (``workers.py``), and temporaries a killed run left behind are removed on the next.
 """
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import os
 import re
@@ -44,15 +44,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from dqm_playground_ds.atomic import atomic_write, remove_stale_temporaries
+from dqm_playground_ds.atomic import atomic_write
+from dqm_playground_ds.extraction.partitions import (
+    PartitionStore,
+    as_store,
+    write_parquet_partition,
+)
 from dqm_playground_ds.readers.dqmio.selection import match_names
-from dqm_playground_ds.schema import COLUMNS, HISTOGRAM_SCHEMA, KEY, MissingMEs, empty_histograms
+from dqm_playground_ds.schema import KEY, MissingMEs, empty_histograms
 from dqm_playground_ds.sources import HistogramSource, SourceError, index_frame, local_problem
 from dqm_playground_ds.workers import worker_pool
 
 log = logging.getLogger(__name__)
 
-DONE_DIR = "_done"
 READ_ATTEMPTS = 3  # reads of an input that changes while it is read, before giving up for this run
 
 
@@ -102,9 +106,14 @@ def _stat(item: str) -> dict[str, Any]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
 
 
-def write_partition(table: pd.DataFrame, path: Path) -> None:
-    arrow = pa.Table.from_pandas(table, schema=HISTOGRAM_SCHEMA, preserve_index=False)
-    atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
+def write_partition(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """One partition file at a local ``path``, as :meth:`PartitionStore.write_partition` writes it."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            write_parquet_partition(table, f)
+
+    atomic_write(path, write)
 
 
 def _fingerprint(item: str, request: Request) -> dict[str, Any]:
@@ -164,7 +173,7 @@ def _read(
 
 
 def extract_one(
-    source: HistogramSource, item: str, request: Request, out_dir: str
+    source: HistogramSource, item: str, request: Request, out_dir: str | PartitionStore
 ) -> dict[str, Any]:
     """Read one input into its partition and marker; return its file-index row (never raises for a bad input).
 
@@ -172,9 +181,8 @@ def extract_one(
     an earlier, different read. The fingerprint is taken before and after: a file that changed
     meanwhile is read again, and after ``READ_ATTEMPTS`` gets no marker (it is read next run).
     """
+    store = as_store(out_dir)
     pid = partition_id(item)
-    out = Path(out_dir)
-    part = out / f"part-{pid}.parquet"
     started = time.perf_counter()
     for _ in range(READ_ATTEMPTS):
         before = _fingerprint(item, request)
@@ -182,56 +190,42 @@ def extract_one(
         if _fingerprint(item, request) == before:
             break
     else:
-        part.unlink(missing_ok=True)
-        (out / DONE_DIR / f"{pid}.json").unlink(missing_ok=True)
+        store.drop(pid)
         row = {"path": item, "status": "bad", "n_rows": 0, "retry": True}
         row["error"] = f"{item}: changed while it was read ({READ_ATTEMPTS} times); read next run"
         row["seconds"] = round(time.perf_counter() - started, 4)
         return row
+    store.remove_marker(pid)  # first: no reader trusts the partition while it is replaced
     if table is not None and len(table):
-        write_partition(table, part)
+        store.write_partition(pid, table)
     else:
-        part.unlink(missing_ok=True)
+        store.remove_partition(pid)
     row["seconds"] = round(time.perf_counter() - started, 4)
-    marker = {"fingerprint": before, "row": row}
-    atomic_write(
-        out / DONE_DIR / f"{pid}.json",
-        lambda tmp: Path(tmp).write_text(json.dumps(marker, default=_json_default)),
-    )
+    store.write_marker(pid, {"fingerprint": before, "row": row})
     return row
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    return str(value)
-
-
-def _load_marker(out: Path, item: str) -> dict[str, Any] | None:
-    path = out / DONE_DIR / f"{partition_id(item)}.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def plan(
-    items: Iterable[str], out_dir: str | Path, request: Request, *, retry_bad: bool = False
+    items: Iterable[str],
+    out_dir: str | Path | PartitionStore,
+    request: Request,
+    *,
+    retry_bad: bool = False,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Split inputs into those to read and the index rows of those already done and unchanged."""
-    out = Path(out_dir)
+    store = as_store(out_dir)
+    listing = store.listing()  # one listing: only markers that exist are opened
     todo, done = [], []
     for item in items:
-        marker = _load_marker(out, item)
+        pid = partition_id(item)
+        marker = store.marker(pid) if pid in listing.markers else None
         if marker is None or marker.get("fingerprint") != _fingerprint(item, request):
             todo.append(item)
             continue
         row = marker["row"]
-        part = out / f"part-{partition_id(item)}.parquet"
         bad = row.get("status") == "bad"
-        if (bad and (retry_bad or row.get("retry"))) or (row.get("n_rows") and not part.exists()):
+        lost = row.get("n_rows") and pid not in listing.partitions
+        if (bad and (retry_bad or row.get("retry"))) or lost:
             todo.append(item)
         else:
             done.append(row)
@@ -240,7 +234,7 @@ def plan(
 
 def extract_many(
     source: HistogramSource,
-    out_dir: str | Path,
+    out_dir: str | Path | PartitionStore,
     request: Request = Request(),
     *,
     items: list[str] | None = None,
@@ -251,20 +245,26 @@ def extract_many(
 ) -> pd.DataFrame:
     """Extract every input of ``source`` into ``out_dir``; return the file index of all inputs.
 
-    ``workers > 1`` reads inputs in that many processes. ``prune`` removes partitions and markers of
+    ``out_dir``: a :class:`PartitionStore`, a local folder or any fsspec URL. ``workers > 1`` reads inputs in that many processes. ``prune`` removes partitions and markers of
     inputs that are no longer in the source (its full listing, so a subset in ``items`` prunes
     nothing else), so the folder mirrors the current input set.
 
     Raises :class:`ExtractionError` when ME patterns match no histogram in any readable input.
     """
     workers = check_workers(workers, "workers")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    removed = remove_stale_temporaries(out, out / DONE_DIR)
+    out = as_store(out_dir)
+    if workers > 1 and not out.shared_between_processes:
+        raise ExtractionError(
+            f"partition store {out.url}: its filesystem lives in this process, so worker "
+            f"processes cannot write into it; use workers: 1 (got {workers})"
+        )
+    out.ensure()
+    removed = out.remove_stale_temporaries()
     if removed:
         log.info("removed %d temporary file(s) left by an interrupted run", len(removed))
     listing = source.items() if items is None or prune else None
     items = listing if items is None else items
+    assert items is not None  # listed when not given
     if not items:
         log.error("histogram source %s found no input", getattr(source, "path", source))
     todo, done = plan(items, out, request, retry_bad=retry_bad)
@@ -294,7 +294,7 @@ def extract_many(
     try:
         if workers <= 1 or len(todo) <= 1:
             for item in todo:
-                record(extract_one(source, item, request, str(out)))
+                record(extract_one(source, item, request, out))
         else:
             _run_pool(source, todo, request, out, workers, record)
     finally:
@@ -323,7 +323,7 @@ def _run_pool(
     source: HistogramSource,
     todo: list[str],
     request: Request,
-    out: Path,
+    out: PartitionStore,
     workers: int,
     record: Any,
 ) -> None:
@@ -342,7 +342,7 @@ def _run_pool(
                     if suspect and pending:
                         break  # an input whose reader died is read alone, so it alone is blamed
                     item = queue.pop()
-                    pending[pool.submit(extract_one, source, item, request, str(out))] = item
+                    pending[pool.submit(extract_one, source, item, request, out)] = item
                 finished, _ = wait(set(pending), return_when=FIRST_COMPLETED)
                 for fut in finished:
                     item = pending.pop(fut)
@@ -361,10 +361,8 @@ def _run_pool(
                 queue.append(item)
 
 
-def _worker_died(item: str, out: Path, times: int) -> dict[str, Any]:
-    pid = partition_id(item)
-    (out / f"part-{pid}.parquet").unlink(missing_ok=True)
-    (out / DONE_DIR / f"{pid}.json").unlink(missing_ok=True)
+def _worker_died(item: str, out: PartitionStore, times: int) -> dict[str, Any]:
+    out.drop(partition_id(item))
     return {
         "path": item,
         "status": "bad",
@@ -399,33 +397,25 @@ def _check_selection(request: Request, rows: list[dict[str, Any]]) -> None:
         )
 
 
-def _prune(out: Path, items: list[str]) -> None:
-    keep = {partition_id(i) for i in items}
-    for marker in (out / DONE_DIR).glob("*.json"):
-        if marker.stem not in keep:
-            marker.unlink()
-    for part in out.glob("part-*.parquet"):
-        if part.stem[len("part-") :] not in keep:
-            part.unlink()
+def _prune(out: PartitionStore, items: list[str]) -> None:
+    out.prune({partition_id(i) for i in items})
 
 
 def iter_partitions(
-    out_dir: str | Path, items: Iterable[str] | None = None
+    out_dir: str | Path | PartitionStore, items: Iterable[str] | None = None
 ) -> Iterator[pd.DataFrame]:
-    """The extracted tables, one partition at a time (bounded memory), in the schema's dtypes."""
-    out = Path(out_dir)
-    paths = (
-        [out / f"part-{partition_id(i)}.parquet" for i in items]
-        if items is not None
-        else sorted(out.glob("part-*.parquet"))
-    )
-    for path in paths:
-        if path.exists():
-            df = pq.read_table(path).to_pandas()
-            yield df.astype({k: v for k, v in COLUMNS.items() if k != "data"})
+    """The extracted tables, one partition at a time (bounded memory), in the schema's dtypes.
+
+    Only partitions with a marker are read (a partition without one is being written or replaced).
+    """
+    pids = [partition_id(i) for i in items] if items is not None else None
+    yield from as_store(out_dir).iter_partitions(pids)
 
 
-def read_partitions(out_dir: str | Path, items: Iterable[str] | None = None) -> pd.DataFrame:
+def read_partitions(
+    out_dir: str | Path | PartitionStore, items: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Every extracted row of ``items`` (default: all), sorted by (run, lumi, me)."""
     parts = list(iter_partitions(out_dir, items))
     if not parts:
         return empty_histograms()
@@ -436,14 +426,14 @@ def extract_table(
     source: HistogramSource,
     request: Request,
     *,
-    partitions_dir: str | Path | None = None,
+    partitions_dir: str | Path | PartitionStore | None = None,
     workers: int = 1,
     retry_bad: bool = False,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All of a source's histograms as one table, plus its file index.
 
-    With ``partitions_dir`` the partitions persist, so the next call only reads new inputs; without
+    With ``partitions_dir`` (a :class:`PartitionStore`, folder or URL) the partitions persist, so the next call only reads new inputs; without
     it they live in a temporary folder for this call only.
     """
     items = source.items()
@@ -491,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a file lacking a requested ME is read anyway (default: it is bad)",
     )
-    parser.add_argument("--out", help="output folder (partitioned Parquet)")
+    parser.add_argument("--out", help="output partition store: a folder or any fsspec URL")
     parser.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
     parser.add_argument("--retry-bad", action="store_true", help="read files marked bad again")
     parser.add_argument("--index", help="also write the file index to this Parquet file")
@@ -518,13 +508,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("PATH is required unless the inputs come from --items-from")
     source = make_source(args.kind, path=args.path or ".", pattern=args.pattern)
     if args.write_items:
-        items = source.items()
-        sharding.write_items(items, args.write_items)
-        print(f"{len(items)} input(s) listed in {args.write_items}")
+        listed = source.items()
+        sharding.write_items(listed, args.write_items)
+        print(f"{len(listed)} input(s) listed in {args.write_items}")
         return 0
     if args.out is None:
         parser.error("--out is required")
-    items = sharding.read_items(args.items_from) if args.items_from else None
+    items: list[str] | None = sharding.read_items(args.items_from) if args.items_from else None
     try:
         if args.join:
             if items is None:

@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from dqm_playground_ds.datasets import HistogramSourceDataset, ParquetTableDataset
+from dqm_playground_ds.datasets import (
+    HistogramSourceDataset,
+    HistogramStoreDataset,
+    ParquetTableDataset,
+)
 from dqm_playground_ds.pipelines.data_extraction import create_pipeline
 from dqm_playground_ds.pipelines.data_extraction.nodes import extract_histograms
 from dqm_playground_ds.readers.dqmio import read_dqmio
 from dqm_playground_ds.sources import DQMIOFiles, LegacyCSVFiles
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "dqmio"
+
+
+@pytest.fixture
+def memory_store():
+    """A fresh store URL on fsspec's in-memory filesystem, removed afterwards."""
+    url = f"memory://stores/{uuid.uuid4().hex}"
+    yield url
+    fs = fsspec.filesystem("memory")
+    if fs.exists(url):
+        fs.rm(url, recursive=True)
 
 
 @pytest.fixture
@@ -41,6 +57,7 @@ def _run(source_path: Path, params: dict, tmp_path: Path) -> tuple[pd.DataFrame,
             "raw_histogram_sources": HistogramSourceDataset(
                 kind="dqmio", path=str(source_path), pattern="*.root"
             ),
+            "histogram_store": HistogramStoreDataset(path=str(tmp_path / "store")),
             "params:data_extraction": MemoryDataset(params),
             "histograms": ParquetTableDataset(
                 filepath=str(tmp_path / "out" / "histograms.parquet"), schema="histograms"
@@ -132,8 +149,9 @@ def test_legacy_csv_source(shared_real, tmp_path):
     assert len(histograms) == 9
 
 
-def test_pipeline_with_the_legacy_csv_source_from_configuration(tmp_path):
-    """Swapping the source is a catalog change: the same pipeline reads the bundled CSV files."""
+def test_pipeline_with_the_legacy_csv_source_from_configuration(tmp_path, memory_store):
+    """Swapping the source is a catalog change: the same pipeline reads the bundled CSV files
+    (into a store on fsspec's in-memory filesystem: the store's place is a catalog change too)."""
     csv_dir = Path(__file__).resolve().parents[3] / "data" / "01_raw" / "legacy_csv"
     if not list(csv_dir.glob("*.csv")):
         pytest.skip("bundled legacy CSV not generated")
@@ -142,6 +160,7 @@ def test_pipeline_with_the_legacy_csv_source_from_configuration(tmp_path):
             "raw_histogram_sources": HistogramSourceDataset(
                 kind="legacy_csv", path=str(csv_dir), pattern="*.csv"
             ),
+            "histogram_store": HistogramStoreDataset(path=memory_store),
             "params:data_extraction": MemoryDataset({"me": None, "progress": False}),
             "histograms": ParquetTableDataset(
                 filepath=str(tmp_path / "h.parquet"), schema="histograms"
@@ -153,3 +172,8 @@ def test_pipeline_with_the_legacy_csv_source_from_configuration(tmp_path):
     histograms = catalog["histograms"].load()
     assert sorted(histograms["dim"].unique()) == [1, 2]
     assert (catalog["file_index"].load()["status"] == "ok").all()
+    store = catalog.load("histogram_store")
+    assert len(store.partition_ids()) == len(list(csv_dir.glob("*.csv")))
+    pd.testing.assert_frame_equal(
+        store.read().drop(columns="data"), histograms.drop(columns="data")
+    )

@@ -117,13 +117,12 @@ def test_playground_catalog_builds(monkeypatch):
     monkeypatch.setenv("DQM_PLAYGROUND_URL", "http://127.0.0.1:9")
     loader = OmegaConfigLoader(str(CONF), base_env="base", default_run_env="playground")
     entries = loader["catalog"]
-    mine = {
-        k: entries[k] for k in ("raw_histogram_sources", "split_definition", "prediction_payload")
-    }
+    names = ("raw_histogram_sources", "histogram_store", "split_definition", "prediction_payload")
+    mine = {k: entries[k] for k in names}
     catalog = DataCatalog.from_config(mine)
     assert type(catalog["raw_histogram_sources"]).__name__ == "PlaygroundSourceDataset"
     assert type(catalog["split_definition"]).__name__ == "PlaygroundTaskDataset"
     assert type(catalog["prediction_payload"]).__name__ == "PlaygroundUploadDataset"
     source = catalog.load("raw_histogram_sources")
     assert source.client.base_url == "http://127.0.0.1:9/"
-    assert source.partitions_dir == "data/02_intermediate/playground_partitions"
+    assert catalog.load("histogram_store").url == "data/02_intermediate/playground_partitions"

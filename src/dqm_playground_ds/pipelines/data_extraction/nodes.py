@@ -10,6 +10,7 @@ import pandas as pd
 
 from dqm_playground_ds.extraction import (
     ExtractionError,
+    PartitionStore,
     Request,
     check_pattern,
     check_workers,
@@ -75,16 +76,16 @@ class ExtractionParams:
 
 
 def extract_histograms(
-    source: HistogramSource, params: dict[str, Any]
+    source: HistogramSource, params: dict[str, Any], store: PartitionStore | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read every item of ``source`` into one histogram table and a file index.
 
-    Items are read in ``workers`` processes, into the source's partitions folder when the catalog
-    gives one, so a re-run reads only new inputs. An item that cannot be read (corrupt, truncated,
-    not DQMIO, lacking a requested ME) becomes a ``bad`` row of the index with its error; the others
-    are read. Keys repeated across items are
-    refused by default (``duplicates: raise``): summing them is right for split inputs of one merge,
-    wrong for the same file extracted twice, so the user decides.
+    Items are read in ``workers`` processes into the partition ``store`` (the catalog's
+    ``histogram_store``; none: a temporary one), so a re-run reads only new inputs. An item that
+    cannot be read (corrupt, truncated, not DQMIO, lacking a requested ME) becomes a ``bad`` row of
+    the index with its error; the others are read. Keys repeated across items are refused by
+    default (``duplicates: raise``): summing them is right for split inputs of one merge, wrong for
+    the same file extracted twice, so the user decides.
     """
     p = ExtractionParams.from_dict(dict(params))
     request = Request(
@@ -96,7 +97,7 @@ def extract_histograms(
         histograms, index = extract_table(
             source,
             request,
-            partitions_dir=getattr(source, "partitions_dir", None),
+            partitions_dir=partition_store(source, store),
             workers=p.workers,
             retry_bad=p.retry_bad,
             progress=p.progress,
@@ -127,3 +128,19 @@ def extract_histograms(
         )
     histograms = validate_histograms(histograms.sort_values(KEY, ignore_index=True))
     return histograms, index
+
+
+def partition_store(
+    source: HistogramSource, store: PartitionStore | None
+) -> PartitionStore | str | None:
+    """The store to extract into: the catalog's, else the source's deprecated ``partitions``
+    folder, else None (a temporary one); both, at different places, is an error."""
+    legacy = getattr(source, "partitions_dir", None)
+    if store is None:
+        return legacy
+    if legacy and not store.same_location(legacy):
+        raise ValueError(
+            f"two partition stores: histogram_store at {store.url!r} and the source's "
+            f"`partitions: {legacy}`; remove `partitions` from the source's catalog entry"
+        )
+    return store

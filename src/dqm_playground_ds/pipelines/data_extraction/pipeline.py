@@ -8,7 +8,11 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         [
             Node(
                 extract_histograms,
-                inputs=["raw_histogram_sources", "params:data_extraction"],
+                inputs={
+                    "source": "raw_histogram_sources",
+                    "params": "params:data_extraction",
+                    "store": "histogram_store",
+                },
                 outputs=["histograms", "file_index"],
                 name="extract_histograms",
             ),
