@@ -42,7 +42,9 @@ from dqm_playground_ds.preprocessing import (
 log = logging.getLogger(__name__)
 
 FORMAT = "dqm-playground-ds/strategy"
-FORMAT_VERSION = 1
+# 1: first format; 2: Isolation Forests as flat tree arrays (models/forest.py). A reader reads
+# every version up to its own; writers write the newest.
+FORMAT_VERSION = 2
 MODEL_FILE, ARRAYS_FILE = "model.json", "arrays.npz"
 # the columns of the training predictions a model keeps (what run verdicts need)
 TRAINING_COLUMNS = ("run", "lumi", "score", "is_anomalous", "quality", "label", "label_reason",
