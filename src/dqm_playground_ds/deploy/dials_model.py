@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import re
 import shutil
@@ -42,11 +43,10 @@ import pandas as pd
 import yaml
 
 from dqm_playground_ds.models import FrozenModel, ModelStore, check_compatible
+from dqm_playground_ds.models.forest import IsolationForestArrays
 
 HANDLER = Path(__file__).with_name("dials_handler.py")
-SUPPORTED = {"knn", "run_knn", "integral_ratio", "reference_test"}
-STATISTICS = {"chi2", "scan"}  # of reference_test
-COMBINERS = {"mean_z", "max_z"}
+COMBINERS = {"mean_z", "max_z", "gmm", "kde"}
 REQUIREMENTS = ("numpy",)
 
 
@@ -58,27 +58,22 @@ def _check_supported(model: FrozenModel) -> None:
     spec = model.strategy.spec
     bad = [f"{d.name} ({d.kind})" for d in spec.detectors if d.kind not in SUPPORTED]
     bad += [
-        f"{d.name} (run_knn mode={d.params.get('mode')})"
+        f"{d.name} (run_knn window={d.params['window']})"
         for d in spec.detectors
-        if d.kind == "run_knn" and d.params.get("mode", "run") != "run"
-    ]
-    bad += [
-        f"{d.name} (reference_test statistic={d.params.get('statistic', 'chi2')})"
-        for d in spec.detectors
-        if d.kind == "reference_test" and d.params.get("statistic", "chi2") not in STATISTICS
+        if d.kind == "run_knn" and d.params.get("window") is not None
     ]
     method = spec.combination.get("method", "max_z")
     if bad or method not in COMBINERS:
         raise PackageError(
             f"strategy {model.name!r} cannot be packaged for DIALS: detectors {bad or 'ok'}, "
-            f"combination {method!r}; supported: detectors {sorted(SUPPORTED)} (run_knn in "
-            f"run mode), combinations {sorted(COMBINERS)}"
+            f"combination {method!r}; supported: detectors {sorted(SUPPORTED)} (run_knn without "
+            f"a window), combinations {sorted(COMBINERS)}"
         )
 
 
 def input_names(mes: list[str]) -> list[str]:
     """Short, unique input names from ME paths (their last component, made identifier-safe)."""
-    names = []
+    names: list[str] = []
     for me in mes:
         base = re.sub(r"\W", "_", me.rsplit("/", 1)[-1]) or "me"
         name, i = base, 1
@@ -89,98 +84,192 @@ def input_names(mes: list[str]) -> list[str]:
     return names
 
 
+class _Arrays:
+    """Collects the package's arrays under unique keys; JSON entries refer to them by key."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def __call__(self, key: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        if key in self.arrays:
+            raise PackageError(f"array key {key!r} used twice")
+        self.arrays[key] = np.asarray(value)
+        return key
+
+
+def _me_entry(model: FrozenModel, j: int, me: str, name: str, put: _Arrays) -> dict[str, Any]:
+    """Binning, crop/rebin matrices, normalisation and quality cuts of one ME."""
+    pre = model.preprocessor
+    pp = pre.preprocessors_[model.strategy.spec.preprocessing][me]
+    dim, nx, _, _, ny, _, _ = pre.binning_[me]
+    min_entries, per_bin = pre.cuts_.for_me(me)
+    return {
+        "name": name,
+        "me": me,
+        "dim": int(dim),
+        "nx": int(nx),
+        "ny": int(ny),
+        "n_raw": int(nx) * (int(ny) if int(dim) == 2 else 1),
+        "binning": list(pre.binning_[me]),
+        "full": bool(pp._full),
+        "x_index": put(f"me{j}.x_index", pp.x_index),
+        "y_index": put(f"me{j}.y_index", pp.y_index),
+        "rx": put(f"me{j}.rx", pp.rx),
+        "ry": put(f"me{j}.ry", pp.ry),
+        "normalisation": pp.config.normalisation,
+        "min_entries": float(min_entries),
+        "min_entries_per_bin": float(per_bin),
+    }
+
+
+def _pca_entry(pca: Any, key: str, put: _Arrays) -> dict[str, Any] | None:
+    if pca is None:
+        return None
+    return {
+        "mean": put(f"{key}.mean", pca.mean_),
+        "components": put(f"{key}.components", pca.components_),
+        "explained_variance": put(f"{key}.ev", pca.explained_variance_),
+        "whiten": bool(pca.whiten),
+    }
+
+
+def _neighbours(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    entry = {"projection": _pca_entry(det.projection_, f"{key}.proj", put),
+             "train": put(f"{key}.train", det.model_._fit_X),
+             "n_neighbors": int(det.n_neighbors_)}  # fmt: skip
+    if det.method == "lof":
+        lof = det.model_
+        entry |= {
+            "n_neighbors": int(lof.n_neighbors_),
+            "lrd": put(f"{key}.lrd", lof._lrd),
+            "kdist": put(f"{key}.kdist", lof._distances_fit_X_[:, lof.n_neighbors_ - 1]),
+        }
+    return entry
+
+
+def _forest(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    forest = det.forest_
+    if not isinstance(forest, IsolationForestArrays):
+        forest = IsolationForestArrays.from_sklearn(forest)
+    return {
+        "projection": _pca_entry(det.projection_, f"{key}.proj", put),
+        "forest": {k: put(f"{key}.{k}", v) for k, v in forest.arrays.items()}
+        | {"denominator": forest.denominator, "n_features_in": forest.n_features_in},
+    }
+
+
+def _pca_reconstruction(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    return {"pca": _pca_entry(det.pca_, f"{key}.pca", put), "top_n": int(det.top_n)}
+
+
+def _nmf(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    n_iter = inspect.signature(type(det)._weights).parameters["n_iter"].default
+    return {"components": put(f"{key}.components", det.nmf_.components_),
+            "scale": float(det.scale_), "n_iter": int(n_iter), "top_n": int(det.top_n)}  # fmt: skip
+
+
+def _autoencoder(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    mlp = det.mlp_
+    return {
+        "mean": put(f"{key}.mean", det.mean_),
+        "scale": float(det.scale_),
+        "coefs": [put(f"{key}.w{i}", w) for i, w in enumerate(mlp.coefs_)],
+        "intercepts": [put(f"{key}.b{i}", b) for i, b in enumerate(mlp.intercepts_)],
+        "activation": mlp.activation,
+        "out_activation": mlp.out_activation_,
+        "top_n": int(det.top_n),
+    }
+
+
+def _shape(det: Any) -> list[int] | None:
+    return None if det.shape is None else [int(v) for v in det.shape]
+
+
+def _run_knn(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    return {"run_means": put(f"{key}.run_means", det.run_means_),
+            "n_neighbors": int(det.n_neighbors_), "mode": det.mode}  # fmt: skip
+
+
+def _within_run(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    return {"dispersion": put(f"{key}.dispersion", det.dispersion_), "neutral": float(det.neutral_),
+            "statistic": det.statistic, "mode": det.mode, "shape": _shape(det)}  # fmt: skip
+
+
+def _reference_test(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    return {"reference": put(f"{key}.reference", det.reference_),
+            "n_reference": float(det.n_reference_),
+            "dispersion": put(f"{key}.dispersion", det.dispersion_),
+            "statistic": det.statistic, "top_n": int(det.top_n), "shape": _shape(det)}  # fmt: skip
+
+
+def _integral_ratio(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    return {"median": put(f"{key}.median", det.median_),
+            "scale": put(f"{key}.scale", det.scale_), "side": det.side}  # fmt: skip
+
+
+# detector kind -> its description for the handler (arrays stored through ``put``)
+EXPORTERS = {
+    "knn": _neighbours,
+    "lof": _neighbours,
+    "isolation_forest": _forest,
+    "pca": _pca_reconstruction,
+    "nmf": _nmf,
+    "autoencoder": _autoencoder,
+    "run_knn": _run_knn,
+    "within_run": _within_run,
+    "reference_test": _reference_test,
+    "integral_ratio": _integral_ratio,
+}
+SUPPORTED = set(EXPORTERS)
+
+
+def _combiner_entry(c: Any, put: _Arrays) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "method": c.method,
+        "log": put("combiner.log", c.log_),
+        "shift": put("combiner.shift", c.shift_),
+        "center": put("combiner.center", c.center_),
+        "scale": put("combiner.scale", c.scale_),
+        "active": put("combiner.active", c.active_),
+    }
+    if c.method == "gmm":
+        g = c.density_
+        entry["density"] = {
+            "covariance_type": g.covariance_type,
+            "weights": put("combiner.gmm.weights", g.weights_),
+            "means": put("combiner.gmm.means", g.means_),
+            "precisions_cholesky": put("combiner.gmm.chol", g.precisions_cholesky_),
+        }
+    elif c.method == "kde":
+        kde = c.density_
+        if kde.kernel != "gaussian":
+            raise PackageError(f"kde combination with kernel {kde.kernel!r}: only gaussian")
+        entry["density"] = {"data": put("combiner.kde.data", np.asarray(kde.tree_.data)),
+                            "bandwidth": float(kde.bandwidth_)}  # fmt: skip
+    return entry
+
+
 def export_arrays(model: FrozenModel) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The handler's ``model.json`` and ``model.npz`` contents."""
     _check_supported(model)
     pre, strategy = model.preprocessor, model.strategy
-    variant = strategy.spec.preprocessing
-    arrays: dict[str, np.ndarray] = {}
-
-    def put(key: str, value: np.ndarray | None) -> str | None:
-        if value is None:
-            return None
-        arrays[key] = np.asarray(value)
-        return key
-
-    mes = []
-    for j, (me, name) in enumerate(zip(pre.mes_, input_names(pre.mes_), strict=True)):
-        pp = pre.preprocessors_[variant][me]
-        dim, nx, _, _, ny, _, _ = pre.binning_[me]
-        min_entries, per_bin = pre.cuts_.for_me(me)
-        mes.append(
-            {
-                "name": name,
-                "me": me,
-                "dim": int(dim),
-                "nx": int(nx),
-                "ny": int(ny),
-                "n_raw": int(nx) * (int(ny) if int(dim) == 2 else 1),
-                "binning": list(pre.binning_[me]),
-                "full": bool(pp._full),
-                "x_index": put(f"me{j}.x_index", pp.x_index),
-                "y_index": put(f"me{j}.y_index", pp.y_index),
-                "rx": put(f"me{j}.rx", pp.rx),
-                "ry": put(f"me{j}.ry", pp.ry),
-                "normalisation": pp.config.normalisation,
-                "min_entries": float(min_entries),
-                "min_entries_per_bin": float(per_bin),
-            }
-        )
-    detectors = []
-    for i, ds in enumerate(strategy.detector_sets):
-        models = []
-        for j, me in enumerate(ds.mes_):
-            det, key = ds.models_[me], f"det{i}.{j}"
-            if ds.spec.kind == "knn":
-                proj = det.projection_
-                models.append(
-                    {
-                        "train": put(f"{key}.train", det.model_._fit_X),
-                        "n_neighbors": int(det.n_neighbors_),
-                        "projection": None
-                        if proj is None
-                        else {
-                            "mean": put(f"{key}.mean", proj.mean_),
-                            "components": put(f"{key}.components", proj.components_),
-                            "explained_variance": put(f"{key}.ev", proj.explained_variance_),
-                            "whiten": bool(proj.whiten),
-                        },
-                    }
-                )
-            elif ds.spec.kind == "run_knn":
-                models.append(
-                    {
-                        "run_means": put(f"{key}.run_means", det.run_means_),
-                        "n_neighbors": int(det.n_neighbors_),
-                    }
-                )
-            elif ds.spec.kind == "reference_test":
-                models.append(
-                    {
-                        "reference": put(f"{key}.reference", det.reference_),
-                        "n_reference": float(det.n_reference_),
-                        "dispersion": put(f"{key}.dispersion", det.dispersion_),
-                        "statistic": det.statistic,
-                        "shape": None if det.shape is None else [int(v) for v in det.shape],
-                    }
-                )
-            else:  # integral_ratio
-                models.append(
-                    {
-                        "median": put(f"{key}.median", det.median_),
-                        "scale": put(f"{key}.scale", det.scale_),
-                        "side": det.side,
-                    }
-                )
-        detectors.append(
-            {
-                "name": ds.spec.name,
-                "kind": ds.spec.kind,
-                "mes": [pre.mes_.index(me) for me in ds.mes_],
-                "models": models,
-            }
-        )
-    c = strategy.combiner
+    put = _Arrays()
+    names = input_names(pre.mes_)
+    mes = [_me_entry(model, j, me, names[j], put) for j, me in enumerate(pre.mes_)]
+    detectors = [
+        {
+            "name": ds.spec.name,
+            "kind": ds.spec.kind,
+            "mes": [pre.mes_.index(me) for me in ds.mes_],
+            "models": [
+                EXPORTERS[ds.spec.kind](ds.models_[me], f"det{i}.{j}", put)
+                for j, me in enumerate(ds.mes_)
+            ],
+        }
+        for i, ds in enumerate(strategy.detector_sets)
+    ]
     decision = model.decision_params
     doc = {
         "model": model.name,
@@ -188,21 +277,14 @@ def export_arrays(model: FrozenModel) -> tuple[dict[str, Any], dict[str, np.ndar
         "code_version": model.meta.get("code_version"),
         "mes": mes,
         "detectors": detectors,
-        "combiner": {
-            "method": c.method,
-            "log": put("combiner.log", c.log_),
-            "shift": put("combiner.shift", c.shift_),
-            "center": put("combiner.center", c.center_),
-            "scale": put("combiner.scale", c.scale_),
-            "active": put("combiner.active", c.active_),
-        },
+        "combiner": _combiner_entry(strategy.combiner, put),
         "decision": {
             "threshold": float(strategy.threshold),
             "consecutive": int(strategy.spec.consecutive),
             "flag_quality_failures": bool(decision.get("flag_quality_failures", True)),
         },
     }
-    return doc, arrays
+    return doc, put.arrays
 
 
 def template(model: FrozenModel, doc: dict[str, Any], conditions: dict[str, Any]) -> dict:
