@@ -8,17 +8,16 @@ writes the folder that tool reads::
                                   (``score`` is the metric, ``flag`` the decision), conditions
     <out>/model/app.py            the handler (deploy/dials_handler.py: numpy only, no import of
                                   this project), a local CLI too
-    <out>/model/model.json|.npz   the strategy as plain arrays (training LS, run means, ...)
-    <out>/model/requirements.txt  what the handler needs (numpy)
+    <out>/model/model.json|.npz   the strategy as plain arrays (training LS, run means, trees...)
+    <out>/model/det<i>_<j>.onnx   with ``--onnx``: detectors as ONNX graphs (deploy/dials_onnx.py)
+    <out>/model/requirements.txt  what the handler needs (numpy; onnxruntime with ``--onnx``)
 
-and verifies it: a fresh virtual environment gets only numpy from the package index, the handler
-scores the bundled sample run by run, and its scores must equal the frozen model's (the pipeline's
-own scoring). Supported detector kinds: ``knn`` (with or without PCA projection), ``run_knn``
-(``mode: run``), ``reference_test`` (``chi2``, ``scan``), ``integral_ratio``; combinations
-``mean_z`` and ``max_z``: the ``two_level`` and ``reference`` strategies. Others are refused with
-their name (docs/models.md).
+and verifies it: a fresh virtual environment gets only the requirements from the package index,
+the handler scores the bundled sample run by run, and its scores must equal the frozen model's
+(the pipeline's own scoring). Every detector kind of the project is supported except
+``run_knn`` with a ``window``; every combination (``max_z``, ``mean_z``, ``gmm``, ``kde``).
 
-    python -m dqm_playground_ds.deploy.dials_model build two_level -o build/dials/two_level
+    python -m dqm_playground_ds.deploy.dials_model build two_level -o build/dials/two_level [--onnx]
     python -m dqm_playground_ds.deploy.dials_model verify build/dials/two_level
 """
 
@@ -48,6 +47,7 @@ from dqm_playground_ds.models.forest import IsolationForestArrays
 HANDLER = Path(__file__).with_name("dials_handler.py")
 COMBINERS = {"mean_z", "max_z", "gmm", "kde"}
 REQUIREMENTS = ("numpy",)
+ONNX_REQUIREMENTS = ("onnxruntime",)  # an ONNX package's handler (installed from the index)
 
 
 class PackageError(ValueError):
@@ -336,20 +336,51 @@ def template(model: FrozenModel, doc: dict[str, Any], conditions: dict[str, Any]
     }
 
 
-def build_package(
-    model: FrozenModel, out: str | Path, conditions: dict[str, Any] | None = None
-) -> Path:
-    """Write the package folder (replacing an older package there only when complete)."""
-    out = Path(out)
-    doc, arrays = export_arrays(model)
+def onnx_files(model: FrozenModel, doc: dict[str, Any]) -> dict[str, bytes]:
+    """ONNX graphs of the detectors that have a converter (deploy/dials_onnx.py), named in
+    ``doc`` (the handler then scores them with onnxruntime); needs the ``onnx`` extra."""
+    try:
+        from dqm_playground_ds.deploy import dials_onnx
+    except ImportError as exc:
+        raise PackageError(
+            f"the ONNX variant needs the onnx extra (pip install -e '.[onnx]'): {exc}"
+        ) from exc
+    files = {}
+    for i, ds in enumerate(model.strategy.detector_sets):
+        for j, me in enumerate(ds.mes_):
+            det = ds.models_[me]
+            graph = dials_onnx.detector_onnx(ds.spec.kind, det, int(det.n_features_in_))
+            if graph is not None:
+                name = f"det{i}_{j}.onnx"
+                files[name] = graph.SerializeToString()
+                doc["detectors"][i]["models"][j]["onnx"] = name
+    return files
+
+
+def _conditions(model: FrozenModel, conditions: dict[str, Any] | None) -> dict[str, Any]:
     training_runs = model.meta.get("training", {}).get("runs") or [0]
-    cond = {
+    return {
         "workspace": "global",
         "DatasetRegex": ".*ZeroBias.*",
         "MinRun": int(max(training_runs)) + 1,  # runs after the training ones
         "MinLumisections": 1,
         **(conditions or {}),
     }
+
+
+def build_package(
+    model: FrozenModel,
+    out: str | Path,
+    conditions: dict[str, Any] | None = None,
+    onnx: bool = False,
+) -> Path:
+    """Write the package folder (replacing an older package there only when complete).
+
+    ``onnx``: the ONNX variant (detectors with a converter as ``.onnx`` graphs, onnxruntime)."""
+    out = Path(out)
+    doc, arrays = export_arrays(model)
+    graphs = onnx_files(model, doc) if onnx else {}
+    requirements = [*REQUIREMENTS, *(ONNX_REQUIREMENTS if graphs else ())]
     tmp = Path(tempfile.mkdtemp(prefix=".dials-", dir=out.parent if out.parent.exists() else None))
     try:
         tmp.chmod(0o755)
@@ -359,10 +390,13 @@ def build_package(
         (code / "model.json").write_text(json.dumps(doc, indent=1))
         with open(code / "model.npz", "wb") as f:
             np.savez_compressed(f, **arrays)
-        pins = [f"{r}=={metadata.version(r)}" for r in REQUIREMENTS]
+        for name, data in graphs.items():
+            (code / name).write_bytes(data)
+        pins = [f"{r}=={metadata.version(r)}" for r in requirements]
         (code / "requirements.txt").write_text("\n".join(pins) + "\n")
         header = "# Generated by dqm_playground_ds.deploy.dials_model; cmsdism: dismcli build -f\n"
-        body = yaml.safe_dump(template(model, doc, cond), sort_keys=False, width=100)
+        body = yaml.safe_dump(template(model, doc, _conditions(model, conditions)),
+                              sort_keys=False, width=100)  # fmt: skip
         (tmp / "template.yaml").write_text(header + body)
         if out.exists():
             shutil.rmtree(out)
@@ -420,44 +454,29 @@ def make_venv(where: Path, requirements: Path) -> Path:
     return python
 
 
-def verify(
-    package: str | Path,
-    model: FrozenModel,
-    histograms: pd.DataFrame,
-    python: str | Path | None = None,
-    atol: float = 1e-5,
-) -> dict[str, Any]:
-    """Run the handler outside this project on ``histograms``; compare with the model's scores.
+def run_handler(
+    package: Path, histograms: pd.DataFrame, python: str | Path, tmp: Path
+) -> pd.DataFrame:
+    """The package's handler run by ``python`` (isolated: ``-I``), one request per run."""
+    # -I: no PYTHON* variables, no user site, no script or current directory on the path
+    probe = subprocess.run([str(python), "-I", "-c", "import dqm_playground_ds"],
+                           capture_output=True, timeout=60, check=False, cwd=tmp)  # fmt: skip
+    if probe.returncode == 0:
+        raise PackageError(f"{python} can import dqm_playground_ds: not an isolated check")
+    got = []
+    for run, arrays in handler_inputs(package, histograms).items():
+        np.savez(tmp / f"in_{run}.npz", **arrays)
+        subprocess.run([str(python), "-I", str(package / "model" / "app.py"),
+                        str(tmp / f"in_{run}.npz"), str(tmp / f"out_{run}.npz")],
+                       check=True, timeout=600, cwd=tmp)  # fmt: skip
+        with np.load(tmp / f"out_{run}.npz") as z:
+            got.append(pd.DataFrame({"run": run, "lumi": arrays["lumi"],
+                                     "score_handler": z["score"], "flag": z["flag"]}))  # fmt: skip
+    return pd.concat(got, ignore_index=True)
 
-    Scores (standardised, order 1) agree to ``atol`` and flags exactly: the pipeline's kNN runs
-    scikit-learn on float32 features (chunked matrix products), the handler computes float64
-    distances directly, so they differ at float32 precision (~1e-6).
 
-    ``python``: an interpreter to use; default: a fresh virtual environment with only the
-    package's requirements. Raises :class:`PackageError` when scores or flags differ.
-    """
-    package = Path(package).resolve()
-    check_compatible(model.binning, histograms, f"model {model.name}")
-    with tempfile.TemporaryDirectory(prefix="dials-verify-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        if python is None:
-            python = make_venv(tmp / "venv", package / "model" / "requirements.txt")
-        # -I: no PYTHON* variables, no user site, no script or current directory on the path
-        probe = subprocess.run([str(python), "-I", "-c", "import dqm_playground_ds"],
-                               capture_output=True, timeout=60, check=False, cwd=tmp)  # fmt: skip
-        if probe.returncode == 0:
-            raise PackageError(f"{python} can import dqm_playground_ds: not an isolated check")
-        got = []
-        for run, arrays in handler_inputs(package, histograms).items():
-            np.savez(tmp / f"in_{run}.npz", **arrays)
-            subprocess.run([str(python), "-I", str(package / "model" / "app.py"),
-                            str(tmp / f"in_{run}.npz"), str(tmp / f"out_{run}.npz")],
-                           check=True, timeout=600, cwd=tmp)  # fmt: skip
-            with np.load(tmp / f"out_{run}.npz") as z:
-                got.append(pd.DataFrame({"run": run, "lumi": arrays["lumi"],
-                                         "score_handler": z["score"], "flag": z["flag"]}))  # fmt: skip
-    handler = pd.concat(got, ignore_index=True)
-    want = reference_scores(model, histograms)
+def compare(want: pd.DataFrame, handler: pd.DataFrame, atol: float, rtol: float) -> dict[str, Any]:
+    """Score differences, equal flags and equal unscored LS; ``ok`` when within tolerance."""
     both = want.merge(handler, on=["run", "lumi"], how="outer", validate="one_to_one")
     a, b = both["score"].to_numpy(float), both["score_handler"].to_numpy(float)
     same_nan = np.array_equal(np.isnan(a), np.isnan(b))
@@ -471,10 +490,49 @@ def verify(
         "max_rel_diff": float(rel.max(initial=0.0)),
         "flags_equal": bool((both["is_anomalous"] == both["flag"]).all()),
         "unscored_equal": bool(same_nan),
-        "python": str(python),
+        "atol": atol,
+        "rtol": rtol,
     }
-    if not (same_nan and report["flags_equal"] and np.allclose(a[finite], b[finite], rtol=0.0,
-                                                                 atol=atol)):  # fmt: skip
+    close = np.allclose(a[finite], b[finite], rtol=rtol, atol=atol)
+    report["ok"] = bool(same_nan and report["flags_equal"] and close)
+    return report
+
+
+def has_onnx(package: Path) -> bool:
+    return any((Path(package) / "model").glob("*.onnx"))
+
+
+def verify(
+    package: str | Path,
+    model: FrozenModel,
+    histograms: pd.DataFrame,
+    python: str | Path | None = None,
+    atol: float = 1e-5,
+    rtol: float | None = None,
+) -> dict[str, Any]:
+    """Run the handler outside this project on ``histograms``; compare with the model's scores.
+
+    Flags and unscored LS must be equal and scores agree to ``atol + rtol * |score|``. The numpy
+    handler repeats the pipeline's arithmetic (kNN distances as sklearn's float32 brute force):
+    ``rtol`` 0. An ONNX package (``rtol`` 1e-4 by default) projects float32 features with
+    onnxruntime's own matrix products: the pipeline's float32 rounding differs (docs/models.md).
+
+    ``python``: an interpreter to use; default: a fresh virtual environment with only the
+    package's requirements. Raises :class:`PackageError` when scores or flags differ.
+    """
+    package = Path(package).resolve()
+    if rtol is None:
+        rtol = 1e-4 if has_onnx(package) else 0.0
+    check_compatible(model.binning, histograms, f"model {model.name}")
+    with tempfile.TemporaryDirectory(prefix="dials-verify-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        if python is None:
+            python = make_venv(tmp / "venv", package / "model" / "requirements.txt")
+        handler = run_handler(package, histograms, python, tmp)
+    report = compare(reference_scores(model, histograms), handler, atol, rtol)
+    report["python"] = str(python)
+    report["onnx"] = has_onnx(package)
+    if not report["ok"]:
         raise PackageError(f"the DIALS handler does not reproduce the model: {report}")
     return report
 
@@ -503,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("-o", "--output", required=True, help="package folder to write")
     b.add_argument("--dataset-regex", help="condition: datasets the model applies to")
     b.add_argument("--min-run", type=int, help="condition: first run (default: after training)")
+    b.add_argument("--onnx", action="store_true",
+                   help="ONNX variant: detectors with a converter as .onnx (needs the onnx extra)")  # fmt: skip
     v.add_argument("package", help="package folder written by build")
     v.add_argument("--on", nargs="+", default=["data/01_raw/dqmio"], help="DQMIO files/folders")
     v.add_argument("--python", help="interpreter to run the handler (default: a fresh venv)")
@@ -515,7 +575,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "build":
                 model = store.load(args.model)
                 cond = {"DatasetRegex": args.dataset_regex, "MinRun": args.min_run}
-                out = build_package(model, args.output, {k: x for k, x in cond.items() if x})
+                cond = {k: x for k, x in cond.items() if x}
+                out = build_package(model, args.output, cond, onnx=args.onnx)
                 result = f"wrote {out} (model {model.name} version {model.version})"
             else:
                 package = Path(args.package)
