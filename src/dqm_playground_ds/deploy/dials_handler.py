@@ -105,14 +105,17 @@ def logsumexp(a: np.ndarray) -> np.ndarray:
     return np.log(np.exp(a - top).sum(axis=1)) + top[:, 0]
 
 
-def knn(train: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def knn(
+    train: np.ndarray, x: np.ndarray, k: int, brute: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Distances and indices of the ``k`` nearest training rows (nearest first).
 
-    float32 features (the pipeline's): as scikit-learn's brute force computes them,
-    ``|x|^2 - 2 x.y + |y|^2`` in float64 rounded to float32, so the distances are sklearn's bit
-    for bit. float64 (run means): the direct difference, exact where that expansion cancels (a
-    training run against itself)."""
-    single = x.dtype == np.float32 and train.dtype == np.float32
+    float32 features searched by brute force (the pipeline's kNN in 20 PCA components): as
+    scikit-learn computes them, ``|x|^2 - 2 x.y + |y|^2`` in float64 rounded to float32, so the
+    distances are sklearn's bit for bit. Otherwise (a KD/ball tree: few dimensions; float64 run
+    means): the direct difference in float64, as the trees compute it (and exact where the
+    expansion cancels, a training run against itself)."""
+    single = brute and x.dtype == np.float32 and train.dtype == np.float32
     t = train.astype(np.float64)
     tt = np.einsum("ij,ij->i", t, t)[None, :]
     dist, idx = np.empty((len(x), k)), np.empty((len(x), k), dtype=np.int64)
@@ -165,13 +168,15 @@ def _pca(p: dict | None, a: dict, x: np.ndarray) -> np.ndarray:
 
 
 def _knn(m: dict, a: dict, d: DetectorInput) -> np.ndarray:
-    dist, _ = knn(a[m["train"]], _pca(m["projection"], a, d.x[d.scored]), m["n_neighbors"])
+    x = _pca(m["projection"], a, d.x[d.scored])
+    dist, _ = knn(a[m["train"]], x, m["n_neighbors"], m.get("brute", True))
     return dist.mean(axis=1)
 
 
 def _lof(m: dict, a: dict, d: DetectorInput) -> np.ndarray:
     """Local outlier factor: mean ratio of the neighbours' to the LS's reachability density."""
-    dist, idx = knn(a[m["train"]], _pca(m["projection"], a, d.x[d.scored]), m["n_neighbors"])
+    x = _pca(m["projection"], a, d.x[d.scored])
+    dist, idx = knn(a[m["train"]], x, m["n_neighbors"], m.get("brute", True))
     kdist = a[m["kdist"]]  # sklearn computes in the training data's dtype (float32 features)
     reach = np.maximum(dist.astype(kdist.dtype), kdist[idx])
     lrd = 1.0 / (reach.mean(axis=1) + 1e-10)

@@ -138,7 +138,8 @@ def _pca_entry(pca: Any, key: str, put: _Arrays) -> dict[str, Any] | None:
 def _neighbours(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
     entry = {"projection": _pca_entry(det.projection_, f"{key}.proj", put),
              "train": put(f"{key}.train", det.model_._fit_X),
-             "n_neighbors": int(det.n_neighbors_)}  # fmt: skip
+             "n_neighbors": int(det.n_neighbors_),
+             "brute": det.model_._fit_method == "brute"}  # fmt: skip
     if det.method == "lof":
         lof = det.model_
         entry |= {
@@ -490,6 +491,10 @@ def compare(want: pd.DataFrame, handler: pd.DataFrame, atol: float, rtol: float)
         "max_rel_diff": float(rel.max(initial=0.0)),
         "flags_equal": bool((both["is_anomalous"] == both["flag"]).all()),
         "unscored_equal": bool(same_nan),
+        "max_abs_diff_by_run": {
+            int(run): float(d.max())
+            for run, d in pd.Series(np.abs(a - b), index=both["run"]).fillna(0.0).groupby(level=0)
+        },
         "atol": atol,
         "rtol": rtol,
     }
