@@ -71,7 +71,8 @@ def test_the_handler_imports_nothing_of_this_project(package):
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not {n for n in names if n.split(".")[0] == "dqm_playground_ds"}
-    allowed = {"__future__", "json", "math", "sys", "dataclasses", "pathlib", "typing", "numpy",
+    allowed = {"__future__", "json", "math", "sys", "collections", "dataclasses", "pathlib",
+               "typing", "numpy",
                "mlserver", "onnxruntime"}  # fmt: skip
     assert {n.split(".")[0] for n in names} <= allowed
 

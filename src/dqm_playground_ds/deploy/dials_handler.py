@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,9 @@ def chi2_per_bin(pull: np.ndarray, x: np.ndarray, p: np.ndarray) -> np.ndarray:
     return (pull**2).sum(axis=1) / used
 
 
-def scan_statistic(pull: np.ndarray, shape: list[int] | None) -> np.ndarray:
+def scan_statistic(pull: np.ndarray, map_shape: list[int] | None) -> np.ndarray:
     """Largest |sum of pulls| / sqrt(size) over windows (rectangles in a 2D map)."""
-    shape = tuple(shape) if shape is not None else (pull.shape[1],)
+    shape = tuple(map_shape) if map_shape is not None else (pull.shape[1],)
     best = np.zeros(len(pull))
     if len(shape) == 1 or shape[0] == 1:
         c = np.pad(np.cumsum(pull, axis=1), ((0, 0), (1, 0)))
@@ -284,7 +285,7 @@ def _nmf(m: dict, a: dict, d: DetectorInput) -> np.ndarray:
     return _residual(x, (w @ comp) * scale, m["top_n"])
 
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "identity": lambda v: v,
     "tanh": np.tanh,
     "relu": lambda v: np.maximum(v, 0),
@@ -422,7 +423,7 @@ class StrategyModel:
                 f"expects {me['n_raw']} (binning {me['binning']})"
             )
         with np.errstate(invalid="ignore"):
-            invalid = ~np.isfinite(raw).all(axis=1) | (raw < 0).any(axis=1)
+            invalid = np.asarray(~np.isfinite(raw).all(axis=1) | (raw < 0).any(axis=1))
         raw = np.where(invalid[:, None], 0.0, raw)
         integral = raw.sum(axis=1)
         codes = np.zeros(len(raw), dtype=np.int8)
@@ -592,7 +593,8 @@ def main(argv: list[str]) -> int:
     with np.load(argv[0], allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     out = model.predict(arrays, arrays.pop("run", None), arrays.pop("lumi", None))
-    np.savez(argv[1], **out)
+    savez: Any = np.savez  # keyword arrays (numpy's stub takes them for allow_pickle)
+    savez(argv[1], **out)
     return 0
 
 

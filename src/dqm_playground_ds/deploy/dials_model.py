@@ -390,7 +390,8 @@ def build_package(
         shutil.copyfile(HANDLER, code / "app.py")
         (code / "model.json").write_text(json.dumps(doc, indent=1))
         with open(code / "model.npz", "wb") as f:
-            np.savez_compressed(f, **arrays)
+            savez: Any = np.savez_compressed  # numpy's stub takes keyword arrays for allow_pickle
+            savez(f, **arrays)
         for name, data in graphs.items():
             (code / name).write_bytes(data)
         pins = [f"{r}=={metadata.version(r)}" for r in requirements]
@@ -466,7 +467,8 @@ def run_handler(
         raise PackageError(f"{python} can import dqm_playground_ds: not an isolated check")
     got = []
     for run, arrays in handler_inputs(package, histograms).items():
-        np.savez(tmp / f"in_{run}.npz", **arrays)
+        savez: Any = np.savez
+        savez(tmp / f"in_{run}.npz", **arrays)
         subprocess.run([str(python), "-I", str(package / "model" / "app.py"),
                         str(tmp / f"in_{run}.npz"), str(tmp / f"out_{run}.npz")],
                        check=True, timeout=600, cwd=tmp)  # fmt: skip

@@ -103,10 +103,13 @@ def code_version() -> dict[str, str]:
     root = Path(__file__).resolve().parents[3]
     try:
         git = ["git", "-C", str(root)]
-        run = {"capture_output": True, "text": True, "timeout": 10}
-        commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, **run).stdout.strip()
-        status = [*git, "status", "--porcelain", "--", "src"]
-        dirty = subprocess.run(status, check=True, **run).stdout.strip()
+
+        def run(args: list[str]) -> str:
+            done = subprocess.run(args, check=True, capture_output=True, text=True, timeout=10)
+            return done.stdout.strip()
+
+        commit = run([*git, "rev-parse", "HEAD"])
+        dirty = run([*git, "status", "--porcelain", "--", "src"])
         out["git_commit"] = commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
@@ -230,7 +233,8 @@ def save_model(model: FrozenModel, folder: str | Path) -> Path:
 
     def write_npz(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **enc.arrays)
+            savez: Any = np.savez_compressed  # numpy's stub takes keyword arrays for allow_pickle
+            savez(f, **enc.arrays)
 
     atomic_write(folder / ARRAYS_FILE, write_npz, suffix=".npz")
     atomic_write(folder / MODEL_FILE, lambda tmp: Path(tmp).write_text(text))
