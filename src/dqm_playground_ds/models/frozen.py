@@ -131,7 +131,6 @@ def freeze(
     cols = [c for c in TRAINING_COLUMNS if c in train]
     training = train[cols].reset_index(drop=True)
     variant = strategy.spec.preprocessing
-    cuts = preprocessor.cuts_
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -141,24 +140,7 @@ def freeze(
         "code_version": code_version(),
         "strategy": spec_to_dict(strategy.spec),
         "threshold": float(strategy.threshold),
-        "preprocessing": {
-            "variant": variant,
-            "spec": preprocessor.variants[variant],
-            "quality": {
-                "min_entries": cuts.min_entries,
-                "min_entries_per_bin": cuts.min_entries_per_bin,
-                "per_me": {k: dict(v) for k, v in cuts.per_me.items()},
-            },
-            "mes": [
-                {
-                    "me": me,
-                    "dim": preprocessor.dim_[me],
-                    "binning": list(preprocessor.binning_[me]),
-                    "n_train": int(preprocessor.n_train_[me]),
-                }
-                for me in preprocessor.mes_
-            ],
-        },
+        "preprocessing": preprocessing_meta(preprocessor, variant),
         "decision": {k: params[k] for k in DECISION_KEYS if k in params},
         "training": {
             "runs": sorted(int(r) for r in training["run"].unique()),
@@ -175,6 +157,29 @@ def freeze(
         strategy, oof_keys=_no_keys(), oof_raw=np.empty((0, len(strategy.columns))), oof_good=None
     )
     return FrozenModel(name, final, preprocessor, training, meta)
+
+
+def preprocessing_meta(preprocessor: HistogramPreprocessor, variant: str) -> dict[str, Any]:
+    """The preprocessing a model applies: variant, quality cuts, every ME with its binning."""
+    cuts = preprocessor.cuts_
+    return {
+        "variant": variant,
+        "spec": preprocessor.variants[variant],
+        "quality": {
+            "min_entries": cuts.min_entries,
+            "min_entries_per_bin": cuts.min_entries_per_bin,
+            "per_me": {k: dict(v) for k, v in cuts.per_me.items()},
+        },
+        "mes": [
+            {
+                "me": me,
+                "dim": preprocessor.dim_[me],
+                "binning": list(preprocessor.binning_[me]),
+                "n_train": int(preprocessor.n_train_[me]),
+            }
+            for me in preprocessor.mes_
+        ],
+    }
 
 
 def _no_keys() -> pd.DataFrame:
