@@ -118,7 +118,7 @@ def knn(
     expansion cancels, a training run against itself)."""
     single = brute and x.dtype == np.float32 and train.dtype == np.float32
     t = train.astype(np.float64)
-    tt = np.einsum("ij,ij->i", t, t)[None, :]
+    tt = np.einsum("ij,ij->i", t, t)[None, :] if single else np.zeros((1, len(t)))
     dist, idx = np.empty((len(x), k)), np.empty((len(x), k), dtype=np.int64)
     for start in range(0, len(x), 256):
         block = x[start : start + 256].astype(np.float64)
