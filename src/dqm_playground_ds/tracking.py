@@ -51,7 +51,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def strategy_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The numbers worth comparing between trainings, from ``metrics.json``."""
-    out: dict[str, float] = {}
+    out: dict[str, float | None] = {}
     for name, entry in (metrics.get("strategies") or {}).items():
         for kind in ("real", "real_train_oof"):
             for key in METRIC_KEYS:
@@ -74,7 +74,7 @@ class TrackingHook:
         self._settings: dict[str, Any] = {}
         self._params: dict[str, Any] = {}
         self._project = Path.cwd()
-        self._run = None
+        self._run: Any = None  # mlflow.ActiveRun while a training run is tracked
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:

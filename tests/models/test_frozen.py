@@ -60,6 +60,16 @@ STRATEGIES = {
         ],
         "gmm",
     ),
+    "forest": _strategy(  # format 2: the trees as flat arrays (models/forest.py)
+        [
+            {"name": "if", "kind": "isolation_forest", "params": {"n_estimators": 10}},
+            {
+                "name": "if_pca",
+                "kind": "isolation_forest",
+                "params": {"n_estimators": 10, "n_components": 3},
+            },
+        ]
+    ),
     "run_aware_mean": _strategy(
         [
             {"name": "run_knn", "kind": "run_knn", "params": {"n_neighbors": 2}},
@@ -108,16 +118,12 @@ def test_every_detector_family_round_trips_to_identical_scores(trained, tmp_path
     assert list(model.training_predictions["quality"]) == list(train["quality"])
 
 
-def test_isolation_forest_is_refused_with_its_name(trained, tmp_path):
-    _, pre, features, ls, _, _, _ = trained
-    spec = {"forest": _strategy([{"name": "if", "kind": "isolation_forest",
-                                  "params": {"n_estimators": 10}}])}  # fmt: skip
-    params = {"seed": 3, "calibration_folds": 2, "strategies": spec}
-    typed = DataScienceParams.model_validate(params)
-    models = sci.train_strategies(features, ls, typed)
-    preds, _ = sci.score_lumisections(models, features, ls, typed)
-    with pytest.raises(ModelFormatError, match="IsolationForest"):
-        save_model(freeze("forest", models["forest"], pre, preds, params), tmp_path / "f")
+def test_what_the_format_cannot_hold_is_refused_with_its_name(trained, tmp_path):
+    _, pre, _, _, models, preds, params = trained
+    model = freeze("forest", models["forest"], pre, preds, params)
+    model.strategy.detector_sets[0].models_[pre.mes_[0]].forest_ = object()
+    with pytest.raises(ModelFormatError, match=r"builtins\.object has no codec"):
+        save_model(model, tmp_path / "f")
     assert not (tmp_path / "f" / "model.json").exists()
 
 

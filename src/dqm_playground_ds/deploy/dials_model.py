@@ -8,17 +8,16 @@ writes the folder that tool reads::
                                   (``score`` is the metric, ``flag`` the decision), conditions
     <out>/model/app.py            the handler (deploy/dials_handler.py: numpy only, no import of
                                   this project), a local CLI too
-    <out>/model/model.json|.npz   the strategy as plain arrays (training LS, run means, ...)
-    <out>/model/requirements.txt  what the handler needs (numpy)
+    <out>/model/model.json|.npz   the strategy as plain arrays (training LS, run means, trees...)
+    <out>/model/det<i>_<j>.onnx   with ``--onnx``: detectors as ONNX graphs (deploy/dials_onnx.py)
+    <out>/model/requirements.txt  what the handler needs (numpy; onnxruntime with ``--onnx``)
 
-and verifies it: a fresh virtual environment gets only numpy from the package index, the handler
-scores the bundled sample run by run, and its scores must equal the frozen model's (the pipeline's
-own scoring). Supported detector kinds: ``knn`` (with or without PCA projection), ``run_knn``
-(``mode: run``), ``reference_test`` (``chi2``, ``scan``), ``integral_ratio``; combinations
-``mean_z`` and ``max_z``: the ``two_level`` and ``reference`` strategies. Others are refused with
-their name (docs/models.md).
+and verifies it: a fresh virtual environment gets only the requirements from the package index,
+the handler scores the bundled sample run by run, and its scores must equal the frozen model's
+(the pipeline's own scoring). Every detector kind of the project is supported except
+``run_knn`` with a ``window``; every combination (``max_z``, ``mean_z``, ``gmm``, ``kde``).
 
-    python -m dqm_playground_ds.deploy.dials_model build two_level -o build/dials/two_level
+    python -m dqm_playground_ds.deploy.dials_model build two_level -o build/dials/two_level [--onnx]
     python -m dqm_playground_ds.deploy.dials_model verify build/dials/two_level
 """
 
@@ -26,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import re
 import shutil
@@ -42,12 +42,12 @@ import pandas as pd
 import yaml
 
 from dqm_playground_ds.models import FrozenModel, ModelStore, check_compatible
+from dqm_playground_ds.models.forest import IsolationForestArrays
 
 HANDLER = Path(__file__).with_name("dials_handler.py")
-SUPPORTED = {"knn", "run_knn", "integral_ratio", "reference_test"}
-STATISTICS = {"chi2", "scan"}  # of reference_test
-COMBINERS = {"mean_z", "max_z"}
+COMBINERS = {"mean_z", "max_z", "gmm", "kde"}
 REQUIREMENTS = ("numpy",)
+ONNX_REQUIREMENTS = ("onnxruntime",)  # an ONNX package's handler (installed from the index)
 
 
 class PackageError(ValueError):
@@ -58,27 +58,22 @@ def _check_supported(model: FrozenModel) -> None:
     spec = model.strategy.spec
     bad = [f"{d.name} ({d.kind})" for d in spec.detectors if d.kind not in SUPPORTED]
     bad += [
-        f"{d.name} (run_knn mode={d.params.get('mode')})"
+        f"{d.name} (run_knn window={d.params['window']})"
         for d in spec.detectors
-        if d.kind == "run_knn" and d.params.get("mode", "run") != "run"
-    ]
-    bad += [
-        f"{d.name} (reference_test statistic={d.params.get('statistic', 'chi2')})"
-        for d in spec.detectors
-        if d.kind == "reference_test" and d.params.get("statistic", "chi2") not in STATISTICS
+        if d.kind == "run_knn" and d.params.get("window") is not None
     ]
     method = spec.combination.get("method", "max_z")
     if bad or method not in COMBINERS:
         raise PackageError(
             f"strategy {model.name!r} cannot be packaged for DIALS: detectors {bad or 'ok'}, "
-            f"combination {method!r}; supported: detectors {sorted(SUPPORTED)} (run_knn in "
-            f"run mode), combinations {sorted(COMBINERS)}"
+            f"combination {method!r}; supported: detectors {sorted(SUPPORTED)} (run_knn without "
+            f"a window), combinations {sorted(COMBINERS)}"
         )
 
 
 def input_names(mes: list[str]) -> list[str]:
     """Short, unique input names from ME paths (their last component, made identifier-safe)."""
-    names = []
+    names: list[str] = []
     for me in mes:
         base = re.sub(r"\W", "_", me.rsplit("/", 1)[-1]) or "me"
         name, i = base, 1
@@ -89,98 +84,193 @@ def input_names(mes: list[str]) -> list[str]:
     return names
 
 
+class _Arrays:
+    """Collects the package's arrays under unique keys; JSON entries refer to them by key."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def __call__(self, key: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        if key in self.arrays:
+            raise PackageError(f"array key {key!r} used twice")
+        self.arrays[key] = np.asarray(value)
+        return key
+
+
+def _me_entry(model: FrozenModel, j: int, me: str, name: str, put: _Arrays) -> dict[str, Any]:
+    """Binning, crop/rebin matrices, normalisation and quality cuts of one ME."""
+    pre = model.preprocessor
+    pp = pre.preprocessors_[model.strategy.spec.preprocessing][me]
+    dim, nx, _, _, ny, _, _ = pre.binning_[me]
+    min_entries, per_bin = pre.cuts_.for_me(me)
+    return {
+        "name": name,
+        "me": me,
+        "dim": int(dim),
+        "nx": int(nx),
+        "ny": int(ny),
+        "n_raw": int(nx) * (int(ny) if int(dim) == 2 else 1),
+        "binning": list(pre.binning_[me]),
+        "full": bool(pp._full),
+        "x_index": put(f"me{j}.x_index", pp.x_index),
+        "y_index": put(f"me{j}.y_index", pp.y_index),
+        "rx": put(f"me{j}.rx", pp.rx),
+        "ry": put(f"me{j}.ry", pp.ry),
+        "normalisation": pp.config.normalisation,
+        "min_entries": float(min_entries),
+        "min_entries_per_bin": float(per_bin),
+    }
+
+
+def _pca_entry(pca: Any, key: str, put: _Arrays) -> dict[str, Any] | None:
+    if pca is None:
+        return None
+    return {
+        "mean": put(f"{key}.mean", pca.mean_),
+        "components": put(f"{key}.components", pca.components_),
+        "explained_variance": put(f"{key}.ev", pca.explained_variance_),
+        "whiten": bool(pca.whiten),
+    }
+
+
+def _neighbours(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    entry = {"projection": _pca_entry(det.projection_, f"{key}.proj", put),
+             "train": put(f"{key}.train", det.model_._fit_X),
+             "n_neighbors": int(det.n_neighbors_),
+             "brute": det.model_._fit_method == "brute"}  # fmt: skip
+    if det.method == "lof":
+        lof = det.model_
+        entry |= {
+            "n_neighbors": int(lof.n_neighbors_),
+            "lrd": put(f"{key}.lrd", lof._lrd),
+            "kdist": put(f"{key}.kdist", lof._distances_fit_X_[:, lof.n_neighbors_ - 1]),
+        }
+    return entry
+
+
+def _forest(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    forest = det.forest_
+    if not isinstance(forest, IsolationForestArrays):
+        forest = IsolationForestArrays.from_sklearn(forest)
+    return {
+        "projection": _pca_entry(det.projection_, f"{key}.proj", put),
+        "forest": {k: put(f"{key}.{k}", v) for k, v in forest.arrays.items()}
+        | {"denominator": forest.denominator, "n_features_in": forest.n_features_in},
+    }
+
+
+def _pca_reconstruction(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    return {"pca": _pca_entry(det.pca_, f"{key}.pca", put), "top_n": int(det.top_n)}
+
+
+def _nmf(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    n_iter = inspect.signature(type(det)._weights).parameters["n_iter"].default
+    return {"components": put(f"{key}.components", det.nmf_.components_),
+            "scale": float(det.scale_), "n_iter": int(n_iter), "top_n": int(det.top_n)}  # fmt: skip
+
+
+def _autoencoder(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    mlp = det.mlp_
+    return {
+        "mean": put(f"{key}.mean", det.mean_),
+        "scale": float(det.scale_),
+        "coefs": [put(f"{key}.w{i}", w) for i, w in enumerate(mlp.coefs_)],
+        "intercepts": [put(f"{key}.b{i}", b) for i, b in enumerate(mlp.intercepts_)],
+        "activation": mlp.activation,
+        "out_activation": mlp.out_activation_,
+        "top_n": int(det.top_n),
+    }
+
+
+def _shape(det: Any) -> list[int] | None:
+    return None if det.shape is None else [int(v) for v in det.shape]
+
+
+def _run_knn(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    return {"run_means": put(f"{key}.run_means", det.run_means_),
+            "n_neighbors": int(det.n_neighbors_), "mode": det.mode}  # fmt: skip
+
+
+def _within_run(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    return {"dispersion": put(f"{key}.dispersion", det.dispersion_), "neutral": float(det.neutral_),
+            "statistic": det.statistic, "mode": det.mode, "shape": _shape(det)}  # fmt: skip
+
+
+def _reference_test(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    return {"reference": put(f"{key}.reference", det.reference_),
+            "n_reference": float(det.n_reference_),
+            "dispersion": put(f"{key}.dispersion", det.dispersion_),
+            "statistic": det.statistic, "top_n": int(det.top_n), "shape": _shape(det)}  # fmt: skip
+
+
+def _integral_ratio(det: Any, key: str, put: _Arrays) -> dict[str, Any]:
+    return {"median": put(f"{key}.median", det.median_),
+            "scale": put(f"{key}.scale", det.scale_), "side": det.side}  # fmt: skip
+
+
+# detector kind -> its description for the handler (arrays stored through ``put``)
+EXPORTERS = {
+    "knn": _neighbours,
+    "lof": _neighbours,
+    "isolation_forest": _forest,
+    "pca": _pca_reconstruction,
+    "nmf": _nmf,
+    "autoencoder": _autoencoder,
+    "run_knn": _run_knn,
+    "within_run": _within_run,
+    "reference_test": _reference_test,
+    "integral_ratio": _integral_ratio,
+}
+SUPPORTED = set(EXPORTERS)
+
+
+def _combiner_entry(c: Any, put: _Arrays) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "method": c.method,
+        "log": put("combiner.log", c.log_),
+        "shift": put("combiner.shift", c.shift_),
+        "center": put("combiner.center", c.center_),
+        "scale": put("combiner.scale", c.scale_),
+        "active": put("combiner.active", c.active_),
+    }
+    if c.method == "gmm":
+        g = c.density_
+        entry["density"] = {
+            "covariance_type": g.covariance_type,
+            "weights": put("combiner.gmm.weights", g.weights_),
+            "means": put("combiner.gmm.means", g.means_),
+            "precisions_cholesky": put("combiner.gmm.chol", g.precisions_cholesky_),
+        }
+    elif c.method == "kde":
+        kde = c.density_
+        if kde.kernel != "gaussian":
+            raise PackageError(f"kde combination with kernel {kde.kernel!r}: only gaussian")
+        entry["density"] = {"data": put("combiner.kde.data", np.asarray(kde.tree_.data)),
+                            "bandwidth": float(kde.bandwidth_)}  # fmt: skip
+    return entry
+
+
 def export_arrays(model: FrozenModel) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The handler's ``model.json`` and ``model.npz`` contents."""
     _check_supported(model)
     pre, strategy = model.preprocessor, model.strategy
-    variant = strategy.spec.preprocessing
-    arrays: dict[str, np.ndarray] = {}
-
-    def put(key: str, value: np.ndarray | None) -> str | None:
-        if value is None:
-            return None
-        arrays[key] = np.asarray(value)
-        return key
-
-    mes = []
-    for j, (me, name) in enumerate(zip(pre.mes_, input_names(pre.mes_), strict=True)):
-        pp = pre.preprocessors_[variant][me]
-        dim, nx, _, _, ny, _, _ = pre.binning_[me]
-        min_entries, per_bin = pre.cuts_.for_me(me)
-        mes.append(
-            {
-                "name": name,
-                "me": me,
-                "dim": int(dim),
-                "nx": int(nx),
-                "ny": int(ny),
-                "n_raw": int(nx) * (int(ny) if int(dim) == 2 else 1),
-                "binning": list(pre.binning_[me]),
-                "full": bool(pp._full),
-                "x_index": put(f"me{j}.x_index", pp.x_index),
-                "y_index": put(f"me{j}.y_index", pp.y_index),
-                "rx": put(f"me{j}.rx", pp.rx),
-                "ry": put(f"me{j}.ry", pp.ry),
-                "normalisation": pp.config.normalisation,
-                "min_entries": float(min_entries),
-                "min_entries_per_bin": float(per_bin),
-            }
-        )
-    detectors = []
-    for i, ds in enumerate(strategy.detector_sets):
-        models = []
-        for j, me in enumerate(ds.mes_):
-            det, key = ds.models_[me], f"det{i}.{j}"
-            if ds.spec.kind == "knn":
-                proj = det.projection_
-                models.append(
-                    {
-                        "train": put(f"{key}.train", det.model_._fit_X),
-                        "n_neighbors": int(det.n_neighbors_),
-                        "projection": None
-                        if proj is None
-                        else {
-                            "mean": put(f"{key}.mean", proj.mean_),
-                            "components": put(f"{key}.components", proj.components_),
-                            "explained_variance": put(f"{key}.ev", proj.explained_variance_),
-                            "whiten": bool(proj.whiten),
-                        },
-                    }
-                )
-            elif ds.spec.kind == "run_knn":
-                models.append(
-                    {
-                        "run_means": put(f"{key}.run_means", det.run_means_),
-                        "n_neighbors": int(det.n_neighbors_),
-                    }
-                )
-            elif ds.spec.kind == "reference_test":
-                models.append(
-                    {
-                        "reference": put(f"{key}.reference", det.reference_),
-                        "n_reference": float(det.n_reference_),
-                        "dispersion": put(f"{key}.dispersion", det.dispersion_),
-                        "statistic": det.statistic,
-                        "shape": None if det.shape is None else [int(v) for v in det.shape],
-                    }
-                )
-            else:  # integral_ratio
-                models.append(
-                    {
-                        "median": put(f"{key}.median", det.median_),
-                        "scale": put(f"{key}.scale", det.scale_),
-                        "side": det.side,
-                    }
-                )
-        detectors.append(
-            {
-                "name": ds.spec.name,
-                "kind": ds.spec.kind,
-                "mes": [pre.mes_.index(me) for me in ds.mes_],
-                "models": models,
-            }
-        )
-    c = strategy.combiner
+    put = _Arrays()
+    names = input_names(pre.mes_)
+    mes = [_me_entry(model, j, me, names[j], put) for j, me in enumerate(pre.mes_)]
+    detectors = [
+        {
+            "name": ds.spec.name,
+            "kind": ds.spec.kind,
+            "mes": [pre.mes_.index(me) for me in ds.mes_],
+            "models": [
+                EXPORTERS[ds.spec.kind](ds.models_[me], f"det{i}.{j}", put)
+                for j, me in enumerate(ds.mes_)
+            ],
+        }
+        for i, ds in enumerate(strategy.detector_sets)
+    ]
     decision = model.decision_params
     doc = {
         "model": model.name,
@@ -188,21 +278,14 @@ def export_arrays(model: FrozenModel) -> tuple[dict[str, Any], dict[str, np.ndar
         "code_version": model.meta.get("code_version"),
         "mes": mes,
         "detectors": detectors,
-        "combiner": {
-            "method": c.method,
-            "log": put("combiner.log", c.log_),
-            "shift": put("combiner.shift", c.shift_),
-            "center": put("combiner.center", c.center_),
-            "scale": put("combiner.scale", c.scale_),
-            "active": put("combiner.active", c.active_),
-        },
+        "combiner": _combiner_entry(strategy.combiner, put),
         "decision": {
             "threshold": float(strategy.threshold),
             "consecutive": int(strategy.spec.consecutive),
             "flag_quality_failures": bool(decision.get("flag_quality_failures", True)),
         },
     }
-    return doc, arrays
+    return doc, put.arrays
 
 
 def template(model: FrozenModel, doc: dict[str, Any], conditions: dict[str, Any]) -> dict:
@@ -254,20 +337,51 @@ def template(model: FrozenModel, doc: dict[str, Any], conditions: dict[str, Any]
     }
 
 
-def build_package(
-    model: FrozenModel, out: str | Path, conditions: dict[str, Any] | None = None
-) -> Path:
-    """Write the package folder (replacing an older package there only when complete)."""
-    out = Path(out)
-    doc, arrays = export_arrays(model)
+def onnx_files(model: FrozenModel, doc: dict[str, Any]) -> dict[str, bytes]:
+    """ONNX graphs of the detectors that have a converter (deploy/dials_onnx.py), named in
+    ``doc`` (the handler then scores them with onnxruntime); needs the ``onnx`` extra."""
+    try:
+        from dqm_playground_ds.deploy import dials_onnx
+    except ImportError as exc:
+        raise PackageError(
+            f"the ONNX variant needs the onnx extra (pip install -e '.[onnx]'): {exc}"
+        ) from exc
+    files = {}
+    for i, ds in enumerate(model.strategy.detector_sets):
+        for j, me in enumerate(ds.mes_):
+            det = ds.models_[me]
+            graph = dials_onnx.detector_onnx(ds.spec.kind, det, int(det.n_features_in_))
+            if graph is not None:
+                name = f"det{i}_{j}.onnx"
+                files[name] = graph.SerializeToString()
+                doc["detectors"][i]["models"][j]["onnx"] = name
+    return files
+
+
+def _conditions(model: FrozenModel, conditions: dict[str, Any] | None) -> dict[str, Any]:
     training_runs = model.meta.get("training", {}).get("runs") or [0]
-    cond = {
+    return {
         "workspace": "global",
         "DatasetRegex": ".*ZeroBias.*",
         "MinRun": int(max(training_runs)) + 1,  # runs after the training ones
         "MinLumisections": 1,
         **(conditions or {}),
     }
+
+
+def build_package(
+    model: FrozenModel,
+    out: str | Path,
+    conditions: dict[str, Any] | None = None,
+    onnx: bool = False,
+) -> Path:
+    """Write the package folder (replacing an older package there only when complete).
+
+    ``onnx``: the ONNX variant (detectors with a converter as ``.onnx`` graphs, onnxruntime)."""
+    out = Path(out)
+    doc, arrays = export_arrays(model)
+    graphs = onnx_files(model, doc) if onnx else {}
+    requirements = [*REQUIREMENTS, *(ONNX_REQUIREMENTS if graphs else ())]
     tmp = Path(tempfile.mkdtemp(prefix=".dials-", dir=out.parent if out.parent.exists() else None))
     try:
         tmp.chmod(0o755)
@@ -276,11 +390,15 @@ def build_package(
         shutil.copyfile(HANDLER, code / "app.py")
         (code / "model.json").write_text(json.dumps(doc, indent=1))
         with open(code / "model.npz", "wb") as f:
-            np.savez_compressed(f, **arrays)
-        pins = [f"{r}=={metadata.version(r)}" for r in REQUIREMENTS]
+            savez: Any = np.savez_compressed  # numpy's stub takes keyword arrays for allow_pickle
+            savez(f, **arrays)
+        for name, data in graphs.items():
+            (code / name).write_bytes(data)
+        pins = [f"{r}=={metadata.version(r)}" for r in requirements]
         (code / "requirements.txt").write_text("\n".join(pins) + "\n")
         header = "# Generated by dqm_playground_ds.deploy.dials_model; cmsdism: dismcli build -f\n"
-        body = yaml.safe_dump(template(model, doc, cond), sort_keys=False, width=100)
+        body = yaml.safe_dump(template(model, doc, _conditions(model, conditions)),
+                              sort_keys=False, width=100)  # fmt: skip
         (tmp / "template.yaml").write_text(header + body)
         if out.exists():
             shutil.rmtree(out)
@@ -338,44 +456,30 @@ def make_venv(where: Path, requirements: Path) -> Path:
     return python
 
 
-def verify(
-    package: str | Path,
-    model: FrozenModel,
-    histograms: pd.DataFrame,
-    python: str | Path | None = None,
-    atol: float = 1e-5,
-) -> dict[str, Any]:
-    """Run the handler outside this project on ``histograms``; compare with the model's scores.
+def run_handler(
+    package: Path, histograms: pd.DataFrame, python: str | Path, tmp: Path
+) -> pd.DataFrame:
+    """The package's handler run by ``python`` (isolated: ``-I``), one request per run."""
+    # -I: no PYTHON* variables, no user site, no script or current directory on the path
+    probe = subprocess.run([str(python), "-I", "-c", "import dqm_playground_ds"],
+                           capture_output=True, timeout=60, check=False, cwd=tmp)  # fmt: skip
+    if probe.returncode == 0:
+        raise PackageError(f"{python} can import dqm_playground_ds: not an isolated check")
+    got = []
+    for run, arrays in handler_inputs(package, histograms).items():
+        savez: Any = np.savez
+        savez(tmp / f"in_{run}.npz", **arrays)
+        subprocess.run([str(python), "-I", str(package / "model" / "app.py"),
+                        str(tmp / f"in_{run}.npz"), str(tmp / f"out_{run}.npz")],
+                       check=True, timeout=600, cwd=tmp)  # fmt: skip
+        with np.load(tmp / f"out_{run}.npz") as z:
+            got.append(pd.DataFrame({"run": run, "lumi": arrays["lumi"],
+                                     "score_handler": z["score"], "flag": z["flag"]}))  # fmt: skip
+    return pd.concat(got, ignore_index=True)
 
-    Scores (standardised, order 1) agree to ``atol`` and flags exactly: the pipeline's kNN runs
-    scikit-learn on float32 features (chunked matrix products), the handler computes float64
-    distances directly, so they differ at float32 precision (~1e-6).
 
-    ``python``: an interpreter to use; default: a fresh virtual environment with only the
-    package's requirements. Raises :class:`PackageError` when scores or flags differ.
-    """
-    package = Path(package).resolve()
-    check_compatible(model.binning, histograms, f"model {model.name}")
-    with tempfile.TemporaryDirectory(prefix="dials-verify-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        if python is None:
-            python = make_venv(tmp / "venv", package / "model" / "requirements.txt")
-        # -I: no PYTHON* variables, no user site, no script or current directory on the path
-        probe = subprocess.run([str(python), "-I", "-c", "import dqm_playground_ds"],
-                               capture_output=True, timeout=60, check=False, cwd=tmp)  # fmt: skip
-        if probe.returncode == 0:
-            raise PackageError(f"{python} can import dqm_playground_ds: not an isolated check")
-        got = []
-        for run, arrays in handler_inputs(package, histograms).items():
-            np.savez(tmp / f"in_{run}.npz", **arrays)
-            subprocess.run([str(python), "-I", str(package / "model" / "app.py"),
-                            str(tmp / f"in_{run}.npz"), str(tmp / f"out_{run}.npz")],
-                           check=True, timeout=600, cwd=tmp)  # fmt: skip
-            with np.load(tmp / f"out_{run}.npz") as z:
-                got.append(pd.DataFrame({"run": run, "lumi": arrays["lumi"],
-                                         "score_handler": z["score"], "flag": z["flag"]}))  # fmt: skip
-    handler = pd.concat(got, ignore_index=True)
-    want = reference_scores(model, histograms)
+def compare(want: pd.DataFrame, handler: pd.DataFrame, atol: float, rtol: float) -> dict[str, Any]:
+    """Score differences, equal flags and equal unscored LS; ``ok`` when within tolerance."""
     both = want.merge(handler, on=["run", "lumi"], how="outer", validate="one_to_one")
     a, b = both["score"].to_numpy(float), both["score_handler"].to_numpy(float)
     same_nan = np.array_equal(np.isnan(a), np.isnan(b))
@@ -389,10 +493,53 @@ def verify(
         "max_rel_diff": float(rel.max(initial=0.0)),
         "flags_equal": bool((both["is_anomalous"] == both["flag"]).all()),
         "unscored_equal": bool(same_nan),
-        "python": str(python),
+        "max_abs_diff_by_run": {
+            int(run): float(d.max())
+            for run, d in pd.Series(np.abs(a - b), index=both["run"]).fillna(0.0).groupby(level=0)
+        },
+        "atol": atol,
+        "rtol": rtol,
     }
-    if not (same_nan and report["flags_equal"] and np.allclose(a[finite], b[finite], rtol=0.0,
-                                                                 atol=atol)):  # fmt: skip
+    close = np.allclose(a[finite], b[finite], rtol=rtol, atol=atol)
+    report["ok"] = bool(same_nan and report["flags_equal"] and close)
+    return report
+
+
+def has_onnx(package: Path) -> bool:
+    return any((Path(package) / "model").glob("*.onnx"))
+
+
+def verify(
+    package: str | Path,
+    model: FrozenModel,
+    histograms: pd.DataFrame,
+    python: str | Path | None = None,
+    atol: float = 1e-5,
+    rtol: float | None = None,
+) -> dict[str, Any]:
+    """Run the handler outside this project on ``histograms``; compare with the model's scores.
+
+    Flags and unscored LS must be equal and scores agree to ``atol + rtol * |score|``. The numpy
+    handler repeats the pipeline's arithmetic (kNN distances as sklearn's float32 brute force):
+    ``rtol`` 0. An ONNX package (``rtol`` 1e-4 by default) projects float32 features with
+    onnxruntime's own matrix products: the pipeline's float32 rounding differs (docs/models.md).
+
+    ``python``: an interpreter to use; default: a fresh virtual environment with only the
+    package's requirements. Raises :class:`PackageError` when scores or flags differ.
+    """
+    package = Path(package).resolve()
+    if rtol is None:
+        rtol = 1e-4 if has_onnx(package) else 0.0
+    check_compatible(model.binning, histograms, f"model {model.name}")
+    with tempfile.TemporaryDirectory(prefix="dials-verify-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        if python is None:
+            python = make_venv(tmp / "venv", package / "model" / "requirements.txt")
+        handler = run_handler(package, histograms, python, tmp)
+    report = compare(reference_scores(model, histograms), handler, atol, rtol)
+    report["python"] = str(python)
+    report["onnx"] = has_onnx(package)
+    if not report["ok"]:
         raise PackageError(f"the DIALS handler does not reproduce the model: {report}")
     return report
 
@@ -421,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("-o", "--output", required=True, help="package folder to write")
     b.add_argument("--dataset-regex", help="condition: datasets the model applies to")
     b.add_argument("--min-run", type=int, help="condition: first run (default: after training)")
+    b.add_argument("--onnx", action="store_true",
+                   help="ONNX variant: detectors with a converter as .onnx (needs the onnx extra)")  # fmt: skip
     v.add_argument("package", help="package folder written by build")
     v.add_argument("--on", nargs="+", default=["data/01_raw/dqmio"], help="DQMIO files/folders")
     v.add_argument("--python", help="interpreter to run the handler (default: a fresh venv)")
@@ -433,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "build":
                 model = store.load(args.model)
                 cond = {"DatasetRegex": args.dataset_regex, "MinRun": args.min_run}
-                out = build_package(model, args.output, {k: x for k, x in cond.items() if x})
+                cond = {k: x for k, x in cond.items() if x}
+                out = build_package(model, args.output, cond, onnx=args.onnx)
                 result = f"wrote {out} (model {model.name} version {model.version})"
             else:
                 package = Path(args.package)

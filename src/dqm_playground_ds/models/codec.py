@@ -8,9 +8,9 @@ constructor gets ``params`` and the fitted attributes come back from ``state``. 
 Three scikit-learn estimators keep a search tree (a compiled object) beside their fitted data:
 ``NearestNeighbors``, ``LocalOutlierFactor`` and ``KernelDensity`` are stored as their training
 matrix and parameters and the tree is rebuilt on load (deterministic: the same neighbours, the same
-distances). ``IsolationForest`` has no codec (its trees are compiled objects whose layout changes
-between scikit-learn releases): :class:`ModelFormatError` names it; strategies using it stay
-training-only (see docs/models.md).
+distances). ``IsolationForest`` (its trees are compiled objects whose layout changes between
+scikit-learn releases) is stored as the flat node arrays of :mod:`~dqm_playground_ds.models.forest`
+(format version 2) and comes back as an :class:`IsolationForestArrays` that scores exactly like it.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from typing import Any
 
 import numpy as np
 from sklearn.decomposition import NMF, PCA
+from sklearn.ensemble import IsolationForest
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity, LocalOutlierFactor, NearestNeighbors
 from sklearn.neural_network import MLPRegressor
 
 from dqm_playground_ds.detection.combine import ScoreCombiner
 from dqm_playground_ds.detection.detectors import REGISTRY
+from dqm_playground_ds.models.forest import IsolationForestArrays
 
 
 class ModelFormatError(ValueError):
@@ -47,7 +49,9 @@ _REFIT: dict[str, tuple[type, Callable[[Any], np.ndarray]]] = {
     "LocalOutlierFactor": (LocalOutlierFactor, lambda m: m._fit_X),
     "KernelDensity": (KernelDensity, lambda m: np.asarray(m.tree_.data)),
 }
-CLASSES = {**_PROJECT, **{f"sklearn.{k}": v for k, v in _ATTRIBUTE.items()}}
+# flat arrays standing for a compiled estimator (format version 2): name -> class
+_ARRAYS = {"IsolationForestArrays": IsolationForestArrays}
+CLASSES = {**_PROJECT, **_ARRAYS, **{f"sklearn.{k}": v for k, v in _ATTRIBUTE.items()}}
 CLASSES |= {f"sklearn.{k}": v for k, (v, _) in _REFIT.items()}
 # training-time bookkeeping that scoring never reads (optimiser state, loss curves, RNGs)
 _SKIP = {
@@ -113,11 +117,22 @@ class Encoder:
         return self._estimator(value, key)
 
     def _estimator(self, obj: Any, key: str) -> Any:
+        if isinstance(obj, IsolationForest):
+            obj = IsolationForestArrays.from_sklearn(obj)
+        if isinstance(obj, IsolationForestArrays):
+            return {
+                "__estimator__": "IsolationForestArrays",
+                "params": self(
+                    {"n_features_in": obj.n_features_in, "denominator": obj.denominator},
+                    f"{key}.params",
+                ),
+                "state": self(dict(obj.arrays), f"{key}.state"),
+            }
         name = _name_of(obj)
         if name is None:
             raise ModelFormatError(
                 f"{key}: {type(obj).__module__}.{type(obj).__name__} has no codec in the stable "
-                "model format (IsolationForest trees are not supported, see docs/models.md)"
+                "model format (see docs/models.md)"
             )
         params = obj.get_params(deep=False)
         if name.removeprefix("sklearn.") in _REFIT:
@@ -169,6 +184,8 @@ def _build(node: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
     cls = CLASSES[name]
     params = decode(node["params"], arrays)
     state = decode(node["state"], arrays)
+    if name in _ARRAYS:
+        return cls(**params, **state)
     obj = cls(**params)
     short = name.removeprefix("sklearn.")
     if name.startswith("sklearn.") and short in _REFIT:

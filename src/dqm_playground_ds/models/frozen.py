@@ -42,7 +42,9 @@ from dqm_playground_ds.processing.preprocessing import (
 log = logging.getLogger(__name__)
 
 FORMAT = "dqm-playground-ds/strategy"
-FORMAT_VERSION = 1
+# 1: first format; 2: Isolation Forests as flat tree arrays (models/forest.py). A reader reads
+# every version up to its own; writers write the newest.
+FORMAT_VERSION = 2
 MODEL_FILE, ARRAYS_FILE = "model.json", "arrays.npz"
 # the columns of the training predictions a model keeps (what run verdicts need)
 TRAINING_COLUMNS = ("run", "lumi", "score", "is_anomalous", "quality", "label", "label_reason",
@@ -101,10 +103,13 @@ def code_version() -> dict[str, str]:
     root = Path(__file__).resolve().parents[3]
     try:
         git = ["git", "-C", str(root)]
-        run = {"capture_output": True, "text": True, "timeout": 10}
-        commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, **run).stdout.strip()
-        status = [*git, "status", "--porcelain", "--", "src"]
-        dirty = subprocess.run(status, check=True, **run).stdout.strip()
+
+        def run(args: list[str]) -> str:
+            done = subprocess.run(args, check=True, capture_output=True, text=True, timeout=10)
+            return done.stdout.strip()
+
+        commit = run([*git, "rev-parse", "HEAD"])
+        dirty = run([*git, "status", "--porcelain", "--", "src"])
         out["git_commit"] = commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
@@ -126,7 +131,6 @@ def freeze(
     cols = [c for c in TRAINING_COLUMNS if c in train]
     training = train[cols].reset_index(drop=True)
     variant = strategy.spec.preprocessing
-    cuts = preprocessor.cuts_
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -136,24 +140,7 @@ def freeze(
         "code_version": code_version(),
         "strategy": spec_to_dict(strategy.spec),
         "threshold": float(strategy.threshold),
-        "preprocessing": {
-            "variant": variant,
-            "spec": preprocessor.variants[variant],
-            "quality": {
-                "min_entries": cuts.min_entries,
-                "min_entries_per_bin": cuts.min_entries_per_bin,
-                "per_me": {k: dict(v) for k, v in cuts.per_me.items()},
-            },
-            "mes": [
-                {
-                    "me": me,
-                    "dim": preprocessor.dim_[me],
-                    "binning": list(preprocessor.binning_[me]),
-                    "n_train": int(preprocessor.n_train_[me]),
-                }
-                for me in preprocessor.mes_
-            ],
-        },
+        "preprocessing": preprocessing_meta(preprocessor, variant),
         "decision": {k: params[k] for k in DECISION_KEYS if k in params},
         "training": {
             "runs": sorted(int(r) for r in training["run"].unique()),
@@ -170,6 +157,29 @@ def freeze(
         strategy, oof_keys=_no_keys(), oof_raw=np.empty((0, len(strategy.columns))), oof_good=None
     )
     return FrozenModel(name, final, preprocessor, training, meta)
+
+
+def preprocessing_meta(preprocessor: HistogramPreprocessor, variant: str) -> dict[str, Any]:
+    """The preprocessing a model applies: variant, quality cuts, every ME with its binning."""
+    cuts = preprocessor.cuts_
+    return {
+        "variant": variant,
+        "spec": preprocessor.variants[variant],
+        "quality": {
+            "min_entries": cuts.min_entries,
+            "min_entries_per_bin": cuts.min_entries_per_bin,
+            "per_me": {k: dict(v) for k, v in cuts.per_me.items()},
+        },
+        "mes": [
+            {
+                "me": me,
+                "dim": preprocessor.dim_[me],
+                "binning": list(preprocessor.binning_[me]),
+                "n_train": int(preprocessor.n_train_[me]),
+            }
+            for me in preprocessor.mes_
+        ],
+    }
 
 
 def _no_keys() -> pd.DataFrame:
@@ -228,7 +238,8 @@ def save_model(model: FrozenModel, folder: str | Path) -> Path:
 
     def write_npz(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **enc.arrays)
+            savez: Any = np.savez_compressed  # numpy's stub takes keyword arrays for allow_pickle
+            savez(f, **enc.arrays)
 
     atomic_write(folder / ARRAYS_FILE, write_npz, suffix=".npz")
     atomic_write(folder / MODEL_FILE, lambda tmp: Path(tmp).write_text(text))

@@ -7,9 +7,12 @@ is refused on data with other MEs or binnings.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
@@ -17,9 +20,11 @@ from dqm_playground_ds.datasets import ParquetTableDataset
 from dqm_playground_ds.datasets.batches import BatchPartitionsDataset
 from dqm_playground_ds.datasets.frozen_models import FrozenModelsDataset
 from dqm_playground_ds.models import ModelMismatchError
+from dqm_playground_ds.pipelines import inference, production
 from dqm_playground_ds.pipelines.inference import create_pipeline
 from dqm_playground_ds.pipelines.model_export.nodes import freeze_models
-from tests.sample_training import labels, train
+from tests.detection_data import golden_for
+from tests.sample_training import ROOT, labels, train
 
 HELD_RUN, COPY_RUN = 315322, 999322
 STRATEGIES = ["two_level", "reference"]
@@ -154,3 +159,61 @@ def test_a_model_is_refused_on_other_mes_or_binnings(trained, store, tmp_path):
     ):
         _run(_catalog(store, tmp_path, new[new["me"] != me], trained, "two_level"))
     assert not list(tmp_path.rglob("*.parquet"))  # nothing written, nothing in the ledger
+
+
+def _catalog_entries(env: str = "base") -> dict:
+    entries: dict = {}
+    for path in sorted((ROOT / "conf" / env).glob("catalog*.yml")):
+        entries |= yaml.safe_load(path.read_text()) or {}
+    return entries
+
+
+@pytest.mark.parametrize("pipeline", ["inference", "production"])
+def test_applying_a_model_reads_no_pickle(pipeline):
+    """The frozen models are the source of truth: the pickles of a training run are its cache."""
+    entries = _catalog_entries()
+    inputs = {"inference": inference, "production": production}[pipeline].create_pipeline().inputs()
+    datasets = sorted(i for i in inputs if not i.startswith("params:") and i != "parameters")
+    assert "frozen_models" in datasets or pipeline == "production"
+    for name in datasets:
+        assert name in entries, f"{name} is not in conf/base"
+        assert "pickle" not in str(entries[name]["type"]).lower(), (name, entries[name]["type"])
+    assert "pickle" in entries["strategy_models"]["type"].lower()  # the test can fail
+
+
+def test_a_model_written_by_format_1_applies_through_the_pipeline(tmp_path):
+    """The v1 fixture (an earlier format version) given by path: its held-out run's scores."""
+    folder = ROOT / "tests" / "fixtures" / "models" / "v1" / "mixed"
+    hist = pd.read_parquet(folder / "inputs.parquet")
+    expected = json.loads((folder / "expected.json").read_text())
+    processing = {"labels": {"use_dcs": False}, "quality": {"min_entries": 10}}
+
+    def batches(name: str) -> BatchPartitionsDataset:
+        return BatchPartitionsDataset(path=str(tmp_path / name), filename_suffix=".parquet",
+                                      dataset={"type": ParquetTableDataset})  # fmt: skip
+
+    catalog = DataCatalog(
+        {
+            "frozen_models": FrozenModelsDataset(path=str(tmp_path / "frozen")),
+            "histograms": MemoryDataset(hist),
+            "golden_json": MemoryDataset(golden_for(hist)),
+            "dcs_json": MemoryDataset({}),
+            "bad_runs": MemoryDataset([]),
+            "params:inference": MemoryDataset({"model": str(folder)}),
+            "params:data_processing": MemoryDataset(processing),
+            "inference_scored_runs": batches("scored"),
+            "inference_scored_runs_batch": batches("scored"),
+            "inference_lumisection_predictions": batches("ls"),
+            "inference_lumisection_predictions_previous": batches("ls"),
+            "inference_run_predictions": batches("runs"),
+            "inference_run_predictions_previous": batches("runs"),
+            "inference_ml_certification": MemoryDataset(),
+        }
+    )
+    _run(catalog)
+    got = pd.concat([f() for f in catalog["inference_lumisection_predictions"].load().values()])
+    assert set(got["run"]) == {5}  # runs 1-4 trained the model
+    keys = pd.DataFrame(expected["keys"], columns=["run", "lumi"])
+    got = keys.merge(got, on=["run", "lumi"], how="left", validate="one_to_one")
+    np.testing.assert_allclose(got["score"], expected["score"], rtol=1e-9, atol=1e-12)
+    assert (got["threshold"] == expected["threshold"]).all()

@@ -182,4 +182,5 @@ def certify_inferred(
     mine = (preds["strategy"] == model.name) & (preds["model_version"] == model.version)
     preds = preds[mine]
     runs = runs[(runs["strategy"] == model.name) & (runs["model_version"] == model.version)]
-    return certify_lumisections(preds, runs, golden_json, dcs_json, _decision(model))
+    dcs = None if dcs_json is None else dict(dcs_json)
+    return certify_lumisections(preds, runs, dict(golden_json), dcs, _decision(model))

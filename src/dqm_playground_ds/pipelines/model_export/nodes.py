@@ -25,8 +25,8 @@ def freeze_models(
 ) -> dict[str, FrozenModel]:
     """One frozen model per trained strategy, all with one version (the time of this run).
 
-    A strategy the format cannot hold (Isolation Forest) is logged and skipped: it stays usable in
-    the training run only.
+    A strategy the format cannot hold (an estimator without a codec) is logged and skipped: it
+    stays usable in the training run only. Every detector of the project has a codec.
     """
     out: dict[str, FrozenModel] = {}
     version = None
