@@ -434,6 +434,7 @@ def handler_inputs(package: Path, histograms: pd.DataFrame) -> dict[int, dict[st
 
 def reference_scores(model: FrozenModel, histograms: pd.DataFrame) -> pd.DataFrame:
     """The frozen model's own LS scores and flags, one run at a time (what DIALS sees)."""
+    from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
     from dqm_playground_ds.pipelines.inference.nodes import (
         prepare_new_lumisections,
         score_new_lumisections,
@@ -441,7 +442,7 @@ def reference_scores(model: FrozenModel, histograms: pd.DataFrame) -> pd.DataFra
 
     frames = []
     for _, rows in histograms.groupby("run", sort=True):
-        features, ls = prepare_new_lumisections(rows, model, {}, {}, {"labels": {}})
+        features, ls = prepare_new_lumisections(rows, model, {}, {}, DataProcessingParams())
         frames.append(score_new_lumisections(model, features, ls))
     out = pd.concat(frames, ignore_index=True)
     return out[["run", "lumi", "score", "is_anomalous"]]
