@@ -16,7 +16,9 @@ def _runs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Three runs of different length whose peak sits at slightly different places."""
     X, groups = [], []
     for i, (scale, n) in enumerate(zip([0.0, 0.004, -0.012], [120, 60, 20], strict=True)):
-        X.append(counts(n, seed=seed + i, entries=20000.0, shape=shape_1d(centre=15.0 * (1 + scale))))
+        X.append(
+            counts(n, seed=seed + i, entries=20000.0, shape=shape_1d(centre=15.0 * (1 + scale)))
+        )
         groups += [315000 + i] * n
     return np.vstack(X), np.asarray(groups)
 
