@@ -40,8 +40,10 @@ def test_quality_failures_keep_their_failing_mes():
             "quality": ["low_stats", "ok"],
         }
     )
-    table = flagged_table(preds, "s")
+    other = preds.assign(strategy="t", is_anomalous=[False, True])
+    table = flagged_table(pd.concat([preds, other], ignore_index=True), "s")
     assert table["top MEs"].tolist() == ["a, b", "a"]
+    assert table["flagged by"].tolist() == ["1 / 2", "2 / 2"]
     assert table["quality"].tolist() == ["low_stats", "ok"]
     assert table["label"].isna().all()  # a column the predictions lack is shown empty
 
