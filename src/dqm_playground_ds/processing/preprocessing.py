@@ -530,6 +530,11 @@ class HistogramPreprocessor:
     def references(self) -> pd.DataFrame:
         """The fitted reference of each ME in its original binning, in the histogram schema's
         layout: shape (``data``), ``n_entries``, ``dispersion``, ``n_runs``, ``method``."""
+        if not hasattr(self, "fitted_references_"):
+            raise PreprocessingError(
+                "this preprocessor holds reference shapes only (e.g. restored from a frozen "
+                "model): refit it (data_processing) to get the fitted references"
+            )
         rows = []
         for me in self.mes_:
             _, nx, x_lo, x_hi, ny, y_lo, y_hi = self.binning_[me]
