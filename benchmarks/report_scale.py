@@ -166,6 +166,7 @@ def visualize(inputs_file: Path, workdir: Path) -> dict:
 
     from dqm_playground_ds.datasets.figures import png_size
     from dqm_playground_ds.pipelines.data_visualization import create_pipeline
+    from dqm_playground_ds.pipelines.data_visualization.params import DataVisualizationParams
 
     with open(inputs_file, "rb") as f:
         inputs = pickle.load(f)
@@ -175,7 +176,8 @@ def visualize(inputs_file: Path, workdir: Path) -> dict:
     catalog = DataCatalog.from_config(config)
     for name, data in inputs.items():
         catalog[name] = MemoryDataset(data, copy_mode="assign")
-    catalog["params:data_visualization"] = MemoryDataset(_params("data_visualization"))
+    params = DataVisualizationParams.model_validate(_params("data_visualization"))
+    catalog["params:data_visualization"] = MemoryDataset(params, copy_mode="assign")
     start, cpu = time.perf_counter(), time.process_time()
     SequentialRunner().run(create_pipeline(), catalog)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dqm_playground_ds.detection.reference import Reference
 from dqm_playground_ds.detection.verdicts import run_verdicts
 
 RUNS = (1001, 1002)
@@ -105,7 +106,9 @@ def me_references() -> pd.DataFrame:
                 "y_max": 3.0 if two_d else np.nan,
                 "y_bins": Y_BINS_2D if two_d else 0,
                 "n_train": N_LS - 1,
-                "data": (shape / shape.sum()).tolist(),
+                **Reference(
+                    shape / shape.sum(), 400.0 * (N_LS - 1), np.zeros(len(shape))
+                ).to_record(),
             }
         )
     return pd.DataFrame(rows)

@@ -180,3 +180,26 @@ def test_integral_ratio_cancels_luminosity(hist):
     ratio = fs.integral_ratio()
     np.testing.assert_allclose(ratio.sum(axis=1), 0.0, atol=1e-9)
     assert ratio.std(axis=0).max() < 0.05  # Poisson + 0.8-1.2 luminosity: the ratio is stable
+
+
+def test_reference_is_the_reference_tests_on_ls_whose_every_me_passes():
+    """One reference: fitted on the LS the detectors learn from (every ME ok), run-aware."""
+    from dqm_playground_ds.detection.detectors import ReferenceTest
+
+    hist = make_histograms({1: 8, 2: 8, 3: 5}, run_scale=0.01)
+    hist = replace(hist, 2, 3, ME_1D_B, np.full(len(get(hist, 2, 3, ME_1D_B)), 0.5))  # low stats
+    train = pd.DataFrame({"run": [1] * 8 + [2] * 8, "lumi": list(range(1, 9)) * 2})
+    pre = fit(hist, quality={"min_entries": 100}, train=train)
+    every_ok = train[~((train["run"] == 2) & (train["lumi"] == 3))]
+    for me in (ME_1D, ME_1D_B, ME_2D):
+        X = np.stack(
+            [get(hist, r, ls, me) for r, ls in zip(every_ok["run"], every_ok["lumi"], strict=True)]
+        )
+        det = ReferenceTest().fit(X, groups=every_ok["run"].to_numpy())
+        ref = pre.fitted_references_[me]
+        np.testing.assert_allclose(ref.shape, det.reference_, rtol=1e-12)
+        np.testing.assert_allclose(ref.dispersion, det.dispersion_, rtol=1e-9, atol=1e-18)
+        assert ref.n_runs == 2 and pre.n_train_[me] == len(every_ok)
+        np.testing.assert_array_equal(pre.reference_[me], ref.shape)
+    table = pre.references()
+    assert {"data", "n_entries", "dispersion", "n_runs", "method"} <= set(table.columns)

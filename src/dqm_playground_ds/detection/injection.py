@@ -14,8 +14,9 @@ LS is not "anomalous" merely because its noise changed. Types and default magnit
 ``low_stats``      binomial thinning to 1-20 % of the entries
 ``noise``          extra Gaussian noise of 1-3 times the Poisson level per bin
 
-"Populated" bins are those where the reference shape is above 10 % of its mean over non-empty
-bins, so that a dead region or hot spot lands where there is something to lose or amplify.
+"Populated" bins are those where the reference shape (the ME's fitted
+:class:`~dqm_playground_ds.detection.reference.Reference`, the one the reference test flags on) is
+above 10 % of its mean over non-empty bins, so that a dead region or hot spot lands where there is something to lose or amplify.
 In 2D, shift and stretch act along x only.
 """
 
@@ -27,6 +28,8 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
+
+from dqm_playground_ds.detection.reference import Reference
 
 AnomalyType = Literal[
     "dead_region", "hot_spot", "shift", "stretch", "normalisation", "low_stats", "noise"
@@ -211,7 +214,7 @@ def inject_table(
     keys: pd.DataFrame,
     kinds: Sequence[str],
     n_per_kind: int,
-    references: Mapping[str, np.ndarray],
+    references: Mapping[str, Reference | np.ndarray],
     rng: np.random.Generator,
     params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -221,11 +224,12 @@ def inject_table(
     copied unchanged) and one info row per copy (sample, run, lumi, anomaly_type, me, magnitude).
     """
     params = params or {}
+    shapes = {me: r.shape if isinstance(r, Reference) else r for me, r in references.items()}
     unknown = set(kinds) - set(ANOMALY_TYPES)
     if unknown:
         raise InjectionError(f"unknown anomaly type(s) {sorted(unknown)}")
     hist = histograms.reset_index(drop=True)
-    hist = hist[hist["me"].isin(list(references))]
+    hist = hist[hist["me"].isin(list(shapes))]
     key_index = pd.MultiIndex.from_frame(keys[["run", "lumi"]].reset_index(drop=True))
     pos = key_index.get_indexer(pd.MultiIndex.from_frame(hist[["run", "lumi"]]))
     hist = hist[pos >= 0]
@@ -254,7 +258,7 @@ def inject_table(
                 shape,
                 kind,
                 rng,
-                reference=references[me_col[target]],
+                reference=shapes[me_col[target]],
                 axis=Axis(float(r["x_min"]), float(r["x_max"]), int(r["x_bins"])),
                 params=params.get(kind),
             )

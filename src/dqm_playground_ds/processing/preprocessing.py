@@ -16,7 +16,8 @@ One pass over each monitor element (ME) does three things:
   applied on demand by :meth:`MEFeatures.values`, so statistics-aware detectors still see counts.
 
 What is fitted on training LS: the expected binning of each ME (the most common one among them) and
-a pooled reference shape in the original binning (for injection and plots). Several named
+its run-aware :class:`~dqm_playground_ds.detection.reference.Reference` in the original binning
+(the one the reference test flags on, the plots draw and the injection places anomalies with). Several named
 *variants* (different cropping/rebinning) can be built from one pass; strategies pick one.
 """
 
@@ -31,11 +32,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dqm_playground_ds.detection.reference import Reference
+
 log = logging.getLogger(__name__)
 
 QUALITY = ("ok", "low_stats", "empty", "missing", "bad_binning", "invalid")
 OK, LOW_STATS, EMPTY, MISSING, BAD_BINNING, INVALID = range(len(QUALITY))
 NORMALISATIONS = ("l1", "max", "none")
+REFERENCE_METHOD = "beta_binomial"  # the reference test's default: the pulls it flags on
 BINNING_COLUMNS = ("dim", "x_bins", "x_min", "x_max", "y_bins", "y_min", "y_max")
 
 
@@ -391,23 +395,38 @@ class HistogramPreprocessor:
             }
             for name, spec in self.variants.items()
         }
-        # pooled reference shape (original binning) from the training LS of quality ok
+        self._fit_references(train)
+        return self
+
+    def _fit_references(self, train: pd.DataFrame) -> None:
+        """The run-aware :class:`Reference` of every ME (original binning) from the training LS
+        whose every ME passes the quality cuts: the LS the detectors learn from, in (run, lumi)
+        order, so that the reference test and the plots share one reference."""
+        ok_keys = None
         for me in self.mes_:
             rows = train[train["me"] == me]
-            total = np.zeros(self._n_raw(me))
-            n = 0
-            for raw, codes, _ in self._raw_chunks(rows, me):
-                ok = codes == OK
-                total += raw[ok].sum(axis=0)
-                n += int(ok.sum())
-            if n == 0:
+            codes = np.concatenate([c for _, c, _ in self._raw_chunks(rows, me)])
+            keys = _key_index(rows[codes == OK], ("run", "lumi"))
+            if keys.empty:
                 raise PreprocessingError(
                     f"{me}: no training LS passes the quality cuts "
                     f"(min_entries, min_entries_per_bin = {self.cuts_.for_me(me)})"
                 )
-            self.reference_[me] = total / total.sum()
-            self.n_train_[me] = n
-        return self
+            ok_keys = keys if ok_keys is None else ok_keys.intersection(keys)
+        if ok_keys is None or ok_keys.empty:
+            raise PreprocessingError(
+                "no training LS passes the quality cuts in every ME: no reference can be fitted"
+            )
+        self.fitted_references_: dict[str, Reference] = {}
+        for me in self.mes_:
+            rows = train[train["me"] == me]
+            rows = rows[_key_index(rows, ("run", "lumi")).isin(ok_keys)]
+            rows = rows.sort_values(["run", "lumi"], kind="stable")
+            X = np.vstack([raw for raw, _, _ in self._raw_chunks(rows, me)])
+            ref = Reference.fit(X, groups=rows["run"].to_numpy(), method=REFERENCE_METHOD)
+            self.fitted_references_[me] = ref
+            self.reference_[me] = ref.shape
+            self.n_train_[me] = len(rows)
 
     def _n_raw(self, me: str) -> int:
         b = self.binning_[me]
@@ -520,7 +539,13 @@ class HistogramPreprocessor:
                 log.info("%s: LS not ok: %s", me, bad)
 
     def references(self) -> pd.DataFrame:
-        """Reference shape of each ME in its original binning, in the histogram schema's layout."""
+        """The fitted reference of each ME in its original binning, in the histogram schema's
+        layout: shape (``data``), ``n_entries``, ``dispersion``, ``n_runs``, ``method``."""
+        if not hasattr(self, "fitted_references_"):
+            raise PreprocessingError(
+                "this preprocessor holds reference shapes only (e.g. restored from a frozen "
+                "model): refit it (data_processing) to get the fitted references"
+            )
         rows = []
         for me in self.mes_:
             _, nx, x_lo, x_hi, ny, y_lo, y_hi = self.binning_[me]
@@ -535,7 +560,7 @@ class HistogramPreprocessor:
                     "y_max": y_hi if self.dim_[me] == 2 else np.nan,
                     "y_bins": int(ny),
                     "n_train": self.n_train_[me],
-                    "data": self.reference_[me],
+                    **self.fitted_references_[me].to_record(),
                 }
             )
         return pd.DataFrame(rows)

@@ -16,7 +16,8 @@ from kedro.runner import SequentialRunner
 
 from dqm_playground_ds.datasets.figures import png_size
 from dqm_playground_ds.pipelines.data_visualization import create_pipeline
-from dqm_playground_ds.pipelines.data_visualization.nodes import resolve_params, summarise_runs
+from dqm_playground_ds.pipelines.data_visualization.nodes import summarise_runs
+from dqm_playground_ds.pipelines.data_visualization.params import DataVisualizationParams
 from tests import viz_inputs
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "base"
@@ -32,6 +33,10 @@ def _params(**report) -> dict:
     return params
 
 
+def _model(params: dict) -> DataVisualizationParams:
+    return DataVisualizationParams.model_validate(params)
+
+
 def _run(root: Path, inputs: dict, params: dict) -> Path:
     config = yaml.safe_load((CONF / "catalog_data_visualization.yml").read_text())
     with pytest.MonkeyPatch.context() as mp:
@@ -39,7 +44,7 @@ def _run(root: Path, inputs: dict, params: dict) -> Path:
         catalog = DataCatalog.from_config(config)
         for name, data in inputs.items():
             catalog[name] = MemoryDataset(data)
-        catalog["params:data_visualization"] = MemoryDataset(params)
+        catalog["params:data_visualization"] = MemoryDataset(_model(params))
         SequentialRunner().run(create_pipeline(), catalog)
     return root / "data" / "08_reporting"
 
@@ -58,7 +63,7 @@ def runs(tmp_path_factory) -> dict[int, Path]:
 
 
 def test_per_run_figures_only_for_the_most_flagged_and_named_runs(runs):
-    n_most = resolve_params({})["detail_runs"]["n_most_flagged"]
+    n_most = DataVisualizationParams().detail_runs.n_most_flagged
     for n_runs, out in runs.items():
         figures = sorted(p.name for p in (out / "plots" / "score_timeseries").glob("*.png"))
         assert len(figures) == n_most + 1, n_runs  # not one per run
@@ -96,9 +101,11 @@ def test_detail_runs_ranked_by_flags_then_score():
     # run 300007 gets two more flagged LS than any other run: it ranks first
     extra = (preds["run"] == 300007) & preds["lumi"].isin([1, 4])
     preds.loc[extra, ["score", "is_anomalous"]] = [100.0, True]
-    summary = summarise_runs(preds, ls, "ref", {"detail_runs": {"n_most_flagged": 1}})
+    summary = summarise_runs(preds, ls, "ref", _model({"detail_runs": {"n_most_flagged": 1}}))
     assert summary.loc[summary["detail"], "run"].tolist() == [300007]
     assert summary.loc[summary["detail"], "detail_reason"].tolist() == ["most flagged"]
     assert summary["n_ls"].sum() == len(ls)
-    none = summarise_runs(preds, ls, "ref", {"detail_runs": {"n_most_flagged": 0, "runs": []}})
+    none = summarise_runs(
+        preds, ls, "ref", _model({"detail_runs": {"n_most_flagged": 0, "runs": []}})
+    )
     assert not none["detail"].any()

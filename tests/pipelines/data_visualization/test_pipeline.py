@@ -14,22 +14,22 @@ from kedro.runner import SequentialRunner
 
 from dqm_playground_ds.pipelines.data_visualization import create_pipeline
 from dqm_playground_ds.pipelines.data_visualization.nodes import (
-    SECTIONS,
     choose_report_strategy,
-    resolve_params,
     select_top_lumisections,
 )
+from dqm_playground_ds.pipelines.data_visualization.params import DataVisualizationParams
+from dqm_playground_ds.reporting.sections import SECTIONS
 from tests import viz_inputs
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "base"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _params() -> dict:
+def _params(**given) -> DataVisualizationParams:
     params = yaml.safe_load((CONF / "parameters_data_visualization.yml").read_text())
     params = params["data_visualization"]
     params["style"]["dpi"] = 30  # what is drawn is the same; fewer pixels are faster
-    return params
+    return DataVisualizationParams.model_validate({**params, **given})
 
 
 @pytest.fixture(scope="module")
@@ -143,18 +143,19 @@ def test_report_has_every_section_runs_and_flagged_ls(run):
 def test_report_strategy_follows_metrics_or_parameter():
     inputs = viz_inputs.make_inputs()
     preds, metrics = inputs["lumisection_predictions"], inputs["metrics"]
-    assert choose_report_strategy(preds, metrics, {}) == "ref"
-    assert choose_report_strategy(preds, metrics, {"report_strategy": "iso"}) == "iso"
-    assert choose_report_strategy(preds, {}, {}) == "ref"  # first one present
+    default = DataVisualizationParams()
+    assert choose_report_strategy(preds, metrics, default) == "ref"
+    assert choose_report_strategy(preds, metrics, _params(report_strategy="iso")) == "iso"
+    assert choose_report_strategy(preds, {}, default) == "ref"  # first one present
     with pytest.raises(ValueError, match="not among"):
-        choose_report_strategy(preds, metrics, {"report_strategy": "nope"})
+        choose_report_strategy(preds, metrics, _params(report_strategy="nope"))
 
 
 def test_top_lumisections_one_per_block_unless_asked():
     preds = viz_inputs.make_inputs()["lumisection_predictions"]
-    one = select_top_lumisections(preds, "ref", {})
+    one = select_top_lumisections(preds, "ref", DataVisualizationParams())
     every = select_top_lumisections(
-        preds, "ref", {"top_lumisections": {"distinct_blocks": False, "n": 10}}
+        preds, "ref", _params(top_lumisections={"distinct_blocks": False, "n": 10})
     )
     assert len(one) == 1 and len(every) == 3
     assert list(every["rank"]) == [1, 2, 3]
@@ -162,6 +163,6 @@ def test_top_lumisections_one_per_block_unless_asked():
 
 
 def test_unknown_parameter_is_an_error():
-    with pytest.raises(ValueError, match="unknown key"):
-        resolve_params({"timeseries": {"logx": True}})
-    assert resolve_params(_params())["top_lumisections"]["n"] == 5
+    with pytest.raises(ValueError, match="logx"):
+        DataVisualizationParams.model_validate({"timeseries": {"logx": True}})
+    assert _params().top_lumisections.n == 5

@@ -1,22 +1,10 @@
 """Statistics-aware reference test: per-bin pulls of an LS against good training LS.
 
-The reference is the pooled shape ``p`` of the training LS (AutoDQM compares to reference runs the
-same way). An LS with integral ``N`` and ``c`` entries in a bin gets the pull
-
-    pull = sign(c - N p) * sqrt(binomial deviance(c; N, p)) / sqrt(phi)
-    phi  = 1 + (p (1 - p) / N_ref + tau^2) / (p (1 - p) / N)
-
-The deviance residual equals the Gaussian pull (c - N p) / sqrt(N p (1 - p)) at high counts and
-keeps the right tail probability at tiny expectations. ``phi`` is the ratio of the total to the
-binomial variance of the bin fraction: the reference's own statistics plus ``tau^2``
-(``method="beta_binomial"``), the extra LS-to-LS and run-to-run spread of each bin seen in the
-training LS, estimated by the method of moments (a beta-binomial's variance is the binomial one
-plus ``p (1 - p) rho``). ``fit(X, groups=runs)`` makes it run-aware: each run weighs the same in
-the reference and ``tau^2`` adds the variance of the run means (x (1 + 1/G)), because a new run
-differs from the training runs by their run-to-run spread (a 1 % calibration scale is many sigma
-at 45k entries per LS), not by the LS-to-LS spread inside one run. With ``method="poisson"`` ``tau^2`` is zero, which flags any real-data
-variation at high statistics. A bin empty in the reference counts as half a reference entry, so
-counts in a dead area give large but finite pulls.
+The reference and its pulls are :mod:`dqm_playground_ds.detection.reference` (the one reference
+the plots and the injection use too): the shape ``p`` of the training LS, run-weighted when
+``fit(X, groups=runs)`` gets the run of every LS, signed binomial deviance pulls with the reference's
+own statistics and the beta-binomial extra spread ``tau^2`` (``method="beta_binomial"``; zero with
+``method="poisson"``, which flags any real-data variation at high statistics).
 
 Statistics (``statistic``): ``chi2`` = sum(pull^2) / bins used, ``max_pull`` = max |pull|,
 ``chi2_norm`` = chi2 * N^(-1/3) (AutoDQM's statistics-normalised variant), ``top_n`` = mean of the
@@ -31,10 +19,12 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
-from scipy.special import xlogy
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from dqm_playground_ds.detection.detectors.base import BaseDetector, top_n_mean
+from dqm_playground_ds.detection.reference import Reference, chi2_per_bin, deviance_pulls
+
+__all__ = ["ReferenceTest", "chi2_per_bin", "deviance_pulls", "scan_statistic"]
 
 STATISTICS = ("chi2", "max_pull", "chi2_norm", "top_n", "scan")
 WIDTHS_1D = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
@@ -78,49 +68,18 @@ class ReferenceTest(BaseDetector):
             del self._groups
 
     def _fit(self, X: np.ndarray) -> None:
-        X = X.astype(np.float64)
-        n = X.sum(axis=1)
-        keep = n > 0  # an empty sample carries no shape information
-        X, n = X[keep], n[keep]
-        if len(X) == 0:
-            raise ValueError("ReferenceTest: every training sample is empty (zero integral)")
-        groups = getattr(self, "_groups", None)
-        if groups is not None and len(groups) != len(keep):
-            raise ValueError(f"groups has {len(groups)} entries for {len(keep)} samples")
-        groups = None if groups is None else groups[keep]
-        self.n_groups_ = 1 if groups is None else int(np.unique(groups).size)
-        total = X.sum(axis=0)
-        self.n_reference_ = float(total.sum())
-        if self.n_groups_ < 2:
-            self.reference_ = total / self.n_reference_
-            self.dispersion_ = self._within(X, n, self.reference_, self.n_reference_)
-            return
-        # run-aware: every run weighs the same in the reference (a long run must not define
-        # "normal"), and the spread of the run means enters the dispersion, since a new run
-        # differs from the mean of the training runs by that much (+1/G for the mean's error)
-        _, inverse = np.unique(groups, return_inverse=True)
-        g_total = np.zeros((self.n_groups_, X.shape[1]))
-        np.add.at(g_total, inverse, X)
-        g_n = g_total.sum(axis=1)
-        g_frac = g_total / g_n[:, None]
-        self.reference_ = g_frac.mean(axis=0)
-        within = np.zeros_like(self.reference_)
-        for g in range(self.n_groups_):
-            sel = inverse == g
-            within += self._within(X[sel], n[sel], g_frac[g], g_n[g]) * sel.sum()
-        within /= len(X)
-        p = self.reference_
-        between = g_frac.var(axis=0, ddof=1) - (p * (1 - p) / g_n[:, None]).mean(axis=0)
-        between = np.clip(between, 0.0, None) if self.method == "beta_binomial" else 0.0
-        self.dispersion_ = within + between * (1 + 1 / self.n_groups_)
+        ref = Reference.fit(X, getattr(self, "_groups", None), self.method)
+        self.reference_ = ref.shape
+        self.n_reference_ = ref.n_entries
+        self.dispersion_ = ref.dispersion
+        self.n_groups_ = ref.n_runs
 
-    def _within(self, X: np.ndarray, n: np.ndarray, p: np.ndarray, n_ref: float) -> np.ndarray:
-        """Method-of-moments extra variance of the bin fractions around ``p`` (0 for Poisson)."""
-        if self.method != "beta_binomial":
-            return np.zeros_like(p)
-        f = X / n[:, None]
-        excess = (f - p) ** 2 - p * (1 - p) * (1 / n[:, None] + 1 / n_ref)
-        return np.clip(excess.mean(axis=0), 0.0, None)
+    @property
+    def fitted_reference(self) -> Reference:
+        """The fitted :class:`~dqm_playground_ds.detection.reference.Reference` (what it flags on)."""
+        return Reference(
+            self.reference_, self.n_reference_, self.dispersion_, self.n_groups_, self.method
+        )
 
     def pulls(self, X) -> np.ndarray:
         """Per-bin pulls (n, bins); 0 where neither the LS nor the reference has entries."""
@@ -161,41 +120,6 @@ class ReferenceTest(BaseDetector):
 
     def _scan(self, pull: np.ndarray) -> np.ndarray:
         return scan_statistic(pull, self.shape)
-
-
-def deviance_pulls(
-    X: np.ndarray, p: np.ndarray, n_ref: float | np.ndarray, dispersion: np.ndarray | float
-) -> np.ndarray:
-    """Signed binomial deviance residuals of counts ``X`` (n, bins) against shapes ``p``.
-
-    ``p`` is one shape (bins,) or one per row (n, bins) with its statistics ``n_ref`` (scalar or
-    (n, 1)); ``dispersion`` is the extra variance of the bin fractions (quasi-likelihood). Shared by
-    the pooled reference test and the within-run test (run_aware.py), so that both flag on the same
-    pulls. 0 where neither the LS nor the reference has entries.
-    """
-    n = X.sum(axis=1, keepdims=True)
-    n_ref = np.maximum(np.asarray(n_ref, dtype=np.float64), 1e-300)
-    pv = np.maximum(p, 0.5 / n_ref)
-    mu = n * pv
-    # signed binomial deviance residual: Gaussian pulls at high counts, the right tail
-    # probability at tiny expectations (1 count where 0.001 is expected is ~3 sigma, not 30)
-    r1 = np.divide(X, mu, out=np.ones_like(X), where=(X > 0) & (mu > 0))
-    rest, rest_mu = n - X, n - mu
-    r2 = np.divide(rest, rest_mu, out=np.ones_like(X), where=(rest > 0) & (rest_mu > 0))
-    dev = 2 * (xlogy(X, r1) + xlogy(rest, r2))
-    z = np.sign(X - mu) * np.sqrt(np.clip(dev, 0, None))
-    # quasi-likelihood: divide by the ratio of total to binomial variance
-    base = np.maximum(pv * (1 - pv), 1e-300)
-    extra = base / n_ref + dispersion
-    pull = z / np.sqrt(1 + n * extra / base)
-    pull[((p <= 0) & (X <= 0)) | (n[:, 0] <= 0)[:, None]] = 0.0
-    return pull
-
-
-def chi2_per_bin(pull: np.ndarray, X: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """sum(pull^2) / bins used (bins with entries in the LS or the reference)."""
-    used = np.maximum(((np.asarray(p) > 0) | (X > 0)).sum(axis=1), 1)
-    return (pull**2).sum(axis=1) / used
 
 
 def scan_statistic(pull: np.ndarray, shape: tuple[int, ...] | list[int] | None) -> np.ndarray:

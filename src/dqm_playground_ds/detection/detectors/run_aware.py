@@ -35,11 +35,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from dqm_playground_ds.detection.detectors.base import BaseDetector
-from dqm_playground_ds.detection.detectors.reference import (
-    chi2_per_bin,
-    deviance_pulls,
-    scan_statistic,
-)
+from dqm_playground_ds.detection.detectors.reference import scan_statistic
+from dqm_playground_ds.detection.reference import chi2_per_bin, deviance_pulls
 
 log = logging.getLogger(__name__)
 

@@ -84,7 +84,6 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "histograms",
                     "me_references",
                     "me_scores",
-                    "lumisections",
                     PARAMS,
                 ],
                 outputs="top_lumisection_plots",

@@ -12,12 +12,12 @@ from dqm_playground_ds.reporting.plotting.correlation import (
 )
 from dqm_playground_ds.reporting.plotting.histograms import (
     Axis,
+    as_reference,
     expected_counts,
     plot_1d_comparison,
     plot_2d_comparison,
     plot_examples_1d,
     plot_examples_2d,
-    pulls,
 )
 from dqm_playground_ds.reporting.plotting.overview import (
     plot_entries_per_ls,
@@ -43,6 +43,7 @@ __all__ = [
     "Axis",
     "RocCurve",
     "Style",
+    "as_reference",
     "correlation_matrix",
     "expected_counts",
     "figure_to_png",
@@ -61,7 +62,6 @@ __all__ = [
     "plot_roc",
     "plot_run_overview",
     "plot_score_timeseries",
-    "pulls",
     "safe_filename",
     "short_name",
     "use_hep_style",

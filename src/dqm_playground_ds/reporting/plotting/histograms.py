@@ -1,9 +1,10 @@
 """One LS's histogram against the training reference, and examples of good histograms.
 
-The reference is a *shape* (any normalisation); it is scaled to the integral of the LS shown, so
-that what differs is the shape, which is what the detectors judge. Pulls are Pearson residuals
-``(observed - expected) / sqrt(expected)`` with the expectation floored at one entry, so empty
-reference bins that fill up stand out instead of dividing by zero.
+The reference is the ME's fitted :class:`~dqm_playground_ds.detection.reference.Reference`: its
+shape is scaled to the integral of the LS shown, so that what differs is the shape, which is what
+the detectors judge, and the pull panels show its deviance pulls, the very pulls the reference
+test flags on (with the reference's statistics and run-to-run spread). A bare shape array is taken
+as a reference known exactly (no statistics of its own, no extra spread).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from matplotlib import colormaps
 from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 
+from dqm_playground_ds.detection.reference import Reference
 from dqm_playground_ds.reporting.plotting.style import (
     DEFAULT_STYLE,
     Style,
@@ -28,12 +30,12 @@ from dqm_playground_ds.reporting.plotting.style import (
 
 __all__ = [
     "Axis",
+    "as_reference",
     "expected_counts",
     "plot_1d_comparison",
     "plot_2d_comparison",
     "plot_examples_1d",
     "plot_examples_2d",
-    "pulls",
 ]
 
 
@@ -61,11 +63,14 @@ def expected_counts(observed: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return reference * (observed.sum() / total)
 
 
-def pulls(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """Pearson residuals, expectation floored at one entry."""
-    observed = np.asarray(observed, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    return (observed - expected) / np.sqrt(np.maximum(expected, 1.0))
+def as_reference(reference: Reference | np.ndarray) -> Reference:
+    """``reference`` itself, or a bare shape (any normalisation) as an exactly known reference."""
+    if isinstance(reference, Reference):
+        return reference
+    shape = np.asarray(reference, dtype=np.float64)
+    total = shape.sum()
+    shape = shape / total if total > 0 else np.zeros_like(shape)
+    return Reference(shape, np.inf, np.zeros_like(shape), 1, "poisson")
 
 
 def _pull_limit(p: np.ndarray, floor: float = 4.0, cap: float = 20.0) -> float:
@@ -77,7 +82,7 @@ def _pull_limit(p: np.ndarray, floor: float = 4.0, cap: float = 20.0) -> float:
 @styled
 def plot_1d_comparison(
     observed: np.ndarray,
-    reference: np.ndarray,
+    reference: Reference | np.ndarray,
     x: Axis,
     *,
     title: str = "",
@@ -93,7 +98,8 @@ def plot_1d_comparison(
     drawn at its edge so that nothing off-scale disappears.
     """
     observed = np.asarray(observed, dtype=np.float64)
-    expected = expected_counts(observed, reference)
+    reference = as_reference(reference)
+    expected = reference.expected(observed)
     e = x.edges
     centres = 0.5 * (e[1:] + e[:-1])
     fig = new_figure((9, 9), style)
@@ -142,7 +148,7 @@ def plot_1d_comparison(
     rax.set_ylim(1 - half, 1 + half)
     rax.set_ylabel("Data / ref.", fontsize="small")
 
-    p = pulls(observed, expected)
+    p = reference.pulls(observed)
     p[(observed == 0) & (expected == 0)] = np.nan
     lim = _pull_limit(p)
     colors = np.where(np.abs(p) >= 3, "#d62728", "#7f7f7f")
@@ -151,7 +157,7 @@ def plot_1d_comparison(
         pax.axhline(level, color="#d62728", lw=0.8, ls="--")
     pax.axhline(0, color="black", lw=0.8)
     pax.set_ylim(-lim, lim)
-    pax.set_ylabel("Pull", fontsize="small")
+    pax.set_ylabel("Pull", fontsize="small")  # the reference test's deviance pulls
     pax.set_xlabel(x.title or "x")
     pax.set_xlim(e[0], e[-1])
     return fig
@@ -164,7 +170,7 @@ def _map(values: np.ndarray, x: Axis, y: Axis) -> np.ndarray:
 @styled
 def plot_2d_comparison(
     observed: np.ndarray,
-    reference: np.ndarray,
+    reference: Reference | np.ndarray,
     x: Axis,
     y: Axis,
     *,
@@ -178,9 +184,10 @@ def plot_2d_comparison(
     Empty bins of the data and reference maps are white, as in the DQM GUI, so dead areas show;
     data and reference share one colour scale. Pulls are clipped at ``pull_limit``.
     """
+    reference = as_reference(reference)
     obs = _map(observed, x, y)
-    exp = _map(expected_counts(observed, reference), x, y)
-    pull = pulls(obs, exp)
+    exp = _map(reference.expected(np.asarray(observed, dtype=np.float64)), x, y)
+    pull = _map(reference.pulls(observed), x, y)
     pull[(obs == 0) & (exp == 0)] = np.nan
     xe, ye = x.edges, y.edges
     fig = new_figure((21, 7.2), style)
@@ -192,7 +199,7 @@ def plot_2d_comparison(
         (exp, "Training reference (scaled)", cmap, norm, "Entries"),
         (
             np.clip(pull, -pull_limit, pull_limit),
-            "Pull (data - ref.) / √ref.",
+            "Pull (reference test)",
             "RdBu_r",
             Normalize(-pull_limit, pull_limit),
             "Pull",

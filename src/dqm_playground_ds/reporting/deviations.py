@@ -1,0 +1,60 @@
+"""How far each ME is from its reference in each LS: the reference test's chi2/ndf per LS."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from dqm_playground_ds.detection.reference import Reference
+from dqm_playground_ds.schema import data_matrix
+
+DEVIATION_COLUMNS = ["run", "lumi", "me", "entries", "chi2_ndf"]
+
+
+def me_deviation_table(
+    histograms: pd.DataFrame, references: Mapping[str, Reference]
+) -> pd.DataFrame:
+    """Per (run, lumi, me): entries and chi2/ndf of the histogram against the ME's reference,
+    from the same deviance pulls the reference test flags on. MEs without a reference, or whose
+    binning differs from it, are left out."""
+    frames = []
+    hist = histograms[histograms["lumi"] > 0]
+    for me, rows in hist.groupby("me", sort=True, observed=True):
+        ref = references.get(str(me))
+        if ref is None or rows.empty:
+            continue
+        try:
+            m = data_matrix(rows)
+        except ValueError:
+            continue
+        if m.shape[1] != len(ref.shape):
+            continue
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run": rows["run"].to_numpy(),
+                    "lumi": rows["lumi"].to_numpy(),
+                    "me": str(me),
+                    "entries": rows["entries"].to_numpy(dtype=np.float64),
+                    "chi2_ndf": ref.chi2(m),
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=DEVIATION_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def quality_ok_keys(lumisections: pd.DataFrame) -> pd.DataFrame:
+    """(run, lumi) of the LS that pass the quality cuts (all LS if there is no quality)."""
+    ok = lumisections
+    if "quality" in ok:
+        ok = ok[ok["quality"] == "ok"]
+    return ok[["run", "lumi"]]
+
+
+def wide(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``column`` of a long (run, lumi, me) table as LS x ME."""
+    return table.pivot_table(index=["run", "lumi"], columns="me", values=column, aggfunc="first")
