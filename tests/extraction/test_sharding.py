@@ -16,7 +16,7 @@ from dqm_playground_ds.extraction import DONE_DIR, partition_id, read_partitions
 from dqm_playground_ds.extraction import store as extraction
 from dqm_playground_ds.extraction.sharding import Shard
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "dqmio"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dqmio"
 ITEMS = [
     f"root://eos.example//store/dqm/run{r}/file_{k:03d}.root" for r in range(5) for k in range(97)
 ]

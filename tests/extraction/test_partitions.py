@@ -32,8 +32,8 @@ from dqm_playground_ds.readers.dqmio import read_dqmio
 from dqm_playground_ds.schema import HISTOGRAM_SCHEMA
 from dqm_playground_ds.sources import DQMIOFiles
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "dqmio"
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "01_raw" / "dqmio"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dqmio"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "01_raw" / "dqmio"
 
 
 @pytest.fixture
