@@ -8,8 +8,8 @@ import pytest
 
 from dqm_playground_ds.detection.detectors import ReferenceTest
 from dqm_playground_ds.detection.reference import Reference, references_from_table
-from tests.detection_data import shape_1d
 from tests.detection.detectors.conftest import counts
+from tests.detection_data import shape_1d
 
 
 def _runs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
