@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from pydantic import BaseModel, ValidationError
 
+from dqm_playground_ds.config import Config
 from dqm_playground_ds.hooks import _filepath
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,9 @@ METRIC_KEYS = ("auc", "run_auc", "wp_tpr", "wp_fpr", "tpr_at_fpr_0.01", "fpr_at_
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings -> ``{"a.b.c": leaf}`` (lists kept as their JSON text)."""
+    """Nested mappings (and typed parameter models) -> ``{"a.b.c": leaf}`` (lists as JSON text)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(by_alias=True)
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
@@ -67,6 +71,14 @@ def strategy_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
+class TrackingSettings(Config):
+    """``params:tracking`` (read by the hook, not by a node: checked here, unknown keys refused)."""
+
+    enabled: bool = False
+    uri: str | None = None  # null: local file store <project>/mlruns; or sqlite:///..., http://...
+    experiment: str = "dqm-playground-ds"
+
+
 class TrackingHook:
     """One MLflow run per training run, when ``tracking.enabled``."""
 
@@ -79,7 +91,11 @@ class TrackingHook:
     @hook_impl
     def after_context_created(self, context: Any) -> None:
         self._params = dict(context.params)
-        self._settings = dict(self._params.get("tracking") or {})
+        try:
+            settings = TrackingSettings.model_validate(self._params.get("tracking") or {})
+        except ValidationError as exc:
+            raise ValueError(f"parameters 'tracking': {exc}") from None
+        self._settings = settings.model_dump()
         self._project = Path(context.project_path)
 
     def _active(self, pipeline: Any) -> bool:

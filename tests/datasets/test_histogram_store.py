@@ -14,10 +14,11 @@ from kedro.io import DataCatalog, DatasetError
 from dqm_playground_ds.datasets import HistogramSourceDataset, HistogramStoreDataset
 from dqm_playground_ds.extraction import PartitionStore, read_partitions
 from dqm_playground_ds.pipelines.data_extraction.nodes import extract_histograms
+from dqm_playground_ds.pipelines.data_extraction.params import ExtractionParams
 from dqm_playground_ds.readers.dqmio import read_dqmio
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dqmio"
-PARAMS = {"progress": False}
+PARAMS = ExtractionParams(progress=False)
 
 
 @pytest.fixture

@@ -16,11 +16,12 @@ from dqm_playground_ds.deploy import fanout
 from dqm_playground_ds.extraction import sharding
 from dqm_playground_ds.extraction import store as extraction
 from dqm_playground_ds.pipelines.data_extraction.nodes import extract_histograms
+from dqm_playground_ds.pipelines.data_extraction.params import ExtractionParams
 from dqm_playground_ds.schema import empty_histograms
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dqmio"
 # four copies of one file: the same keys in every input, kept once
-PARAMS = {"duplicates": "first", "progress": False}
+PARAMS = ExtractionParams(duplicates="first", progress=False)
 
 
 def _context(tmp_path: Path) -> SimpleNamespace:

@@ -17,7 +17,7 @@ from kedro.runner import SequentialRunner
 from dqm_playground_ds.atomic import atomic_write
 from dqm_playground_ds.datasets import ParquetTableDataset
 from dqm_playground_ds.extraction import Request, extract_many
-from dqm_playground_ds.pipelines.data_extraction.nodes import ExtractionParams
+from dqm_playground_ds.pipelines.data_extraction.params import ExtractionParams
 from dqm_playground_ds.pipelines.data_processing import create_pipeline
 from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.processing.labels import LabelError
@@ -79,16 +79,18 @@ def test_the_overlap_hint_names_the_parameter(hist):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"workers": "two"}, r"data_extraction.workers must be a positive integer.*'two'"),
-        ({"me": 5}, r"data_extraction.me must be a list of ME names.*5"),
+        ({"workers": "two"}, r"workers\s+Input should be a valid integer.*'two'"),
+        ({"workers": 0}, r"workers\s+Input should be greater than or equal to 1"),
+        ({"me": 5}, r"me\s+Value error, must be a list of ME names.*5"),
         ({"me": ["ok", 5]}, r"data_extraction.me: expected ME names or patterns.*5"),
-        ({"include_run_level": "yes"}, r"data_extraction.include_run_level must be true or false"),
-        ({"retry_bad": 1}, r"data_extraction.retry_bad must be true or false"),
+        ({"include_run_level": "yes"}, r"include_run_level\s+Input should be a valid boolean"),
+        ({"retry_bad": 1}, r"retry_bad\s+Input should be a valid boolean"),
+        ({"duplicates": "keep"}, r"duplicates\s+Input should be 'raise', 'sum' or 'first'"),
     ],
 )
 def test_extraction_parameters_are_named_with_the_expected_type(params, message):
     with pytest.raises(ValueError, match=message):
-        ExtractionParams.from_dict(params)
+        ExtractionParams.model_validate(params)
 
 
 @pytest.mark.parametrize(
@@ -139,8 +141,8 @@ def test_quality_detail_says_why_a_histogram_is_invalid(hist):
 # -- item 12: invalid values refused ------------------------------------------------------------
 @pytest.mark.parametrize("workers", [0, -3, True, 2.5])
 def test_invalid_worker_counts_are_refused(workers, sample_dir, tmp_path):
-    with pytest.raises(ValueError, match="workers must be a positive integer"):
-        ExtractionParams.from_dict({"workers": workers})
+    with pytest.raises(ValueError, match=r"workers\s+Input should be"):
+        ExtractionParams.model_validate({"workers": workers})
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         extract_many(DQMIOFiles(path=str(sample_dir)), tmp_path / "o", workers=workers)
 

@@ -17,12 +17,13 @@ from dqm_playground_ds.extraction import (
     partition_id,
 )
 from dqm_playground_ds.pipelines.data_extraction.nodes import extract_histograms
+from dqm_playground_ds.pipelines.data_extraction.params import ExtractionParams
 from dqm_playground_ds.sources import DQMIOFiles
 from tests.faults.conftest import FIXTURES, ME, SMALL, truncate
 
 
 def _params(**kw):
-    return {"me": list(ME), "progress": False, **kw}
+    return ExtractionParams.model_validate({"me": list(ME), "progress": False, **kw})
 
 
 def test_input_truncated_after_a_good_extraction_contributes_nothing(sample_dir, tmp_path):

@@ -11,17 +11,32 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.validation.exceptions import ParameterValidationError
 
+from dqm_playground_ds.pipelines.data_extraction.params import ExtractionParams
 from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
+from dqm_playground_ds.pipelines.data_visualization.params import DataVisualizationParams
+from dqm_playground_ds.pipelines.inference.params import InferenceParams
+from dqm_playground_ds.pipelines.prediction_upload.params import UploadParams
+from dqm_playground_ds.tracking import TrackingSettings
 
 PROJECT = Path(__file__).resolve().parents[2]
 CONF = PROJECT / "conf" / "base"
 
 # group -> (model, keys that are a catalogue the user writes, not defaults)
 MODELS = {
-    "data_science": (DataScienceParams, {"strategies"}),
+    "data_extraction": (ExtractionParams, {"me"}),
     "data_processing": (DataProcessingParams, {"split", "preprocessing"}),
+    "data_science": (DataScienceParams, {"strategies"}),
+    "data_visualization": (DataVisualizationParams, set()),
+    "inference": (InferenceParams, set()),
+    "prediction_upload": (UploadParams, set()),
+    "tracking": (TrackingSettings, set()),
 }
+
+
+def test_every_parameter_group_has_a_model():
+    groups = {p.stem.removeprefix("parameters_") for p in CONF.glob("parameters_*.yml")}
+    assert groups == set(MODELS)
 
 
 def _yaml(group: str) -> dict:
@@ -47,6 +62,9 @@ def test_conf_base_states_the_models_defaults(group):
         ({"data_science": {"run_verdicts": {"false_alarm_rate": 2}}}, r"less than 1"),
         ({"data_processing": {"quality": {"min_entries": "abc"}}}, r"valid number"),
         ({"data_processing": {"labels": {"certified_runs": "gold"}}}, r"'golden' or 'dcs'"),
+        ({"data_extraction": {"workrs": 4}}, r"did you mean 'workers'"),
+        ({"inference": {"skip_training_run": False}}, r"did you mean 'skip_training_runs'"),
+        ({"prediction_upload": {"dry_run": False}}, r"task is not set"),
     ],
 )
 def test_kedro_refuses_a_bad_parameter_before_any_node_runs(runtime, message):

@@ -67,17 +67,15 @@ def _context(project: Path, env: str, params: str | None) -> Any:
 
 def _source_and_request(context: Any) -> tuple[Any, Any, Any, Any]:
     """The extraction node's source, store, request and parameters, from the configuration."""
-    from dqm_playground_ds.extraction import Request
-    from dqm_playground_ds.pipelines.data_extraction.nodes import ExtractionParams, partition_store
+    from dqm_playground_ds.pipelines.data_extraction.nodes import partition_store
+    from dqm_playground_ds.pipelines.data_extraction.params import ExtractionParams
 
     source = context.catalog.load(SOURCE)
     store = context.catalog.load(STORE) if STORE in context.catalog else None
-    p = ExtractionParams.from_dict(dict(context.params.get(PARAMS) or {}))
-    request = Request(  # as the extraction node builds it: same fingerprints, same partitions
-        me=tuple(p.me) if p.me is not None else None,
-        include_run_level=p.include_run_level,
-        missing="ignore" if p.missing_me == "ignore" else "raise",
-    )
+    p = context.params.get(PARAMS)  # validated by Kedro into the node's ExtractionParams
+    if not isinstance(p, ExtractionParams):
+        p = ExtractionParams.model_validate(p or {})
+    request = p.request()  # as the extraction node builds it: same fingerprints, same partitions
     out = partition_store(source, store)
     if not out:
         raise ValueError(
@@ -111,7 +109,7 @@ def extract_shard(context: Any, shard: sharding.Shard, items_file: str) -> int:
         store,
         request,
         items=items,
-        workers=p.workers,
+        workers=p.jobs(store),
         retry_bad=p.retry_bad,
         progress=p.progress,
         prune=False,  # a shard knows only its inputs: pruning would delete the other shards'

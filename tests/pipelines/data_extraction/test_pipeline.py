@@ -20,6 +20,7 @@ from dqm_playground_ds.datasets import (
 )
 from dqm_playground_ds.pipelines.data_extraction import create_pipeline
 from dqm_playground_ds.pipelines.data_extraction.nodes import extract_histograms
+from dqm_playground_ds.pipelines.data_extraction.params import ExtractionParams
 from dqm_playground_ds.readers.dqmio import read_dqmio
 from dqm_playground_ds.sources import DQMIOFiles, LegacyCSVFiles
 
@@ -58,7 +59,7 @@ def _run(source_path: Path, params: dict, tmp_path: Path) -> tuple[pd.DataFrame,
                 kind="dqmio", path=str(source_path), pattern="*.root"
             ),
             "histogram_store": HistogramStoreDataset(path=str(tmp_path / "store")),
-            "params:data_extraction": MemoryDataset(params),
+            "params:data_extraction": MemoryDataset(ExtractionParams.model_validate(params)),
             "histograms": ParquetTableDataset(
                 filepath=str(tmp_path / "out" / "histograms.parquet"), schema="histograms"
             ),
@@ -123,28 +124,32 @@ def test_duplicate_keys_across_inputs_are_refused_by_default(tmp_path):
     shutil.copy(FIXTURES / "all_types.root", d / "two.root")
     source = DQMIOFiles(path=str(d))
     with pytest.raises(Exception, match="share a \\(run, lumi, me\\) key"):
-        extract_histograms(source, {"progress": False})
-    summed, _ = extract_histograms(source, {"progress": False, "duplicates": "sum"})
+        extract_histograms(source, ExtractionParams(progress=False))
+    summed, _ = extract_histograms(source, ExtractionParams(progress=False, duplicates="sum"))
     single = read_dqmio(FIXTURES / "all_types.root")
     np.testing.assert_array_equal(summed["entries"].to_numpy(), 2 * single["entries"].to_numpy())
-    first, _ = extract_histograms(source, {"progress": False, "duplicates": "first"})
+    first, _ = extract_histograms(source, ExtractionParams(progress=False, duplicates="first"))
     assert len(first) == len(single)
 
 
 def test_unknown_parameter_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown parameter"):
-        extract_histograms(DQMIOFiles(path="nowhere"), {"mes": ["x"]})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) 'mes' \(did you mean 'me'\?\)"):
+        ExtractionParams.model_validate({"mes": ["x"]})
+    with pytest.warns(FutureWarning, match="'bad' is now called 'raise'"):
+        assert ExtractionParams.model_validate({"missing_me": "bad"}).missing_me == "raise"
 
 
 def test_no_input_gives_an_empty_table(tmp_path):
-    histograms, index = extract_histograms(DQMIOFiles(path=str(tmp_path)), {"progress": False})
+    histograms, index = extract_histograms(
+        DQMIOFiles(path=str(tmp_path)), ExtractionParams(progress=False)
+    )
     assert histograms.empty and index.empty
     assert next(iter(histograms.columns)) == "run"
 
 
 def test_legacy_csv_source(shared_real, tmp_path):
     source = LegacyCSVFiles(path=str(shared_real / "legacy-csv"))
-    histograms, index = extract_histograms(source, {"progress": False})
+    histograms, index = extract_histograms(source, ExtractionParams(progress=False))
     assert (index["status"] == "ok").all()
     assert len(histograms) == 9
 
@@ -161,7 +166,7 @@ def test_pipeline_with_the_legacy_csv_source_from_configuration(tmp_path, memory
                 kind="legacy_csv", path=str(csv_dir), pattern="*.csv"
             ),
             "histogram_store": HistogramStoreDataset(path=memory_store),
-            "params:data_extraction": MemoryDataset({"me": None, "progress": False}),
+            "params:data_extraction": MemoryDataset(ExtractionParams(me=None, progress=False)),
             "histograms": ParquetTableDataset(
                 filepath=str(tmp_path / "h.parquet"), schema="histograms"
             ),

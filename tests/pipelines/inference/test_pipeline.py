@@ -23,6 +23,7 @@ from dqm_playground_ds.models import ModelMismatchError
 from dqm_playground_ds.pipelines import inference, production
 from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.pipelines.inference import create_pipeline
+from dqm_playground_ds.pipelines.inference.params import InferenceParams
 from dqm_playground_ds.pipelines.model_export.nodes import freeze_models
 from tests.detection_data import golden_for
 from tests.sample_training import ROOT, labels, train
@@ -68,7 +69,9 @@ def _catalog(store, out, histograms, trained, model) -> DataCatalog:
             "golden_json": MemoryDataset(golden),
             "dcs_json": MemoryDataset(dcs),
             "bad_runs": MemoryDataset([]),
-            "params:inference": MemoryDataset({"model": model, "skip_training_runs": True}),
+            "params:inference": MemoryDataset(
+                InferenceParams(model=model, skip_training_runs=True)
+            ),
             "params:data_processing": MemoryDataset(trained.processing_params),
             "inference_scored_runs": batches("scored_runs"),
             "inference_scored_runs_batch": batches("scored_runs"),
@@ -200,7 +203,7 @@ def test_a_model_written_by_format_1_applies_through_the_pipeline(tmp_path):
             "golden_json": MemoryDataset(golden_for(hist)),
             "dcs_json": MemoryDataset({}),
             "bad_runs": MemoryDataset([]),
-            "params:inference": MemoryDataset({"model": str(folder)}),
+            "params:inference": MemoryDataset(InferenceParams(model=str(folder))),
             "params:data_processing": MemoryDataset(
                 DataProcessingParams.model_validate(processing)
             ),

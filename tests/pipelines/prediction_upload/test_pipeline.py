@@ -13,6 +13,7 @@ from kedro.runner import SequentialRunner
 from dqm_playground_ds.datasets.playground import PlaygroundUploadDataset
 from dqm_playground_ds.pipelines.prediction_upload import create_pipeline
 from dqm_playground_ds.pipelines.prediction_upload.nodes import build_prediction_payload
+from dqm_playground_ds.pipelines.prediction_upload.params import UploadParams
 from tests.platform.helpers import RUNS, TOKEN, make_predictions, make_table, start_extended
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
@@ -31,7 +32,7 @@ def run(params: dict, path: Path, **dataset_args) -> None:
     catalog = DataCatalog(
         {
             "lumisection_predictions": MemoryDataset(make_predictions(strategies=("ae", "pca"))),
-            "params:prediction_upload": MemoryDataset(params),
+            "params:prediction_upload": MemoryDataset(UploadParams.model_validate(params)),
             "prediction_payload": PlaygroundUploadDataset(path=str(path), **dataset_args),
         }
     )
@@ -39,7 +40,8 @@ def run(params: dict, path: Path, **dataset_args) -> None:
 
 
 def test_node_builds_the_payload():
-    payload = build_prediction_payload(make_predictions(), {**BASE_PARAMS, "splits": ["apply"]})
+    params = UploadParams.model_validate({**BASE_PARAMS, "splits": ["apply"]})
+    payload = build_prediction_payload(make_predictions(), params)
     assert payload["dry_run"] is True and payload["n_predictions"] == 40
 
 
@@ -47,13 +49,14 @@ def test_node_builds_the_payload():
     ("change", "message"),
     [
         ({"dry_run": False}, "task is not set"),
-        ({"colour": 1}, "unknown parameter"),
-        ({"dry_run": "no"}, "true or false"),
+        ({"colour": 1}, r"unknown key\(s\) 'colour'"),
+        ({"dry_run": "no"}, r"dry_run\s+Input should be a valid boolean"),
+        ({"batch_size": 0}, r"batch_size\s+Input should be greater than or equal to 1"),
     ],
 )
-def test_node_refuses_bad_parameters(change, message):
+def test_bad_parameters_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
-        build_prediction_payload(make_predictions(), {**BASE_PARAMS, **change})
+        UploadParams.model_validate({**BASE_PARAMS, **change})
 
 
 def test_pipeline_shape():

@@ -28,6 +28,7 @@ from dqm_playground_ds.pipelines.data_science.nodes import (
     score_lumisections,
 )
 from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
+from dqm_playground_ds.pipelines.inference.params import InferenceParams
 from dqm_playground_ds.processing.preprocessing import FeatureSet
 from dqm_playground_ds.processing.split import APPLY
 
@@ -36,12 +37,9 @@ log = logging.getLogger(__name__)
 LEDGER_COLUMNS = ("model", "model_version", "run", "n_lumisections", "scored_at")
 
 
-def select_model(frozen_models: ModelStore, params: dict[str, Any]) -> FrozenModel:
+def select_model(frozen_models: ModelStore, params: InferenceParams) -> FrozenModel:
     """``inference.model``: a name (latest version), ``name@version``, or a model folder path/URI."""
-    ref = params.get("model")
-    if not ref:
-        raise ValueError("inference.model is not set: give a model name, name@version or a path")
-    model = frozen_models.load(str(ref))
+    model = frozen_models.load(params.model)
     log.info("inference with model %s version %s (trained on runs %s)", model.name,
              model.version, model.meta.get("training", {}).get("runs"))  # fmt: skip
     return model
@@ -56,7 +54,7 @@ def select_new_runs(
     histograms: pd.DataFrame,
     scored_runs: Mapping[str, Callable[[], pd.DataFrame]],
     model: FrozenModel,
-    params: dict[str, Any],
+    params: InferenceParams,
 ) -> pd.DataFrame:
     """Histograms of the runs this model version has not scored (nor trained on, by default).
 
@@ -67,7 +65,7 @@ def select_new_runs(
     if not ledger.empty:
         mine = (ledger["model"] == model.name) & (ledger["model_version"] == model.version)
         done = set(ledger.loc[mine, "run"].astype("int64").tolist())
-    if params.get("skip_training_runs", True):
+    if params.skip_training_runs:
         done |= set(model.meta.get("training", {}).get("runs", []))
     runs = histograms["run"].astype("int64")
     new = histograms[~runs.isin(done)].reset_index(drop=True)
