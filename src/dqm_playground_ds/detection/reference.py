@@ -72,6 +72,7 @@ class Reference:
         if n_groups < 2:
             p = total / n_ref
             return cls(p, n_ref, _within(X, n, p, n_ref, method), n_groups, method)
+        assert groups is not None  # n_groups >= 2
         _, inverse = np.unique(groups, return_inverse=True)
         g_total = np.zeros((n_groups, X.shape[1]))
         np.add.at(g_total, inverse, X)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from dqm_playground_ds.reporting.plotting import Axis
 
 #: regular expression on the full ME path (full match) -> {"x": title, "y": title}
-AxisTitles = Mapping[str, Mapping[str, str]]
+AxisName = Literal["x", "y"]
+AxisTitles = Mapping[str, Mapping[AxisName, str]]  # ME regex -> {x: title, y: title}
 
 
 def axis_titles(me: str, titles: AxisTitles) -> tuple[str, str]:

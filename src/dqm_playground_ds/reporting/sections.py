@@ -115,11 +115,11 @@ def row_label_class(row: Mapping[str, Any]) -> str | None:
 
 def png_items(figures: Pngs | None, *, strip: str = "") -> list[tuple[bytes, str]]:
     """(PNG, caption from its file name) in file-name order."""
-    items = []
-    for key in sorted(figures or {}):
-        caption = key.removesuffix(".png").removeprefix(strip).replace("_", " ")
-        items.append((figures[key], caption))
-    return items
+    figures = figures or {}
+    return [
+        (figures[key], key.removesuffix(".png").removeprefix(strip).replace("_", " "))
+        for key in sorted(figures)
+    ]
 
 
 def build_report(t: ReportTables, f: ReportFigures, layout: ReportLayout | None = None) -> str:

@@ -90,6 +90,7 @@ def plot_correlation_matrices(
     image = None
     for ax, (title, matrix) in zip(axes, matrices.items(), strict=True):
         image = _draw(fig, ax, matrix, title, annotate)
+    assert image is not None  # at least one matrix
     fig.colorbar(image, ax=list(axes), fraction=0.03, pad=0.02).set_label(
         colorbar_label, fontsize="small"
     )

@@ -82,7 +82,7 @@ def plot_ls_per_run(
         )
         bottom += values
     for xi, total in zip(x, bottom, strict=True):
-        ax.text(xi, total, f"{int(total)}", ha="center", va="bottom", fontsize="x-small")
+        ax.text(float(xi), total, f"{int(total)}", ha="center", va="bottom", fontsize="x-small")
     ticks = [
         f"{r}\n({s})" if "split" in counts else str(r)
         for r, s in zip(counts["run"], counts.get("split", counts["run"]), strict=True)

@@ -93,13 +93,13 @@ DEFAULT_STYLE = Style()
 @contextmanager
 def hep_style() -> Iterator[None]:
     """mplhep's CMS style for the duration of the block (rcParams are restored afterwards)."""
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(_RC):  # type: ignore[arg-type]  # mpl types keys as a Literal
         yield
 
 
 def use_hep_style() -> None:
     """Make the style global (batch jobs and notebooks that save or show figures themselves)."""
-    mpl.rcParams.update(_RC)
+    mpl.rcParams.update(_RC)  # type: ignore[arg-type]
 
 
 def styled(func: Callable[P, R]) -> Callable[P, R]:
