@@ -27,12 +27,12 @@ from dqm_playground_ds.platform import (
     TOKEN_ENV,
     CapabilityError,
     PayloadError,
-    PlaygroundAPI,
     PlaygroundClient,
     PlaygroundError,
     TaskError,
     task_to_split,
 )
+from dqm_playground_ds.platform.source import PlaygroundAPI
 from dqm_playground_ds.platform.upload import validate_payload
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class PlaygroundTaskDataset(_PlaygroundDataset, AbstractDataset[None, dict[str, 
             except (PlaygroundError, TaskError) as exc:
                 raise DatasetError(f"task {self._task!r} from {self._base_url}: {exc}") from exc
 
-    def save(self, data: dict[str, Any]) -> None:
+    def save(self, data: None) -> None:
         raise DatasetError("platform tasks are defined on the platform; this dataset is read-only")
 
     def _describe(self) -> dict[str, Any]:
