@@ -39,5 +39,5 @@ def test_matrices_side_by_side_share_one_colour_bar(style):
     fig = plot_correlation_matrices({"entries": m, "chi2": m.iloc[:2, :2]}, style=style)
     assert len(fig.axes) == 3
     assert [a.get_title() for a in fig.axes[:2]] == ["entries", "chi2"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no correlation matrix to plot"):
         plot_correlation_matrices({}, style=style)
