@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from dqm_playground_ds.atomic import atomic_write
 from dqm_playground_ds.platform.client import PlaygroundClient, _Budget
+from dqm_playground_ds.platform.dials.shards import me_alternation, plan_shards
 from dqm_playground_ds.platform.errors import (
     AuthenticationError,
     NotFoundError,
@@ -86,14 +87,8 @@ _AUTH_HINTS = {
 }
 
 
-def _to_playground(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A DIALS ``th1``/``th2`` record in the playground's field names (same histogram encoding)."""
-    out = dict(record)
-    out["run"] = record.get("run_number")
-    out["lumisection"] = record.get("ls_number")
-    out["title"] = record.get("me")
-    out.pop("id", None)
-    return out
+# DIALS th1/th2 field names for the playground's (same histogram encoding); DIALS rows have no id
+DIALS_NAMES = {"run": "run_number", "lumisection": "ls_number", "title": "me", "id": ""}
 
 
 class DialsClient(PlaygroundClient):
@@ -306,11 +301,33 @@ class DialsClient(PlaygroundClient):
         runs: Sequence[int] | None = None,
         run_range: Sequence[int | None] | None = None,
     ) -> list[int]:
+        return self.run_counts(dataset, runs, run_range)[0]
+
+    def run_counts(
+        self,
+        dataset: str,
+        runs: Sequence[int] | None = None,
+        run_range: Sequence[int | None] | None = None,
+    ) -> tuple[list[int], dict[int, int], list[int]]:
+        """``(selected runs, LS per listed run, every listed run in the span)`` from one ``run/``
+        listing (its records carry ``ls_count``); explicit ``runs`` are kept even if unlisted."""
         if runs is not None:
-            return sorted({int(r) for r in runs})
-        first, last = run_range if run_range is not None else (None, None)
+            wanted = sorted({int(r) for r in runs})
+            if not wanted:
+                return [], {}, []
+            first, last = wanted[0], wanted[-1]
+        else:
+            first, last = run_range if run_range is not None else (None, None)
         found = self.runs(dataset=dataset, run_number__gte=first, run_number__lte=last)
-        return sorted({int(r["run_number"]) for r in found})
+        counts: dict[int, int] = {}
+        for r in found:
+            try:
+                counts[int(r["run_number"])] = int(r["ls_count"])
+            except (KeyError, TypeError, ValueError):
+                counts.setdefault(int(r["run_number"]), -1)
+        listed = sorted(counts)
+        counts = {r: c for r, c in counts.items() if c >= 0}  # no count: queried on its own
+        return (wanted if runs is not None else listed), counts, listed
 
     def shards(
         self,
@@ -323,23 +340,16 @@ class DialsClient(PlaygroundClient):
         mes: Sequence[str] | None = None,
         me_regex: str | None = None,
     ) -> list[dict[str, Any]]:
-        """One query (filters) per run x ME of the selection (MEs and runs asked at once)."""
-        pool = self._pool()
-        mes_future = pool.submit(self.select_mes, dim, mes, me_regex)
-        run_numbers = self.select_runs(dataset, runs, run_range)
+        """Queries covering the selection exactly once, each about one page (``shards.py``);
+        the MEs and the runs (with their LS counts) are asked at once."""
+        mes_future = self._pool().submit(self.select_mes, dim, mes, me_regex)
+        selected, counts, listed = self.run_counts(dataset, runs, run_range)
         names = mes_future.result()
-        first, last = ls_range if ls_range is not None else (None, None)
-        return [
-            {
-                "dataset": dataset,
-                "run_number": r,
-                "me": m,
-                "ls_number__gte": first,
-                "ls_number__lte": last,
-            }
-            for r in run_numbers
-            for m in names
-        ]
+        planned = plan_shards(
+            selected, counts, names, all_mes=mes is None and me_regex is None,
+            page_size=self.page_size, ls_range=ls_range, listed=listed,
+        )  # fmt: skip
+        return [{"dataset": dataset, **q} for q in planned]
 
     def _shard(
         self,
@@ -373,7 +383,7 @@ class DialsClient(PlaygroundClient):
             route, filters, resume_from=token, budget=budget, until=until
         ):
             columns = records_to_columns(
-                [_to_playground(r) for r in records], dim=dim, source=source, on_bad=on_bad
+                records, dim=dim, source=source, on_bad=on_bad, names=DIALS_NAMES
             )
             number += 1
             if folder is not None and state is not None:
@@ -401,9 +411,10 @@ class DialsClient(PlaygroundClient):
     ) -> pd.DataFrame:
         """Per-LS ``th1``/``th2`` of one dataset as the histogram table.
 
-        ``shard=True`` (default) runs one cursor per run x ME, ``max_workers`` at once;
-        ``shard=False`` follows one cursor for the whole selection (for comparison). An ME
-        selection that matches nothing is an error; a run without histograms gives no rows.
+        ``shard=True`` (default) runs queries of about one page each (``shards.py``),
+        ``max_workers`` at once; ``shard=False`` follows one cursor for the whole selection (for
+        comparison). An ME selection that matches nothing is an error; a run without histograms
+        gives no rows.
         """
         if dim not in (1, 2):
             raise ValueError(f"dim must be 1 or 2, got {dim!r}")
@@ -416,42 +427,66 @@ class DialsClient(PlaygroundClient):
                 re.compile(me_regex)
             except re.error as exc:
                 raise ValueError(f"me_regex is not a valid regex ({exc}): {me_regex!r}") from None
-        route = f"th{dim}"
+        started = time.perf_counter()
+        selection = {"dataset": dataset, "runs": runs, "run_range": run_range,
+                     "ls_range": ls_range, "mes": mes, "me_regex": me_regex}  # fmt: skip
+        plan = self.shards if shard else self._one_cursor
+        queries = plan(dim, **selection)
         cache = Path(cache_dir) if cache_dir is not None else None
+        parts = self._run_queries(f"th{dim}", queries, cache, on_bad_record, concurrent=shard)
+        table = self._assemble(parts)
+        log.info(
+            "DIALS th%d: %d histograms from %d quer(ies) in %.1f s",
+            dim, len(table), len(queries), time.perf_counter() - started,
+        )  # fmt: skip
+        return validate_histograms(table, name=f"{self.base_url}th{dim}/")
+
+    def _one_cursor(
+        self,
+        dim: int,
+        *,
+        dataset: str,
+        runs: Sequence[int] | None,
+        run_range: Sequence[int | None] | None,
+        ls_range: Sequence[int | None] | None,
+        mes: Sequence[str] | None,
+        me_regex: str | None,
+    ) -> list[dict[str, Any]]:
+        """The whole selection as one query (one per explicit run: DIALS has no run ``__in``)."""
+        names = self.select_mes(dim, mes, me_regex) if (mes or me_regex) else None
+        first, last = run_range if run_range is not None else (None, None)
+        lo, hi = ls_range if ls_range is not None else (None, None)
+        query: dict[str, Any] = {
+            "dataset": dataset, "run_number__gte": first, "run_number__lte": last,
+            "ls_number__gte": lo, "ls_number__lte": hi,
+        }  # fmt: skip
+        if names is not None:
+            query["me__regex"] = me_alternation(names)
+        if runs is not None:
+            return [{**query, "run_number": int(r)} for r in sorted(set(runs))]
+        return [query]
+
+    def _run_queries(
+        self,
+        route: str,
+        queries: Sequence[Mapping[str, Any]],
+        cache: Path | None,
+        on_bad: str,
+        *,
+        concurrent: bool,
+    ) -> list[dict[str, list[Any]]]:
+        """Each query's columns, in the order of ``queries``; concurrent ones ``max_workers`` at
+        once, sharing one retry budget and the overall deadline."""
         budget = _Budget(self.download_retries)
         until = time.monotonic() + self.deadline if self.deadline is not None else None
-        started = time.perf_counter()
-        if shard:
-            queries = self.shards(
-                dim, dataset=dataset, runs=runs, run_range=run_range, ls_range=ls_range,
-                mes=mes, me_regex=me_regex,
-            )  # fmt: skip
-        else:
-            names = self.select_mes(dim, mes, me_regex) if (mes or me_regex) else None
-            first, last = run_range if run_range is not None else (None, None)
-            lo, hi = ls_range if ls_range is not None else (None, None)
-            query: dict[str, Any] = {
-                "dataset": dataset, "run_number__gte": first, "run_number__lte": last,
-                "ls_number__gte": lo, "ls_number__lte": hi,
-            }  # fmt: skip
-            if names is not None:
-                query["me__regex"] = "^(" + "|".join(re.escape(n) for n in names) + ")$"
-            queries = [query]
-            if runs is not None:
-                queries = [{**query, "run_number": int(r)} for r in sorted(set(runs))]
-        bar = tqdm(
-            total=len(queries),
-            desc=f"DIALS {route}",
-            unit="query",
-            disable=not self.progress,
-            leave=False,
-        )
+        bar = tqdm(total=len(queries), desc=f"DIALS {route}", unit="query",
+                   disable=not self.progress, leave=False)  # fmt: skip
         results: dict[int, dict[str, list[Any]]] = {}
         try:
-            if shard and len(queries) > 1:
+            if concurrent and len(queries) > 1:
                 pool = self._pool()
                 futures = {
-                    pool.submit(self._shard, route, q, cache, on_bad_record, budget, until): i
+                    pool.submit(self._shard, route, q, cache, on_bad, budget, until): i
                     for i, q in enumerate(queries)
                 }
                 try:
@@ -463,14 +498,16 @@ class DialsClient(PlaygroundClient):
                         fut.cancel()
             else:
                 for i, q in enumerate(queries):
-                    results[i] = self._shard(route, q, cache, on_bad_record, budget, until)
+                    results[i] = self._shard(route, q, cache, on_bad, budget, until)
                     bar.update(1)
         finally:
             bar.close()
-        table = columns_to_frame(results[i] for i in sorted(results))
-        table = table.drop(columns=[ID_COLUMN]).sort_values(
-            ["run", "lumi", "me"], kind="stable", ignore_index=True
-        )
+        return [results[i] for i in range(len(queries))]
+
+    def _assemble(self, parts: Sequence[Mapping[str, list[Any]]]) -> pd.DataFrame:
+        """One table in the project reader's order; a histogram served twice is an error."""
+        table = columns_to_frame(parts).drop(columns=[ID_COLUMN])
+        table = table.sort_values(["run", "lumi", "me"], kind="stable", ignore_index=True)
         dup = table.duplicated(["run", "lumi", "me"])
         if dup.any():
             row = table[dup].iloc[0]
@@ -478,14 +515,7 @@ class DialsClient(PlaygroundClient):
                 f"{self.base_url}: run {row['run']} LS {row['lumi']} ME {row['me']!r} was served "
                 "twice (a cursor moved while the data changed?); run it again"
             )
-        log.info(
-            "DIALS %s: %d histograms from %d quer(ies) in %.1f s",
-            route,
-            len(table),
-            len(queries),
-            time.perf_counter() - started,
-        )
-        return validate_histograms(table, name=f"{self.base_url}{route}/")
+        return table
 
 
 def _write_part(path: Path, columns: Mapping[str, list[Any]]) -> None:

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -242,9 +243,13 @@ def _mask(rows: _Rows, route: str, query: Mapping[str, str]) -> np.ndarray:
                 pattern = re.compile(value)
             except re.error:
                 raise DialsAPIError(400, {name: ["Enter a valid regular expression."]}) from None
-            names = cols[base]
-            hits = {n for n in set(names.tolist()) if pattern.search(n)}
-            mask &= np.isin(names, list(hits))
+            if base in rows.codes and f"{base}_id" in cols:  # ids of the matching names
+                ids = [i for n, i in rows.codes[base].items() if pattern.search(n)]
+                mask &= np.isin(cols[f"{base}_id"], ids)
+            else:
+                names = cols[base]
+                hits = {n for n in set(names.tolist()) if pattern.search(n)}
+                mask &= np.isin(names, list(hits))
         elif base in rows.codes and f"{base}_id" in cols:  # compare ids, not strings
             mask &= cols[f"{base}_id"] == rows.codes[base].get(value, -1)
         else:
@@ -443,7 +448,7 @@ class LocalDials:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dqm_playground_ds.platform.server.runner import bind, make_server
+    from dqm_playground_ds.platform.server.runner import bind
     from dqm_playground_ds.platform.server.store import expand_paths, read_histogram_file
 
     p = argparse.ArgumentParser(
@@ -464,11 +469,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8001)
     p.add_argument("--token", default=os.environ.get("DIALS_TOKEN"))
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
+    p.add_argument(
+        "--workers", type=int, default=1, help="server processes on one socket (fork; POSIX)"
+    )
     p.add_argument("--log-level", default="info")
     args = p.parse_args(argv)  # fmt: skip
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if not args.token:
         print("error: give --token or export DIALS_TOKEN", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
         return 2
     parts = [read_histogram_file(path, args.me) for path in expand_paths(args.load)]
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
@@ -483,11 +494,47 @@ def main(argv: list[str] | None = None) -> int:
     )
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
+    children = [_fork_worker(app, sock, args.log_level) for _ in range(args.workers - 1)]
     print(f"serving http://{host}:{port}/api/v1/", flush=True)
-    log.info("%d histograms of %s in workspace %s", len(table), args.dataset, args.workspace)
-    server = make_server(app, log_level="info" if args.log_level == "debug" else "warning")
-    server.run(sockets=[sock])
+    log.info(
+        "%d histograms of %s in workspace %s, %d process(es)",
+        len(table), args.dataset, args.workspace, args.workers,
+    )  # fmt: skip
+    try:
+        _serve(app, sock, args.log_level)
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            os.waitpid(pid, 0)
     return 0
+
+
+def _serve(app: Any, sock: Any, log_level: str) -> None:
+    from dqm_playground_ds.platform.server.runner import make_server
+
+    server = make_server(app, log_level="info" if log_level == "debug" else "warning")
+    server.run(sockets=[sock])
+
+
+def _fork_worker(app: Any, sock: Any, log_level: str) -> int:
+    """One more server process on the same socket, as gunicorn's pre-loaded workers serve the
+    deployed DIALS (the data is shared copy-on-write). It ends with its parent."""
+    pid = os.fork()
+    if pid:
+        return pid
+    parent = os.getppid()
+
+    def orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    try:
+        _serve(app, sock, log_level)
+    finally:
+        os._exit(0)
 
 
 if __name__ == "__main__":
