@@ -71,8 +71,14 @@ def test_unknown_filter_is_refused_before_any_request(client):
     with pytest.raises(ValueError, match=r"run_numbr.*did you mean \['run_number'\]"):
         client.runs(run_numbr=315257)
     with pytest.raises(ValueError, match="unknown endpoint"):
-        client.list("histograms")
+        client.list_records("histograms")
     assert client.stats["requests"] == before
+
+
+def test_the_old_name_of_list_records_still_works_and_says_so(client):
+    with pytest.warns(DeprecationWarning, match="use list_records"):
+        old = client.list("runs")
+    assert old == client.list_records("runs") and len(old) == len(RUNS)
 
 
 def test_histogram_filters_maps_friendly_selection():

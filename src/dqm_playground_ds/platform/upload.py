@@ -133,7 +133,7 @@ def build_payload(
             f"{first['run']} LS {first['lumi']}: each prediction must be unique"
         )
     df = df.sort_values(["strategy", "run", "lumi"], kind="stable")
-    cols = {
+    cols: dict[str, Any] = {
         c: df[c].to_numpy() if c in df.columns else None
         for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
     }

@@ -140,13 +140,28 @@ def test_an_interrupted_download_resumes_page_by_page(dials, dials_table, tmp_pa
         with pytest.raises(RetryError):
             c.download_histograms(1, dataset=DATASET, cache_dir=tmp_path)
         dials.faults.reset()
+        kept = len(list(tmp_path.rglob("page-*.parquet")))  # 9, or 10 if the worker had
+        assert kept in (9, 10)  # already started the next shard when the failure was seen
         before = dials.requests["GET /api/v1/th1/"]
         got = c.download_histograms(1, dataset=DATASET, cache_dir=tmp_path)
         fetched = dials.requests["GET /api/v1/th1/"] - before
-        assert fetched == n_pages - 9  # only what was missing: the 9 pages are kept
+        assert fetched == n_pages - kept  # only what was missing: the kept pages are reused
         same(got, expected(dials_table, 1))
         before = dials.requests["GET /api/v1/th1/"]
         pd.testing.assert_frame_equal(
             c.download_histograms(1, dataset=DATASET, cache_dir=tmp_path), got
         )
         assert dials.requests["GET /api/v1/th1/"] == before  # complete: no histogram request
+
+
+def test_an_interrupted_cursor_resumes_from_its_saved_next_token(dials, dials_table, tmp_path):
+    with dials_client(dials, page_size=10, retries=0) as c:
+        n_pages = -(-len(expected(dials_table, 1)) // 10)
+        dials.faults.update(paths="/api/v1/th1/", script=["ok"] * 9 + ["503"])
+        with pytest.raises(RetryError):
+            c.download_histograms(1, dataset=DATASET, cache_dir=tmp_path, shard=False)
+        dials.faults.reset()
+        before = dials.requests["GET /api/v1/th1/"]
+        got = c.download_histograms(1, dataset=DATASET, cache_dir=tmp_path, shard=False)
+        assert dials.requests["GET /api/v1/th1/"] - before == n_pages - 9
+        same(got, expected(dials_table, 1))

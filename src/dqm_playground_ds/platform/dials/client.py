@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import logging
@@ -311,6 +312,8 @@ class DialsClient(PlaygroundClient):
     ) -> tuple[list[int], dict[int, int], list[int]]:
         """``(selected runs, LS per listed run, every listed run in the span)`` from one ``run/``
         listing (its records carry ``ls_count``); explicit ``runs`` are kept even if unlisted."""
+        first: int | None
+        last: int | None
         if runs is not None:
             wanted = sorted({int(r) for r in runs})
             if not wanted:
@@ -391,11 +394,11 @@ class DialsClient(PlaygroundClient):
                 text = json.dumps(
                     {"source": source, "pages": number, "next_token": nxt, "done": nxt is None}
                 )
-                atomic_write(state, lambda tmp, t=text: Path(tmp).write_text(t))
+                atomic_write(state, functools.partial(_write_text, text=text))
             parts.append(columns)
         return _merge(parts)
 
-    def download_histograms(
+    def download_histograms(  # type: ignore[override]  # DIALS selects by dataset and ME
         self,
         dim: int = 1,
         *,
@@ -428,10 +431,9 @@ class DialsClient(PlaygroundClient):
             except re.error as exc:
                 raise ValueError(f"me_regex is not a valid regex ({exc}): {me_regex!r}") from None
         started = time.perf_counter()
-        selection = {"dataset": dataset, "runs": runs, "run_range": run_range,
-                     "ls_range": ls_range, "mes": mes, "me_regex": me_regex}  # fmt: skip
         plan = self.shards if shard else self._one_cursor
-        queries = plan(dim, **selection)
+        queries = plan(dim, dataset=dataset, runs=runs, run_range=run_range,
+                       ls_range=ls_range, mes=mes, me_regex=me_regex)  # fmt: skip
         cache = Path(cache_dir) if cache_dir is not None else None
         parts = self._run_queries(f"th{dim}", queries, cache, on_bad_record, concurrent=shard)
         table = self._assemble(parts)
@@ -516,6 +518,10 @@ class DialsClient(PlaygroundClient):
                 "twice (a cursor moved while the data changed?); run it again"
             )
         return table
+
+
+def _write_text(path: str, text: str) -> None:
+    Path(path).write_text(text)
 
 
 def _write_part(path: Path, columns: Mapping[str, list[Any]]) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -57,6 +58,7 @@ from dqm_playground_ds.platform.upload import PAYLOAD_SCHEMA
 log = logging.getLogger(__name__)
 
 INVALID_PAGE = {"detail": "Invalid page."}
+Row = sqlite3.Row | Mapping[str, Any]  # a stored row, or a dict of one
 EXTENSIONS = {"predictions": PREDICTIONS_EXTENSION, "tasks": TASKS_EXTENSION}
 HTML_500 = (
     '<!doctype html>\n<html lang="en">\n<head>\n  <title>Server Error (500)</title>\n</head>\n'
@@ -194,7 +196,7 @@ def _served_data(values: np.ndarray, dim: int, x_bins: int) -> list[Any]:
     return values.tolist()
 
 
-def _hist_record(row: Mapping[str, Any], dim: int) -> dict[str, Any]:
+def _hist_record(row: Row, dim: int) -> dict[str, Any]:
     values = np.frombuffer(row["data"], dtype="<f8")
     rec = {
         "id": row["id"],
@@ -213,7 +215,7 @@ def _hist_record(row: Mapping[str, Any], dim: int) -> dict[str, Any]:
     return rec
 
 
-def _file_record(row: Mapping[str, Any]) -> dict[str, Any]:
+def _file_record(row: Row) -> dict[str, Any]:
     total, done = row["entries_total"] or 0, row["entries_processed"] or 0
     dims = [int(d) for d in (row["dims"] or "").split(",") if d]
     return {
@@ -233,7 +235,7 @@ def _file_record(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _cert_record(row: Mapping[str, Any], ls: bool) -> dict[str, Any]:
+def _cert_record(row: Row, ls: bool) -> dict[str, Any]:
     rec = {"id": row["id"], "run": row["run"]}
     if ls:
         rec["lumisection"] = row["lumisection"]
@@ -257,7 +259,7 @@ _RUN_CERT_SELECT = "c.id, c.run, c.date, c.rr_is_golden_json, " + ", ".join(
 class Resource:
     name: str
     table: str
-    record: Callable[[Store, Mapping[str, Any]], dict[str, Any]]
+    record: Callable[[Store, Row], dict[str, Any]]
     filters: dict[str, Filter] = field(default_factory=dict)
     key: str = "id"
     select: str = "*"
@@ -265,7 +267,7 @@ class Resource:
     writable: bool = False
 
 
-def _task_record(store: Store, row: Mapping[str, Any]) -> dict[str, Any]:
+def _task_record(store: Store, row: Row) -> dict[str, Any]:
     rec: dict[str, Any] = {"id": row["id"], "name": row["name"]}
     for role in ("training", "testing"):
         runs = store.query(
@@ -288,7 +290,7 @@ def _task_record(store: Store, row: Mapping[str, Any]) -> dict[str, Any]:
     return rec
 
 
-def _prediction_record(store: Store, row: Mapping[str, Any]) -> dict[str, Any]:
+def _prediction_record(store: Store, row: Row) -> dict[str, Any]:
     top = json.loads(row["top_mes"] or "[]")
     linked: dict[str, list[dict[str, Any]]] = {}
     for dim in (1, 2):
