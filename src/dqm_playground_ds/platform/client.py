@@ -38,7 +38,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -236,6 +236,19 @@ _STATUS_ERRORS: dict[int, tuple[type[PlaygroundHTTPError], str]] = {
     400: (BadRequestError, "400 Bad Request:"),
     404: (NotFoundError, "404"),
 }
+
+
+def _checked_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A downloaded table in the project reader's order; a record served twice is an error."""
+    dup = table[ID_COLUMN].duplicated() & (table[ID_COLUMN] >= 0)
+    if dup.any():
+        raise PaginationError(
+            f"{source}: record id {int(table.loc[dup, ID_COLUMN].iloc[0])} was served twice: "
+            "the server's lists have no ordering and its result moved during the download "
+            "(rows changed?); run it again"
+        )
+    # the server's order means nothing: the table is sorted like the project's reader's
+    return table.sort_values(["run", "lumi", "me"], kind="stable", ignore_index=True)
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:
@@ -711,9 +724,10 @@ class PlaygroundClient:
                 page = fut.result()
                 bar.update(1)
                 yield page
-        finally:
+        finally:  # on a failure, nothing may still write to the cache once we return
             for fut in futures:
                 fut.cancel()
+            wait(futures)
 
     def _sequential_pages(
         self,
@@ -1019,19 +1033,12 @@ class PlaygroundClient:
             desc=f"{dim}D histograms",
         ):
             pass
-        if cache is not None:
-            table = cache.read()
-        else:
-            table = columns_to_frame(pages[n] for n in sorted(pages))
-        dup = table[ID_COLUMN].duplicated() & (table[ID_COLUMN] >= 0)
-        if dup.any():
-            raise PaginationError(
-                f"{source}: record id {int(table.loc[dup, ID_COLUMN].iloc[0])} was served twice: "
-                "the server's lists have no ordering and its result moved during the download "
-                "(rows changed?); run it again"
-            )
-        # the server's order means nothing: the table is sorted like the project's reader's
-        table = table.sort_values(["run", "lumi", "me"], kind="stable", ignore_index=True)
+        table = _checked_table(
+            cache.read()
+            if cache is not None
+            else columns_to_frame(pages[n] for n in sorted(pages)),
+            source,
+        )
         log.info("%s: %d histograms in %.1f s", source, len(table), time.perf_counter() - started)
         return validate_histograms(table.drop(columns=[ID_COLUMN]), name=source)
 

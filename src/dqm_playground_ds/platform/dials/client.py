@@ -36,7 +36,7 @@ import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import as_completed
+from concurrent.futures import as_completed, wait
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -495,9 +495,10 @@ class DialsClient(PlaygroundClient):
                     for fut in as_completed(futures):
                         results[futures[fut]] = fut.result()
                         bar.update(1)
-                finally:
+                finally:  # on a failure, nothing may still write to the cache once we return
                     for fut in futures:
                         fut.cancel()
+                    wait(futures)
             else:
                 for i, q in enumerate(queries):
                     results[i] = self._shard(route, q, cache, on_bad, budget, until)

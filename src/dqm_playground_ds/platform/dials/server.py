@@ -271,6 +271,72 @@ def _position(token: str) -> int:
         raise DialsAPIError(400, {"next_token": ["Invalid cursor."]}) from None
 
 
+@dataclass(frozen=True)
+class _Auth:
+    """Tokens, the workspaces each may see, and the default workspace."""
+
+    data: Mapping[str, DialsData]
+    valid: frozenset[str]
+    limits: Mapping[str, frozenset[str]]
+    default: str
+
+    def workspace(self, request: Request) -> DialsData:
+        """The request's workspace, or the 403/404 DIALS answers (never 401)."""
+        header = request.headers.get("authorization")
+        if not header:
+            raise DialsAPIError(
+                403,
+                {"detail": "Authorization header not found.", "code": "authorization_not_found"},
+            )
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or token.strip() not in self.valid:
+            raise DialsAPIError(
+                403,
+                {"detail": "Given token not valid for any token type", "code": "token_not_valid"},
+            )
+        name = request.headers.get("workspace") or self.default
+        if name not in self.data:
+            raise DialsAPIError(404, {"detail": f"Workspace '{name}' not found"})
+        allowed = self.limits.get(token.strip())
+        if allowed is not None and name not in allowed:
+            raise DialsAPIError(
+                403,
+                {"detail": f"You do not have permission to access workspace '{name}'.",
+                 "code": "permission_denied"},
+            )  # fmt: skip
+        return self.data[name]
+
+
+def _cursor_page(rows: _Rows, route: str, request: Request) -> Response:
+    """One cursor page: ``page_size`` rows after ``next_token``, ``next`` an absolute URL."""
+    query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+    try:
+        size = int(query.get("page_size", DEFAULT_PAGE_SIZE))
+    except ValueError:
+        raise DialsAPIError(400, {"page_size": ["Enter a number."]}) from None
+    size = max(1, min(size, MAX_PAGE_SIZE))  # above 500: silently capped
+    mask = _mask(rows, route, query)
+    if "next_token" in query:
+        mask[: _position(query["next_token"]) + 1] = False
+    hits = np.flatnonzero(mask)
+    page, more = hits[:size], len(hits) > size
+    nxt = None
+    if more:
+        rest = [(k, v) for k, v in query.items() if k != "next_token"]
+        nxt = f"{str(request.base_url).rstrip('/')}{request.url.path}?" + urlencode(
+            [*rest, ("next_token", _token(int(page[-1])))]
+        )
+    fields = [f for f in query.get("fields", "").split(",") if f]
+    if fields:
+        results = json.dumps(
+            [{k: rows.records[i][k] for k in fields if k in rows.records[i]} for i in page]
+        )
+    else:
+        results = "[" + ",".join(rows.encoded[i] for i in page) + "]"
+    body = f'{{"next": {json.dumps(nxt)}, "previous": null, "results": {results}}}'
+    return Response(body, media_type="application/json")
+
+
 def create_dials_app(
     workspaces: Mapping[str, pd.DataFrame],
     *,
@@ -286,6 +352,7 @@ def create_dials_app(
     if not valid:
         raise ValueError("the local DIALS server needs at least one token")
     limits = {t: frozenset(w) for t, w in (token_workspaces or {}).items()}
+    auth = _Auth(data, valid, limits, default_workspace)
     app = FastAPI(title="DIALS (local)", docs_url=None, openapi_url=None, redoc_url=None)
 
     @app.exception_handler(DialsAPIError)
@@ -294,43 +361,18 @@ def create_dials_app(
             return Response(exc.html, status_code=exc.status, media_type="text/html")
         return _json(exc.body, exc.status)
 
-    def auth(request: Request) -> DialsData:
-        header = request.headers.get("authorization")
-        if not header:
-            raise DialsAPIError(
-                403,
-                {"detail": "Authorization header not found.", "code": "authorization_not_found"},
-            )
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or token.strip() not in valid:
-            raise DialsAPIError(
-                403,
-                {"detail": "Given token not valid for any token type", "code": "token_not_valid"},
-            )
-        name = request.headers.get("workspace") or default_workspace
-        if name not in data:
-            raise DialsAPIError(404, {"detail": f"Workspace '{name}' not found"})
-        allowed = limits.get(token.strip())
-        if allowed is not None and name not in allowed:
-            raise DialsAPIError(
-                403,
-                {"detail": f"You do not have permission to access workspace '{name}'.",
-                 "code": "permission_denied"},
-            )  # fmt: skip
-        return data[name]
-
     @app.get("/api/v1/auth/workspaces/")
     async def workspaces_view(request: Request) -> Response:
-        auth(request)
+        auth.workspace(request)
         return _json({"default": default_workspace, "workspaces": sorted(data)})
 
     @app.get("/api/v1/mes/")
     async def mes_view(request: Request) -> Response:
-        return _json(auth(request).mes)
+        return _json(auth.workspace(request).mes)
 
     @app.get("/api/v1/{route}/count/")
     async def count_view(route: str, request: Request) -> Response:
-        ws = auth(request)
+        ws = auth.workspace(request)
         if route not in ("run", "lumisection"):
             raise DialsAPIError(404, None, HTML_404)
         rows = ws.route(route)
@@ -338,36 +380,10 @@ def create_dials_app(
 
     @app.get("/api/v1/{route}/")
     async def list_view(route: str, request: Request) -> Response:
-        ws = auth(request)
+        ws = auth.workspace(request)
         if route not in _FILTERS:
             raise DialsAPIError(404, None, HTML_404)
-        rows = ws.route(route)
-        query = dict(parse_qsl(request.url.query, keep_blank_values=True))
-        try:
-            size = int(query.get("page_size", DEFAULT_PAGE_SIZE))
-        except ValueError:
-            raise DialsAPIError(400, {"page_size": ["Enter a number."]}) from None
-        size = max(1, min(size, MAX_PAGE_SIZE))  # above 500: silently capped
-        mask = _mask(rows, route, query)
-        if "next_token" in query:
-            mask[: _position(query["next_token"]) + 1] = False
-        hits = np.flatnonzero(mask)
-        page, more = hits[:size], len(hits) > size
-        nxt = None
-        if more:
-            rest = [(k, v) for k, v in query.items() if k != "next_token"]
-            nxt = f"{str(request.base_url).rstrip('/')}{request.url.path}?" + urlencode(
-                [*rest, ("next_token", _token(int(page[-1])))]
-            )
-        fields = [f for f in query.get("fields", "").split(",") if f]
-        if fields:
-            results = json.dumps(
-                [{k: rows.records[i][k] for k in fields if k in rows.records[i]} for i in page]
-            )
-        else:
-            results = "[" + ",".join(rows.encoded[i] for i in page) + "]"
-        body = f'{{"next": {json.dumps(nxt)}, "previous": null, "results": {results}}}'
-        return Response(body, media_type="application/json")
+        return _cursor_page(ws.route(route), route, request)
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def unknown(path: str) -> Response:
@@ -449,7 +465,6 @@ class LocalDials:
 
 def main(argv: list[str] | None = None) -> int:
     from dqm_playground_ds.platform.server.runner import bind
-    from dqm_playground_ds.platform.server.store import expand_paths, read_histogram_file
 
     p = argparse.ArgumentParser(
         prog="python -m dqm_playground_ds.platform.dials.server",
@@ -481,11 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
         return 2
-    parts = [read_histogram_file(path, args.me) for path in expand_paths(args.load)]
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["run", "lumi", "me", "dim", "entries", "x_min", "x_max", "x_bins", "y_min",
-                 "y_max", "y_bins", "data", "source"]
-    )  # fmt: skip
+    table = _load(args.load, args.me)
     app = create_dials_app(
         {args.workspace: table.assign(dataset=args.dataset)},
         tokens=[args.token],
@@ -508,6 +519,18 @@ def main(argv: list[str] | None = None) -> int:
         for pid in children:
             os.waitpid(pid, 0)
     return 0
+
+
+def _load(paths: list[str], mes: list[str] | None) -> pd.DataFrame:
+    from dqm_playground_ds.platform.server.store import expand_paths, read_histogram_file
+
+    parts = [read_histogram_file(path, mes) for path in expand_paths(paths)]
+    if parts:
+        return pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(
+        columns=["run", "lumi", "me", "dim", "entries", "x_min", "x_max", "x_bins", "y_min",
+                 "y_max", "y_bins", "data", "source"]
+    )  # fmt: skip
 
 
 def _serve(app: Any, sock: Any, log_level: str) -> None:
