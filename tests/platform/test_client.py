@@ -202,8 +202,8 @@ def test_page_dataclass_is_the_shape_the_client_uses():
     assert page.n_pages == 3
 
 
-def test_a_valid_token_without_permission_is_403_not_refused(tmp_path):
-    server = start_platform(None, admin_token="admin", data_dir=str(tmp_path))
+def test_a_valid_token_without_permission_is_403_not_refused(tmp_path, mode):
+    server = start_platform(None, admin_token="admin", data_dir=str(tmp_path), extensions=mode)
     try:
         with client_for(server) as user, pytest.raises(AuthenticationError) as err:
             user.discover()
@@ -214,12 +214,14 @@ def test_a_valid_token_without_permission_is_403_not_refused(tmp_path):
         server.stop()
 
 
-def test_discover_and_start_parsing_polled_to_completion(tmp_path, table):
+def test_discover_and_start_parsing_polled_to_completion(tmp_path, table, mode):
     folder = tmp_path / "files"
     folder.mkdir()
     write_legacy_csv(expected(table, 2).head(7), folder / "ZeroBias_2018D_DataFrame_2D_3.csv")
     # the default 60 s data-file cache: polling must see past it
-    server = start_platform(None, admin_token="admin", data_dir=str(folder), parse_delay=0.3)
+    server = start_platform(
+        None, admin_token="admin", data_dir=str(folder), parse_delay=0.3, extensions=mode
+    )
     try:
         with client_for(server, token="admin") as admin:
             assert admin.discover() is None  # 202, empty body
@@ -245,11 +247,11 @@ def test_discover_and_start_parsing_polled_to_completion(tmp_path, table):
         server.stop()
 
 
-def test_a_parse_that_fails_on_the_server_is_reported_as_stalled(tmp_path):
+def test_a_parse_that_fails_on_the_server_is_reported_as_stalled(tmp_path, mode):
     folder = tmp_path / "files"
     folder.mkdir()
     (folder / "ZeroBias_2018E_DataFrame_1D_4.csv").write_text("not,a,legacy\ncsv,file,at\n")
-    server = start_platform(None, admin_token="admin", data_dir=str(folder))
+    server = start_platform(None, admin_token="admin", data_dir=str(folder), extensions=mode)
     try:
         with client_for(server, token="admin") as admin:
             admin.discover()
