@@ -269,6 +269,24 @@ def test_a_parse_that_fails_on_the_server_is_reported_as_stalled(tmp_path, mode)
         server.stop()
 
 
+def test_a_parse_that_never_finishes_ends_at_the_timeout(tmp_path, table, mode):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    write_legacy_csv(expected(table, 1).head(3), folder / "ZeroBias_2018F_DataFrame_1D_5.csv")
+    server = start_platform(
+        None, admin_token="admin", data_dir=str(folder), parse_delay=1.0, extensions=mode
+    )
+    try:
+        with client_for(server, token="admin") as admin:
+            admin.discover()
+            (file,) = admin.histogram_data_files()
+            with pytest.raises(ParsingError, match=r"not finished after 0 s \(0 of 3 entries"):
+                admin.start_parsing(file["id"], granularity="lum", data_dimensionality=1,
+                                    file_format="csv", poll=0.05, timeout=0.3, stall_timeout=None)  # fmt: skip
+    finally:
+        server.stop()
+
+
 def test_data_files_with_1d_and_2d_content_are_listed_once(fresh_platform):
     both = fresh_platform.store.add_data_file(
         "/eos/ZeroBias_2018C_DataFrame_12.csv", entries_total=4, dims=[1, 2]

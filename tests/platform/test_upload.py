@@ -198,12 +198,15 @@ def test_the_deployed_platform_refuses_predictions_before_anything_is_written(de
     assert deployed_platform.store.scalar("SELECT COUNT(*) FROM strategies") == 0
 
 
-def test_strategies_are_looked_up_and_a_lost_answer_is_not_a_duplicate(extended_platform):
+def test_strategies_are_looked_up_and_a_lost_answer_is_not_a_duplicate(fresh_platform):
     """The server keeps duplicate names: a POST whose answer is cut is checked, not repeated."""
-    extended_platform.faults.update(paths="/api/strategies/", script=["ok", "truncate"])
-    with client_for(extended_platform) as c:
+    fresh_platform.faults.update(paths="/api/strategies/", script=["ok", "truncate"])
+    with client_for(fresh_platform) as c:
         record, created = c.ensure_strategy("ae")
         assert created and record["model"] == "ae"
         assert c.ensure_strategy("ae") == (record, False)
-    models = extended_platform.store.query("SELECT model FROM strategies")
-    assert [m[0] for m in models] == ["ae"]
+        with fresh_platform.store.lock:  # a duplicate someone else made: the oldest is used
+            fresh_platform.store.conn.execute("INSERT INTO strategies (model) VALUES ('ae')")
+        assert c.ensure_strategy("ae") == (record, False)
+    models = fresh_platform.store.query("SELECT model FROM strategies")
+    assert [m[0] for m in models] == ["ae", "ae"]

@@ -165,3 +165,9 @@ def test_an_interrupted_cursor_resumes_from_its_saved_next_token(dials, dials_ta
         got = c.download_histograms(1, dataset=DATASET, cache_dir=tmp_path, shard=False)
         assert dials.requests["GET /api/v1/th1/"] - before == n_pages - 9
         same(got, expected(dials_table, 1))
+
+
+def test_progress_is_shown_per_query(dials, capsys):
+    with dials_client(dials, progress=True) as c:
+        c.download_histograms(2, dataset=DATASET)
+    assert "DIALS th2" in capsys.readouterr().err

@@ -10,9 +10,12 @@ retries with backoff, 429/``Retry-After``, per-request and overall deadlines, on
 download, thread-safe sessions.
 
 Parallelism: cursor pages of one query cannot be fetched concurrently (each ``next_token`` comes
-from the page before), so a download is **sharded by run x ME**: one query per (run, ME), each
-following its own cursor, ``max_workers`` at a time. With ``cache_dir`` every page is kept and the
-cursor saved after it, so an interrupted download resumes each shard where it stopped.
+from the page before), so a download is **sharded by run x ME**, each shard following its own
+cursor, ``max_workers`` at a time. Shards are sized from the run listing's LS counts to about one
+page each (``shards.py``): small runs are grouped into run ranges, big ones split into ME groups
+(an ``me__regex`` alternation) and LS ranges, since every request costs the server and the
+client more than the rows in it. With ``cache_dir`` every page is kept and the cursor saved after
+it, so an interrupted download resumes each shard where it stopped.
 
 Example::
 
