@@ -18,6 +18,9 @@ offline ``kedro run --env=dials``. What it reproduces (``shared/docs/platform-ap
   (the local stand-in for CERN SSO roles).
 
 Start it with ``python -m dqm_playground_ds.platform.dials.server --load FILES --dataset NAME``.
+``--workers N`` serves with N processes forked after loading, on one socket, as gunicorn's
+pre-loaded workers serve the deployed DIALS (request counts and fault scripts are then per process:
+for benchmarks and offline runs, not for tests that count requests).
 """
 
 from __future__ import annotations
