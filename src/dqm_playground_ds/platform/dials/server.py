@@ -87,8 +87,7 @@ class _Rows:
     def __post_init__(self) -> None:
         keys = dict.fromkeys(k for r in self.records for k in r)  # the serializer's field order
         self.fragments = {
-            k: [f"{_dumps(k)}:{_dumps(r[k])}" if k in r else "" for r in self.records]
-            for k in keys
+            k: [f"{_dumps(k)}:{_dumps(r[k])}" if k in r else "" for r in self.records] for k in keys
         }
 
     def __len__(self) -> int:
