@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 
 from dqm_playground_ds.atomic import atomic_write
 from dqm_playground_ds.platform.client import PlaygroundClient, _Budget
+from dqm_playground_ds.platform.dials.pages import FIELDS, page_columns, to_frame
 from dqm_playground_ds.platform.dials.shards import me_alternation, plan_shards
 from dqm_playground_ds.platform.errors import (
     AuthenticationError,
@@ -56,7 +57,7 @@ from dqm_playground_ds.platform.errors import (
     PlaygroundError,
     ResponseError,
 )
-from dqm_playground_ds.platform.records import ID_COLUMN, columns_to_frame, records_to_columns
+from dqm_playground_ds.platform.records import ID_COLUMN
 from dqm_playground_ds.schema import validate_histograms
 
 log = logging.getLogger(__name__)
@@ -89,10 +90,6 @@ _AUTH_HINTS = {
     "one for the DIALS API",
     "permission_denied": "the token is valid but may not see workspace {ws!r}",
 }
-
-
-# DIALS th1/th2 field names for the playground's (same histogram encoding); DIALS rows have no id
-DIALS_NAMES = {"run": "run_number", "lumisection": "ls_number", "title": "me", "id": ""}
 
 
 class DialsClient(PlaygroundClient):
@@ -365,13 +362,16 @@ class DialsClient(PlaygroundClient):
         on_bad: str,
         budget: _Budget,
         until: float | None,
-    ) -> dict[str, list[Any]]:
+    ) -> list[dict[str, Any]]:
+        """One query's pages as columns, following its cursor (resumed from the cache)."""
         dim = 2 if route == "th2" else 1
+        # only the fields the table needs (the same request whether sharded or not)
+        filters = {**filters, "fields": ",".join(FIELDS[dim])}
         params = self._check(route, filters)
         query_url = f"{self.url(route + '/')}?{urlencode(params)}"
         # provenance: the route and dataset (the same table whether sharded or not)
         source = f"{self.url(route + '/')}?{urlencode([('dataset', filters.get('dataset'))])}"
-        parts: list[dict[str, list[Any]]] = []
+        parts: list[dict[str, Any]] = []
         token, number = None, 0
         folder = state = None
         if cache_dir is not None:
@@ -383,14 +383,12 @@ class DialsClient(PlaygroundClient):
                 number = int(saved["pages"])
                 parts = [_read_part(folder / f"page-{n:05d}.parquet") for n in range(1, number + 1)]
                 if saved.get("done"):
-                    return _merge(parts)
+                    return parts
                 token = saved["next_token"]
         for records, nxt in self.iter_pages(
             route, filters, resume_from=token, budget=budget, until=until
         ):
-            columns = records_to_columns(
-                records, dim=dim, source=source, on_bad=on_bad, names=DIALS_NAMES
-            )
+            columns = page_columns(records, dim=dim, source=source, on_bad=on_bad)
             number += 1
             if folder is not None and state is not None:
                 _write_part(folder / f"page-{number:05d}.parquet", columns)
@@ -399,7 +397,7 @@ class DialsClient(PlaygroundClient):
                 )
                 atomic_write(state, functools.partial(_write_text, text=text))
             parts.append(columns)
-        return _merge(parts)
+        return parts
 
     def download_histograms(  # type: ignore[override]  # DIALS selects by dataset and ME
         self,
@@ -479,14 +477,14 @@ class DialsClient(PlaygroundClient):
         on_bad: str,
         *,
         concurrent: bool,
-    ) -> list[dict[str, list[Any]]]:
-        """Each query's columns, in the order of ``queries``; concurrent ones ``max_workers`` at
+    ) -> list[dict[str, Any]]:
+        """Every query's pages' columns, in the order of ``queries``; concurrent ones ``max_workers`` at
         once, sharing one retry budget and the overall deadline."""
         budget = _Budget(self.download_retries)
         until = time.monotonic() + self.deadline if self.deadline is not None else None
         bar = tqdm(total=len(queries), desc=f"DIALS {route}", unit="query",
                    disable=not self.progress, leave=False)  # fmt: skip
-        results: dict[int, dict[str, list[Any]]] = {}
+        results: dict[int, list[dict[str, Any]]] = {}
         try:
             if concurrent and len(queries) > 1:
                 pool = self._pool()
@@ -508,11 +506,11 @@ class DialsClient(PlaygroundClient):
                     bar.update(1)
         finally:
             bar.close()
-        return [results[i] for i in range(len(queries))]
+        return [part for i in range(len(queries)) for part in results[i]]
 
-    def _assemble(self, parts: Sequence[Mapping[str, list[Any]]]) -> pd.DataFrame:
+    def _assemble(self, parts: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         """One table in the project reader's order; a histogram served twice is an error."""
-        table = columns_to_frame(parts).drop(columns=[ID_COLUMN])
+        table = to_frame(parts).drop(columns=[ID_COLUMN])
         table = table.sort_values(["run", "lumi", "me"], kind="stable", ignore_index=True)
         dup = table.duplicated(["run", "lumi", "me"])
         if dup.any():
@@ -528,8 +526,8 @@ def _write_text(path: str, text: str) -> None:
     Path(path).write_text(text)
 
 
-def _write_part(path: Path, columns: Mapping[str, list[Any]]) -> None:
-    frame = columns_to_frame([columns])
+def _write_part(path: Path, columns: Mapping[str, Any]) -> None:
+    frame = to_frame([columns])
     frame["data"] = [list(map(float, v)) for v in frame["data"]]
     atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False), suffix=".parquet")
 
@@ -541,9 +539,3 @@ def _read_part(path: Path) -> dict[str, list[Any]]:
     out = {c: frame[c].tolist() for c in frame.columns}
     out["data"] = [np.asarray(v, dtype=np.float64) for v in frame["data"]]
     return out
-
-
-def _merge(parts: Sequence[Mapping[str, list[Any]]]) -> dict[str, list[Any]]:
-    if not parts:
-        return records_to_columns([], dim=1, source="")
-    return {k: [v for p in parts for v in p[k]] for k in parts[0]}

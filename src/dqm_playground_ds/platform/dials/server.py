@@ -74,21 +74,19 @@ def _json(body: Any, status: int = 200) -> Response:
 class _Rows:
     """One route's rows in DIALS order, with the columns its filters need and each row's JSON.
 
-    The JSON is encoded once at load time, field by field (``"key":value`` fragments, so that
-    ``?fields=`` costs nothing more), and a page is a join of ready strings: the deployed DIALS is
-    another machine, whose encoding does not compete with the client's decoding for the same
-    cores; the local one should take as little of them as it can."""
+    Each record's JSON is encoded once (at load time; for a ``?fields=`` selection, on the first
+    request that asks for it, then kept), so a page is a join of ready strings: the deployed
+    DIALS is another machine, whose encoding does not compete with the client's decoding for the
+    same cores; the local one should take as little of them as it can."""
 
     columns: dict[str, np.ndarray]
     records: list[dict[str, Any]]
-    fragments: dict[str, list[str]] = field(default_factory=dict)  # field -> '"field":value'
+    encoded: dict[tuple[str, ...], list[str]] = field(default_factory=dict)  # fields -> JSON
     codes: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> id, for ``=`` filters
 
     def __post_init__(self) -> None:
-        keys = dict.fromkeys(k for r in self.records for k in r)  # the serializer's field order
-        self.fragments = {
-            k: [f"{_dumps(k)}:{_dumps(r[k])}" if k in r else "" for r in self.records] for k in keys
-        }
+        self.keys = tuple(dict.fromkeys(k for r in self.records for k in r))  # serializer order
+        self.encoded[self.keys] = [_dumps(r) for r in self.records]
 
     def __len__(self) -> int:
         return len(self.records)
@@ -96,10 +94,14 @@ class _Rows:
     def page(self, rows: Iterable[int], fields: list[str]) -> str:
         """The JSON list of ``rows``, trimmed to ``fields`` (in the serializer's order, unknown
         ones ignored, as DRF's dynamic fields do) when any are asked."""
-        asked = set(fields)
-        columns = [v for k, v in self.fragments.items() if not asked or k in asked]
-        parts = (",".join(f for f in (c[i] for c in columns) if f) for i in rows)
-        return "[" + ",".join("{" + p + "}" for p in parts) + "]"
+        keys = tuple(k for k in self.keys if k in fields) if fields else self.keys
+        encoded = self.encoded.get(keys)
+        if encoded is None:
+            if len(self.encoded) > 8:  # a few selections kept, not every one ever asked
+                self.encoded = {self.keys: self.encoded[self.keys]}
+            encoded = [_dumps({k: r[k] for k in keys if k in r}) for r in self.records]
+            self.encoded[keys] = encoded
+        return "[" + ",".join(encoded[i] for i in rows) + "]"
 
 
 def _lfn(source: str) -> str:
