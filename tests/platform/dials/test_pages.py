@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dqm_playground_ds.platform.dials.pages import DIALS_NAMES, FIELDS, page_columns, to_frame
+from dqm_playground_ds.platform.dials.pages import (
+    DIALS_NAMES,
+    FIELDS,
+    gc_paused,
+    in_table_order,
+    page_columns,
+    to_frame,
+)
 from dqm_playground_ds.platform.errors import RecordError
 from dqm_playground_ds.platform.records import records_to_columns
 
@@ -84,3 +91,52 @@ def test_empty_page_and_fields():
     assert len(_frame([page_columns([], dim=1, source="s")])) == 0
     assert len(to_frame([])) == 0
     assert set(FIELDS[1]) < set(FIELDS[2]) and "data" in FIELDS[1] and "dataset" not in FIELDS[2]
+
+
+def test_table_order_and_the_first_repeated_histogram():
+    rng = np.random.default_rng(4)
+    page = _page(1, n=40)
+    for rec in page:
+        rec["run_number"], rec["ls_number"] = int(rng.integers(1, 4)), int(rng.integers(1, 6))
+        rec["me"] = f"B/{'éab'[int(rng.integers(0, 3))]}"  # non-ASCII names sort by code point
+    table = to_frame([page_columns(page, dim=1, source="s")])
+    ordered, dup = in_table_order(table)
+    expected = table.sort_values(["run", "lumi", "me"], kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(ordered, expected)
+    repeated = expected.duplicated(["run", "lumi", "me"])
+    assert repeated.any() and dup == int(np.flatnonzero(repeated)[0])
+    unique = table.drop_duplicates(["run", "lumi", "me"])
+    assert in_table_order(unique)[1] is None
+    assert in_table_order(table.head(0))[1] is None
+
+
+def test_gc_is_paused_while_any_thread_is_inside_and_restored_after():
+    import gc
+    import threading
+
+    entered, release = threading.Barrier(3), threading.Event()
+
+    def worker():
+        with gc_paused():
+            entered.wait()
+            release.wait()
+
+    assert gc.isenabled()
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    entered.wait()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the workers are still inside
+    release.set()
+    for t in threads:
+        t.join()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()

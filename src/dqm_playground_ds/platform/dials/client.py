@@ -49,7 +49,13 @@ from tqdm.auto import tqdm
 
 from dqm_playground_ds.atomic import atomic_write
 from dqm_playground_ds.platform.client import PlaygroundClient, _Budget
-from dqm_playground_ds.platform.dials.pages import FIELDS, page_columns, to_frame
+from dqm_playground_ds.platform.dials.pages import (
+    FIELDS,
+    gc_paused,
+    in_table_order,
+    page_columns,
+    to_frame,
+)
 from dqm_playground_ds.platform.dials.shards import me_alternation, plan_shards
 from dqm_playground_ds.platform.errors import (
     AuthenticationError,
@@ -211,7 +217,8 @@ class DialsClient(PlaygroundClient):
             until = time.monotonic() + self.deadline
         while True:
             query = params + ([("next_token", token)] if token else [])
-            body = self.request("GET", f"{route}/", params=query, budget=budget, until=until)
+            with gc_paused():  # decoding: see pages.py
+                body = self.request("GET", f"{route}/", params=query, budget=budget, until=until)
             if not isinstance(body, dict) or not isinstance(body.get("results"), list):
                 raise ResponseError(
                     f"{self.url(route + '/')}: expected a cursor page, got {str(body)[:120]!r}"
@@ -388,7 +395,8 @@ class DialsClient(PlaygroundClient):
         for records, nxt in self.iter_pages(
             route, filters, resume_from=token, budget=budget, until=until
         ):
-            columns = page_columns(records, dim=dim, source=source, on_bad=on_bad)
+            with gc_paused():
+                columns = page_columns(records, dim=dim, source=source, on_bad=on_bad)
             number += 1
             if folder is not None and state is not None:
                 _write_part(folder / f"page-{number:05d}.parquet", columns)
@@ -510,11 +518,9 @@ class DialsClient(PlaygroundClient):
 
     def _assemble(self, parts: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         """One table in the project reader's order; a histogram served twice is an error."""
-        table = to_frame(parts).drop(columns=[ID_COLUMN])
-        table = table.sort_values(["run", "lumi", "me"], kind="stable", ignore_index=True)
-        dup = table.duplicated(["run", "lumi", "me"])
-        if dup.any():
-            row = table[dup].iloc[0]
+        table, dup = in_table_order(to_frame(parts).drop(columns=[ID_COLUMN]))
+        if dup is not None:
+            row = table.iloc[dup]
             raise ResponseError(
                 f"{self.base_url}: run {row['run']} LS {row['lumi']} ME {row['me']!r} was served "
                 "twice (a cursor moved while the data changed?); run it again"

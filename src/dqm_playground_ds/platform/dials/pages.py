@@ -9,11 +9,19 @@ through ``records.records_to_columns``, record by record, which names a bad reco
 
 ``FIELDS`` is what the table needs: the client asks DIALS for these only (``?fields=``), which
 drops ``dataset``, ``dataset_id``, ``me_id`` and ``file_id`` from every record.
+
+``gc_paused``: decoding a page allocates a thousand containers (a dict and a list per record),
+which makes the cyclic garbage collector run full collections over the whole heap again and again
+during a download (~15-20 % of its CPU at 10k histograms). Those records form no cycles, so the
+collector is paused while pages are read and converted, and runs as usual afterwards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import gc
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -31,6 +39,26 @@ FIELDS = {
     2: ("run_number", "ls_number", "me", "x_min", "x_max", "x_bin", "y_min", "y_max", "y_bin",
         "entries", "data"),
 }  # fmt: skip
+
+_gc_lock = threading.Lock()
+_gc_state = {"depth": 0, "was_enabled": False}
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic GC off while any thread is inside; back to how it was when the last one leaves."""
+    with _gc_lock:
+        if _gc_state["depth"] == 0:
+            _gc_state["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _gc_state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_state["depth"] -= 1
+            if _gc_state["depth"] == 0 and _gc_state["was_enabled"]:
+                gc.enable()
 
 
 def page_columns(
@@ -117,3 +145,20 @@ def to_frame(parts: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         else:
             out[name] = np.empty(0, dtype=dtype)
     return pd.DataFrame(out)
+
+
+def in_table_order(table: pd.DataFrame) -> tuple[pd.DataFrame, int | None]:
+    """``table`` sorted by (run, lumi, me), as the project's reader orders it, and the position of
+    the first histogram that appears twice (``None``: none does). One ``lexsort`` over integer
+    keys (ME names as their sorted codes) instead of sorting and comparing strings row by row."""
+    if table.empty:
+        return table.reset_index(drop=True), None
+    codes, _ = pd.factorize(table["me"], sort=True)
+    run, lumi = table["run"].to_numpy(), table["lumi"].to_numpy()
+    order = np.lexsort((codes, lumi, run))  # stable, last key first
+    if not np.array_equal(order, np.arange(len(order))):
+        table = table.take(order).reset_index(drop=True)
+        codes, run, lumi = codes[order], run[order], lumi[order]
+    same = (run[1:] == run[:-1]) & (lumi[1:] == lumi[:-1]) & (codes[1:] == codes[:-1])
+    first = int(np.argmax(same)) + 1 if same.any() else None
+    return table.reset_index(drop=True), first
