@@ -217,8 +217,7 @@ class DialsClient(PlaygroundClient):
             until = time.monotonic() + self.deadline
         while True:
             query = params + ([("next_token", token)] if token else [])
-            with gc_paused():  # decoding: see pages.py
-                body = self.request("GET", f"{route}/", params=query, budget=budget, until=until)
+            body = self.request("GET", f"{route}/", params=query, budget=budget, until=until)
             if not isinstance(body, dict) or not isinstance(body.get("results"), list):
                 raise ResponseError(
                     f"{self.url(route + '/')}: expected a cursor page, got {str(body)[:120]!r}"
@@ -395,8 +394,7 @@ class DialsClient(PlaygroundClient):
         for records, nxt in self.iter_pages(
             route, filters, resume_from=token, budget=budget, until=until
         ):
-            with gc_paused():
-                columns = page_columns(records, dim=dim, source=source, on_bad=on_bad)
+            columns = page_columns(records, dim=dim, source=source, on_bad=on_bad)
             number += 1
             if folder is not None and state is not None:
                 _write_part(folder / f"page-{number:05d}.parquet", columns)
@@ -444,8 +442,9 @@ class DialsClient(PlaygroundClient):
         queries = plan(dim, dataset=dataset, runs=runs, run_range=run_range,
                        ls_range=ls_range, mes=mes, me_regex=me_regex)  # fmt: skip
         cache = Path(cache_dir) if cache_dir is not None else None
-        parts = self._run_queries(f"th{dim}", queries, cache, on_bad_record, concurrent=shard)
-        table = self._assemble(parts)
+        with gc_paused():  # the same for both methods: see pages.py
+            parts = self._run_queries(f"th{dim}", queries, cache, on_bad_record, concurrent=shard)
+            table = self._assemble(parts)
         log.info(
             "DIALS th%d: %d histograms from %d quer(ies) in %.1f s",
             dim, len(table), len(queries), time.perf_counter() - started,
