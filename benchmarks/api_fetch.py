@@ -14,8 +14,10 @@ Checks that both tables are identical, and prints the times and the ratio (targe
 ``--runs`` x ``--mes`` x LS 1D histograms of 100 bins: (a) sharded, queries of about one page each
 sized from the run listing's LS counts (``platform/dials/shards.py``), each following its own
 cursor, ``--workers`` at once; (b) one query following a single cursor page after page (cursor
-pages cannot be fetched concurrently). Both with pages of 500, DIALS's maximum, ``--repeats``
-times in alternating order.
+pages cannot be fetched concurrently). Both with pages of 500, DIALS's maximum, through the same
+client code (asking only the table's fields, ``?fields=``; pages decoded and converted alike),
+``--repeats`` times in alternating order; the first pair is cold (connections, and the server
+encodes the asked fields' selection once).
 
     pip install -e ".[server]"
     python benchmarks/api_fetch.py [--histograms 10000] [--latency 0.05] [--workers 16]
