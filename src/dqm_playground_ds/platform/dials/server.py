@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request, Response
 
+from dqm_playground_ds.platform.dials.pages import FIELDS
 from dqm_playground_ds.platform.server.api import HTML_404
 from dqm_playground_ds.platform.server.faults import FaultMiddleware, FaultPlan
 
@@ -74,8 +75,9 @@ def _json(body: Any, status: int = 200) -> Response:
 class _Rows:
     """One route's rows in DIALS order, with the columns its filters need and each row's JSON.
 
-    Each record's JSON is encoded once (at load time; for a ``?fields=`` selection, on the first
-    request that asks for it, then kept), so a page is a join of ready strings: the deployed
+    Each record's JSON is encoded once (at load time, whole and with the fields the project's
+    client asks for; any other ``?fields=`` selection on the first request that asks for it,
+    then kept), so a page is a join of ready strings: the deployed
     DIALS is another machine, whose encoding does not compete with the client's decoding for the
     same cores; the local one should take as little of them as it can."""
 
@@ -83,10 +85,14 @@ class _Rows:
     records: list[dict[str, Any]]
     encoded: dict[tuple[str, ...], list[str]] = field(default_factory=dict)  # fields -> JSON
     codes: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> id, for ``=`` filters
+    selections: tuple[tuple[str, ...], ...] = ()  # ``?fields=`` selections encoded at load time
 
     def __post_init__(self) -> None:
         self.keys = tuple(dict.fromkeys(k for r in self.records for k in r))  # serializer order
         self.encoded[self.keys] = [_dumps(r) for r in self.records]
+        for fields in self.selections:
+            self.page([], list(fields))
+        self.kept = frozenset(self.encoded)  # never dropped
 
     def __len__(self) -> int:
         return len(self.records)
@@ -98,7 +104,7 @@ class _Rows:
         encoded = self.encoded.get(keys)
         if encoded is None:
             if len(self.encoded) > 8:  # a few selections kept, not every one ever asked
-                self.encoded = {self.keys: self.encoded[self.keys]}
+                self.encoded = {k: v for k, v in self.encoded.items() if k in self.kept}
             encoded = [_dumps({k: r[k] for k in keys if k in r}) for r in self.records]
             self.encoded[keys] = encoded
         return "[" + ",".join(encoded[i] for i in rows) + "]"
@@ -158,7 +164,7 @@ def _hist_rows(
     }
     for rec in records:
         rec.pop("logical_file_name")
-    return _Rows(cols, records)
+    return _Rows(cols, records, selections=(FIELDS[dim],))
 
 
 class DialsData:
