@@ -82,6 +82,11 @@ def test_a_bad_record_is_named_or_skipped():
         page_columns(page, dim=1, source="s")
     kept = page_columns(page, dim=1, source="s", on_bad="skip")
     assert len(kept["run"]) == len(page) - 1
+    page = _page(1)
+    page[2]["data"] = "1234"  # as long as x_bin, but not an array
+    with pytest.raises(RecordError, match=r"lumisection=3 .*data has 1 values"):
+        page_columns(page, dim=1, source="s")
+    page = _page(1)
     page[3] = "not a record"
     with pytest.raises(RecordError, match="not an object"):
         page_columns(page, dim=1, source="s")

@@ -77,11 +77,11 @@ def _bins(data: list[Any], n: int, dim: int, x_bins: int, y_bins: int) -> np.nda
     """The page's bins as an ``(n, bins)`` array, or ``None`` when a record has another shape
     (flow bins, ragged rows: the per-record path deals with those)."""
     if dim == 2:
-        if set(map(len, data)) != {y_bins}:
+        if set(map(type, data)) != {list} or set(map(len, data)) != {y_bins}:
             return None
         data = list(chain.from_iterable(data))
-    if set(map(len, data)) != {x_bins}:
-        return None
+    if set(map(type, data)) != {list} or set(map(len, data)) != {x_bins}:
+        return None  # JSON arrays only (a string of x_bins digits would pass ``len``)
     size = n * x_bins * (y_bins if dim == 2 else 1)
     flat = np.fromiter(chain.from_iterable(data), dtype=np.float64, count=size)
     return flat.reshape(n, -1)
