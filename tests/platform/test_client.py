@@ -71,8 +71,14 @@ def test_unknown_filter_is_refused_before_any_request(client):
     with pytest.raises(ValueError, match=r"run_numbr.*did you mean \['run_number'\]"):
         client.runs(run_numbr=315257)
     with pytest.raises(ValueError, match="unknown endpoint"):
-        client.list("histograms")
+        client.list_records("histograms")
     assert client.stats["requests"] == before
+
+
+def test_the_old_name_of_list_records_still_works_and_says_so(client):
+    with pytest.warns(DeprecationWarning, match="use list_records"):
+        old = client.list("runs")
+    assert old == client.list_records("runs") and len(old) == len(RUNS)
 
 
 def test_histogram_filters_maps_friendly_selection():
@@ -196,8 +202,8 @@ def test_page_dataclass_is_the_shape_the_client_uses():
     assert page.n_pages == 3
 
 
-def test_a_valid_token_without_permission_is_403_not_refused(tmp_path):
-    server = start_platform(None, admin_token="admin", data_dir=str(tmp_path))
+def test_a_valid_token_without_permission_is_403_not_refused(tmp_path, mode):
+    server = start_platform(None, admin_token="admin", data_dir=str(tmp_path), extensions=mode)
     try:
         with client_for(server) as user, pytest.raises(AuthenticationError) as err:
             user.discover()
@@ -208,12 +214,14 @@ def test_a_valid_token_without_permission_is_403_not_refused(tmp_path):
         server.stop()
 
 
-def test_discover_and_start_parsing_polled_to_completion(tmp_path, table):
+def test_discover_and_start_parsing_polled_to_completion(tmp_path, table, mode):
     folder = tmp_path / "files"
     folder.mkdir()
     write_legacy_csv(expected(table, 2).head(7), folder / "ZeroBias_2018D_DataFrame_2D_3.csv")
     # the default 60 s data-file cache: polling must see past it
-    server = start_platform(None, admin_token="admin", data_dir=str(folder), parse_delay=0.3)
+    server = start_platform(
+        None, admin_token="admin", data_dir=str(folder), parse_delay=0.3, extensions=mode
+    )
     try:
         with client_for(server, token="admin") as admin:
             assert admin.discover() is None  # 202, empty body
@@ -239,11 +247,11 @@ def test_discover_and_start_parsing_polled_to_completion(tmp_path, table):
         server.stop()
 
 
-def test_a_parse_that_fails_on_the_server_is_reported_as_stalled(tmp_path):
+def test_a_parse_that_fails_on_the_server_is_reported_as_stalled(tmp_path, mode):
     folder = tmp_path / "files"
     folder.mkdir()
     (folder / "ZeroBias_2018E_DataFrame_1D_4.csv").write_text("not,a,legacy\ncsv,file,at\n")
-    server = start_platform(None, admin_token="admin", data_dir=str(folder))
+    server = start_platform(None, admin_token="admin", data_dir=str(folder), extensions=mode)
     try:
         with client_for(server, token="admin") as admin:
             admin.discover()
@@ -257,6 +265,24 @@ def test_a_parse_that_fails_on_the_server_is_reported_as_stalled(tmp_path):
                     poll=0.05,
                     stall_timeout=0.5,
                 )
+    finally:
+        server.stop()
+
+
+def test_a_parse_that_never_finishes_ends_at_the_timeout(tmp_path, table, mode):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    write_legacy_csv(expected(table, 1).head(3), folder / "ZeroBias_2018F_DataFrame_1D_5.csv")
+    server = start_platform(
+        None, admin_token="admin", data_dir=str(folder), parse_delay=1.0, extensions=mode
+    )
+    try:
+        with client_for(server, token="admin") as admin:
+            admin.discover()
+            (file,) = admin.histogram_data_files()
+            with pytest.raises(ParsingError, match=r"not finished after 0 s \(0 of 3 entries"):
+                admin.start_parsing(file["id"], granularity="lum", data_dimensionality=1,
+                                    file_format="csv", poll=0.05, timeout=0.3, stall_timeout=None)  # fmt: skip
     finally:
         server.stop()
 

@@ -167,14 +167,14 @@ def test_certification_filters_as_the_deployed_server_answers(fresh_platform):
     assert get(platform, "/api/run_certifications/", rr_is_golden_json="true").json()["total"] == 3
 
 
-def test_writes_as_the_deployed_server_answers(fresh_platform):
-    url = fresh_platform.url
+def test_writes_as_the_deployed_server_answers(deployed_platform):
+    url = deployed_platform.url
     for _ in range(2):  # duplicate names are allowed
         resp = requests.post(
             f"{url}/api/strategies/", json={"model": "ae"}, headers=AUTH, timeout=5
         )
         assert resp.status_code == 201
-    assert get(fresh_platform, "/api/strategies/").json()["total"] == 2
+    assert get(deployed_platform, "/api/strategies/").json()["total"] == 2
     bare = {"task": 1, "predictions": []}
     resp = requests.post(f"{url}/api/predictions/", json=bare, headers=AUTH, timeout=5)
     assert resp.status_code == 400
@@ -196,8 +196,8 @@ def test_writes_as_the_deployed_server_answers(fresh_platform):
     assert resp.status_code == 400 and "training_lumisections" in resp.json()
     full = {**task, "training_lumisections": [], "testing_lumisections": []}
     assert requests.post(f"{url}/api/tasks/", json=full, headers=AUTH, timeout=5).status_code == 500
-    assert get(fresh_platform, "/api/tasks/").json()["total"] == 0
-    assert get(fresh_platform, "/api/capabilities/").status_code == 404  # no extension
+    assert get(deployed_platform, "/api/tasks/").json()["total"] == 0
+    assert get(deployed_platform, "/api/capabilities/").status_code == 404  # no extension
 
 
 def test_data_files_and_their_60_second_cache(fresh_platform):

@@ -68,14 +68,14 @@ def test_platform_task_equals_the_local_yaml_file(fresh_platform, tmp_path):
             c.task("pixel")
 
 
-def test_tasks_cannot_be_created_on_the_deployed_platform(fresh_platform, extended_platform):
+def test_tasks_cannot_be_created_on_the_deployed_platform(deployed_platform, extended_platform):
     split = {"name": "pixel", "train": {"runs": [RUNS[0]]}, "apply": {"runs": [RUNS[2]]}}
     with (
-        client_for(fresh_platform) as c,
+        client_for(deployed_platform) as c,
         pytest.raises(CapabilityError, match="cannot create tasks"),
     ):
         c.create_task(split_to_task(split))
-    assert not [k for k in fresh_platform.requests if k.startswith("POST")]
+    assert not [k for k in deployed_platform.requests if k.startswith("POST")]
     with client_for(extended_platform) as c:
         tid = c.create_task(split_to_task(split))["id"]
         assert task_to_split(c.task(tid)) == RunSplit.from_mapping(split).to_mapping()

@@ -180,30 +180,33 @@ def test_a_server_that_lost_the_batches_gets_them_again(extended_platform, task_
     assert len(server_predictions(extended_platform)) == 40
 
 
-def test_the_deployed_platform_refuses_predictions_before_anything_is_written(fresh_platform):
-    fresh_platform.store.create_task(
+def test_the_deployed_platform_refuses_predictions_before_anything_is_written(deployed_platform):
+    deployed_platform.store.create_task(
         {"name": "pixel", "training_runs": [RUNS[0]], "testing_runs": [RUNS[2]],
          "training_lumisections": [], "testing_lumisections": []}
     )  # fmt: skip
     payload = build_payload(make_predictions(strategies=("ae", "pca")), task="pixel")
     with (
-        client_for(fresh_platform) as c,
+        client_for(deployed_platform) as c,
         pytest.raises(CapabilityError, match="cannot store predictions") as err,
     ):
         c.upload_predictions(payload)
     assert "Nothing was sent and nothing was created" in str(err.value)
     assert "no score, threshold, verdict or lumisection" in str(err.value)
-    requests = fresh_platform.requests
+    requests = deployed_platform.requests
     assert not [k for k in requests if k.startswith("POST")]
-    assert fresh_platform.store.scalar("SELECT COUNT(*) FROM strategies") == 0
+    assert deployed_platform.store.scalar("SELECT COUNT(*) FROM strategies") == 0
 
 
-def test_strategies_are_looked_up_and_a_lost_answer_is_not_a_duplicate(extended_platform):
+def test_strategies_are_looked_up_and_a_lost_answer_is_not_a_duplicate(fresh_platform):
     """The server keeps duplicate names: a POST whose answer is cut is checked, not repeated."""
-    extended_platform.faults.update(paths="/api/strategies/", script=["ok", "truncate"])
-    with client_for(extended_platform) as c:
+    fresh_platform.faults.update(paths="/api/strategies/", script=["ok", "truncate"])
+    with client_for(fresh_platform) as c:
         record, created = c.ensure_strategy("ae")
         assert created and record["model"] == "ae"
         assert c.ensure_strategy("ae") == (record, False)
-    models = extended_platform.store.query("SELECT model FROM strategies")
-    assert [m[0] for m in models] == ["ae"]
+        with fresh_platform.store.lock:  # a duplicate someone else made: the oldest is used
+            fresh_platform.store.conn.execute("INSERT INTO strategies (model) VALUES ('ae')")
+        assert c.ensure_strategy("ae") == (record, False)
+    models = fresh_platform.store.query("SELECT model FROM strategies")
+    assert [m[0] for m in models] == ["ae", "ae"]

@@ -36,8 +36,10 @@ import os
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -103,8 +105,8 @@ def histogram_filters(
     *,
     titles: str | Sequence[str] | None = None,
     runs: Sequence[int] | None = None,
-    run_range: Sequence[int] | None = None,
-    ls_range: Sequence[int] | None = None,
+    run_range: Sequence[int | None] | None = None,
+    ls_range: Sequence[int | None] | None = None,
     data_file: str | None = None,
     source_data_file: int | None = None,
     entries_min: float | None = None,
@@ -141,7 +143,7 @@ def histogram_filters(
 try:  # a dependency of kedro-viz, so normally present: decodes pages of histograms ~5x faster
     import orjson as _orjson
 except ImportError:  # pragma: no cover
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 
 def _loads(content: bytes) -> Any:
@@ -202,6 +204,51 @@ def _dedupe(records: list[dict[str, Any]], url: str) -> list[dict[str, Any]]:
         seen[rid] = record
         out.append(record)
     return out
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What one request sends, and whether repeating it is safe."""
+
+    method: str
+    url: str
+    json_body: Any
+    headers: Mapping[str, str] | None
+    idempotent: bool
+
+
+@dataclass(frozen=True)
+class _Answer:
+    value: Any
+
+
+@dataclass(frozen=True)
+class _Transient:
+    """A failure a retry may fix: the exception (if any), why, and the server's Retry-After."""
+
+    error: BaseException | None
+    reason: str
+    delay: float | None = None
+    malformed: bool = False
+
+
+_STATUS_ERRORS: dict[int, tuple[type[PlaygroundHTTPError], str]] = {
+    400: (BadRequestError, "400 Bad Request:"),
+    404: (NotFoundError, "404"),
+}
+
+
+def _checked_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A downloaded table in the project reader's order; a record served twice is an error."""
+    dup = table[ID_COLUMN].duplicated() & (table[ID_COLUMN] >= 0)
+    if dup.any():
+        raise PaginationError(
+            f"{source}: record id {int(table.loc[dup, ID_COLUMN].iloc[0])} was served twice: "
+            "the server's lists have no ordering and its result moved during the download "
+            "(rows changed?); run it again"
+        )
+    # the server's order means nothing: the table is sorted like the project's reader's
+    return table.sort_values(["run", "lumi", "me"], kind="stable", ignore_index=True)
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:
@@ -472,13 +519,11 @@ class PlaygroundClient:
         url = self.url(path)
         if params:
             url += ("&" if "?" in url else "?") + urlencode(params, doseq=True)
-        idempotent = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        call = _Call(method, url, json_body, headers,
+                     method in IDEMPOTENT_METHODS if idempotent is None else idempotent)  # fmt: skip
         attempt = 0
         while True:
             self._wait_pause()
-            delay: float | None = None
-            error: BaseException | None = None
-            malformed = False
             with self._lock:
                 self.stats["requests"] += 1
             started = time.monotonic()
@@ -490,92 +535,101 @@ class PlaygroundClient:
             attempt_until = started + self.request_deadline
             if until is not None:
                 attempt_until = min(attempt_until, until)
-            try:
-                resp = self._receive(method, url, json_body, headers, attempt_until)
-            except _BodyDeadline as exc:
-                if not idempotent:
-                    raise PlaygroundError(
-                        f"{method} {url}: no complete answer within {self.request_deadline} s; "
-                        "the server may or may not have acted on it, so it is not repeated"
-                    ) from exc
-                error = exc
-                reason = (
-                    f"answer not complete within the deadline ({attempt_until - started:.1f} s): "
-                    "the server is too slow"
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                not_sent = isinstance(exc, requests.ConnectTimeout) or (
-                    "NewConnectionError" in repr(exc) or "Connection refused" in repr(exc)
-                )
-                if not (idempotent or not_sent):
-                    raise PlaygroundError(
-                        f"{method} {url}: connection lost ({type(exc).__name__}); the server may "
-                        "or may not have acted on it, so it is not repeated"
-                    ) from exc
-                error, reason = exc, f"{type(exc).__name__}: {exc}"
-            except requests.RequestException as exc:  # broken/truncated body, decoding errors
-                if not idempotent:
-                    raise PlaygroundError(f"{method} {url}: response broken: {exc}") from exc
-                error, reason = exc, f"broken response ({type(exc).__name__}: {exc})"
-            else:
-                status = resp.status_code
-                if status == 429 or status >= 500:
-                    detail = _detail(resp)
-                    if not idempotent and status not in (429, 503):
-                        raise PlaygroundHTTPError(
-                            f"{method} {url}: {status} {detail}",
-                            status=status,
-                            url=url,
-                            detail=detail,
-                        )
-                    reason = f"HTTP {status} {str(detail)[:120]}"
-                    if status in (429, 503):
-                        delay = self._retry_after(resp)
-                        if delay is not None:
-                            self._pause(delay)
-                elif status in (401, 403):
-                    raise self._auth_error(status, url, _detail(resp), resp)
-                elif status == 400:
-                    detail = _detail(resp)
-                    raise BadRequestError(
-                        f"{method} {url}: 400 Bad Request: {detail}",
-                        status=400,
-                        url=url,
-                        detail=detail,
-                    )
-                elif status == 404:
-                    detail = _detail(resp)
-                    raise NotFoundError(
-                        f"{method} {url}: 404 {detail}", status=404, url=url, detail=detail
-                    )
-                elif status >= 400:
-                    detail = _detail(resp)
-                    raise PlaygroundHTTPError(
-                        f"{method} {url}: {status} {detail}", status=status, url=url, detail=detail
-                    )
-                elif not resp.content or not expect_json:
-                    return None
-                else:
-                    try:
-                        return _loads(resp.content)
-                    except ValueError as exc:
-                        error, malformed = exc, True
-                        reason = f"malformed JSON ({exc}; starts {resp.content[:60]!r})"
+            result = self._attempt(call, attempt_until, started, expect_json)
+            if not isinstance(result, _Transient):
+                return result.value
             attempt += 1
-            exhausted = not budget.take() if budget is not None else attempt > self.retries
-            if exhausted:
-                cls = ResponseError if malformed else RetryError
-                scope = " (the download's retry budget is spent)" if budget is not None else ""
-                raise cls(
-                    f"{method} {url}: {reason}; gave up after {attempt} attempt(s){scope}"
-                ) from error
-            wait = delay if delay is not None else self._backoff_delay(min(attempt, 16))
-            if until is not None:
-                wait = max(0.0, min(wait, until - time.monotonic()))
-            with self._lock:
-                self.stats["retries"] += 1
-            log.info("%s %s: %s; retry %d in %.2f s", method, url, reason, attempt, wait)
-            time.sleep(wait)
+            self._wait_or_give_up(call, result, attempt, budget, until)
+
+    def _attempt(
+        self, call: _Call, attempt_until: float, started: float, expect_json: bool
+    ) -> _Answer | _Transient:
+        """One attempt: the answer, a transient failure worth retrying, or an error raised."""
+        what = f"{call.method} {call.url}"
+        try:
+            resp = self._receive(call.method, call.url, call.json_body, call.headers, attempt_until)
+        except _BodyDeadline as exc:
+            if not call.idempotent:
+                raise PlaygroundError(
+                    f"{what}: no complete answer within {self.request_deadline} s; "
+                    "the server may or may not have acted on it, so it is not repeated"
+                ) from exc
+            return _Transient(
+                exc,
+                f"answer not complete within the deadline ({attempt_until - started:.1f} s): "
+                "the server is too slow",
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            not_sent = isinstance(exc, requests.ConnectTimeout) or (
+                "NewConnectionError" in repr(exc) or "Connection refused" in repr(exc)
+            )
+            if not (call.idempotent or not_sent):
+                raise PlaygroundError(
+                    f"{what}: connection lost ({type(exc).__name__}); the server may "
+                    "or may not have acted on it, so it is not repeated"
+                ) from exc
+            return _Transient(exc, f"{type(exc).__name__}: {exc}")
+        except requests.RequestException as exc:  # broken/truncated body, decoding errors
+            if not call.idempotent:
+                raise PlaygroundError(f"{what}: response broken: {exc}") from exc
+            return _Transient(exc, f"broken response ({type(exc).__name__}: {exc})")
+        return self._answer(call, resp, expect_json)
+
+    def _answer(
+        self, call: _Call, resp: requests.Response, expect_json: bool
+    ) -> _Answer | _Transient:
+        """An HTTP answer: its JSON, a transient status (429, 5xx), or the error it means."""
+        status, what = resp.status_code, f"{call.method} {call.url}"
+        if status == 429 or status >= 500:
+            detail = _detail(resp)
+            if not call.idempotent and status not in (429, 503):
+                raise PlaygroundHTTPError(
+                    f"{what}: {status} {detail}", status=status, url=call.url, detail=detail
+                )
+            delay = self._retry_after(resp) if status in (429, 503) else None
+            if delay is not None:
+                self._pause(delay)
+            return _Transient(None, f"HTTP {status} {str(detail)[:120]}", delay=delay)
+        if status in (401, 403):
+            raise self._auth_error(status, call.url, _detail(resp), resp)
+        if status >= 400:
+            detail = _detail(resp)
+            cls, text = _STATUS_ERRORS.get(status, (PlaygroundHTTPError, str(status)))
+            raise cls(f"{what}: {text} {detail}", status=status, url=call.url, detail=detail)
+        if not resp.content or not expect_json:
+            return _Answer(None)
+        try:
+            return _Answer(_loads(resp.content))
+        except ValueError as exc:
+            reason = f"malformed JSON ({exc}; starts {resp.content[:60]!r})"
+            return _Transient(exc, reason, malformed=True)
+
+    def _wait_or_give_up(
+        self,
+        call: _Call,
+        failure: _Transient,
+        attempt: int,
+        budget: _Budget | None,
+        until: float | None,
+    ) -> None:
+        """Sleep before the next attempt, or raise when the retries (or the budget) are spent."""
+        exhausted = not budget.take() if budget is not None else attempt > self.retries
+        if exhausted:
+            cls = ResponseError if failure.malformed else RetryError
+            scope = " (the download's retry budget is spent)" if budget is not None else ""
+            raise cls(
+                f"{call.method} {call.url}: {failure.reason}; gave up after {attempt} "
+                f"attempt(s){scope}"
+            ) from failure.error
+        wait = failure.delay if failure.delay is not None else self._backoff_delay(min(attempt, 16))
+        if until is not None:
+            wait = max(0.0, min(wait, until - time.monotonic()))
+        with self._lock:
+            self.stats["retries"] += 1
+        log.info(
+            "%s %s: %s; retry %d in %.2f s", call.method, call.url, failure.reason, attempt, wait
+        )
+        time.sleep(wait)
 
     # -- pagination ---------------------------------------------------------------------------
     def _get_page(
@@ -670,9 +724,10 @@ class PlaygroundClient:
                 page = fut.result()
                 bar.update(1)
                 yield page
-        finally:
+        finally:  # on a failure, nothing may still write to the cache once we return
             for fut in futures:
                 fut.cancel()
+            wait(futures)
 
     def _sequential_pages(
         self,
@@ -695,7 +750,7 @@ class PlaygroundClient:
             bar.update(1)
             yield page
 
-    def list(
+    def list_records(
         self, endpoint: str, *, concurrent: bool | None = None, **filters: Any
     ) -> list[dict[str, Any]]:
         """Every record of a list endpoint matching ``filters``, in the server's order.
@@ -732,32 +787,32 @@ class PlaygroundClient:
 
     # -- named listings -----------------------------------------------------------------------
     def runs(self, **filters: Any) -> list[dict[str, Any]]:
-        return self.list("runs", **filters)
+        return self.list_records("runs", **filters)
 
     def lumisections(self, **filters: Any) -> list[dict[str, Any]]:
-        return self.list("lumisections", **filters)
+        return self.list_records("lumisections", **filters)
 
     def run_histograms(self, **filters: Any) -> list[dict[str, Any]]:
-        return self.list("run_histograms", **filters)
+        return self.list_records("run_histograms", **filters)
 
     def lumisection_histograms(self, dim: int = 1, **filters: Any) -> list[dict[str, Any]]:
         """Raw 1D/2D LS-histogram records (see :meth:`download_histograms` for the table)."""
-        return self.list(histogram_endpoint(dim).name, **filters)
+        return self.list_records(histogram_endpoint(dim).name, **filters)
 
     def histogram_data_files(self, **filters: Any) -> list[dict[str, Any]]:
         """Data files; the server caches these GETs for 60 s, so progress may look stale."""
-        return self.list("histogram_data_files", **filters)
+        return self.list_records("histogram_data_files", **filters)
 
     def run_certifications(self, **filters: Any) -> list[dict[str, Any]]:
         """Run certifications (``rr_frac_*`` fractions on the deployed server); ``id`` is applied
         here, ``rr_is_*`` filters are refused (the server would ignore them)."""
-        return self.list("run_certifications", **filters)
+        return self.list_records("run_certifications", **filters)
 
     def lumisection_certifications(self, **filters: Any) -> list[dict[str, Any]]:
         """LS certifications. ``run``, ``lumisection`` (the LS number) and ``id`` are applied
         here: on the deployed server ``?run=`` is a 500 and ``?lumisection=`` matches an
         internal id. Flags and ``date`` are sent, so narrow with them where you can."""
-        return self.list("lumisection_certifications", **filters)
+        return self.list_records("lumisection_certifications", **filters)
 
     # -- capabilities -------------------------------------------------------------------------
     def capabilities(self, *, refresh: bool = False) -> dict[str, Any]:
@@ -773,13 +828,13 @@ class PlaygroundClient:
         return dict(self._capabilities)
 
     def tasks(self) -> list[dict[str, Any]]:
-        return self.list("tasks")
+        return self.list_records("tasks")
 
     def strategies(self) -> list[dict[str, Any]]:
-        return self.list("strategies")
+        return self.list_records("strategies")
 
     def predictions(self) -> list[dict[str, Any]]:
-        return self.list("predictions")
+        return self.list_records("predictions")
 
     # -- data files ---------------------------------------------------------------------------
     def data_file(self, file_id: int) -> dict[str, Any]:
@@ -901,6 +956,7 @@ class PlaygroundClient:
         found = self._find_strategy(model)
         if found is not None:
             return found, False
+        error: PlaygroundError | None = None
         for _ in range(self.retries + 1):
             try:
                 return self.create_strategy(model), True
@@ -916,6 +972,7 @@ class PlaygroundClient:
             log.info(
                 "strategy %r: POST failed (%s) and it is not on the server; again", model, error
             )
+        assert error is not None  # the loop ran at least once
         raise error
 
     def upload_predictions(
@@ -976,18 +1033,27 @@ class PlaygroundClient:
             desc=f"{dim}D histograms",
         ):
             pass
-        if cache is not None:
-            table = cache.read()
-        else:
-            table = columns_to_frame(pages[n] for n in sorted(pages))
-        dup = table[ID_COLUMN].duplicated() & (table[ID_COLUMN] >= 0)
-        if dup.any():
-            raise PaginationError(
-                f"{source}: record id {int(table.loc[dup, ID_COLUMN].iloc[0])} was served twice: "
-                "the server's lists have no ordering and its result moved during the download "
-                "(rows changed?); run it again"
-            )
-        # the server's order means nothing: the table is sorted like the project's reader's
-        table = table.sort_values(["run", "lumi", "me"], kind="stable", ignore_index=True)
+        table = _checked_table(
+            cache.read()
+            if cache is not None
+            else columns_to_frame(pages[n] for n in sorted(pages)),
+            source,
+        )
         log.info("%s: %d histograms in %.1f s", source, len(table), time.perf_counter() - started)
         return validate_histograms(table.drop(columns=[ID_COLUMN]), name=source)
+
+
+def _deprecated_list(
+    self: PlaygroundClient, endpoint: str, *, concurrent: bool | None = None, **filters: Any
+) -> list[dict[str, Any]]:
+    """Deprecated name of :meth:`PlaygroundClient.list_records` (it shadowed the builtin)."""
+    warnings.warn(
+        "PlaygroundClient.list() is deprecated: use list_records()",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return self.list_records(endpoint, concurrent=concurrent, **filters)
+
+
+# kept for callers of the old name; set outside the class body so that it shadows nothing there
+setattr(PlaygroundClient, "list", _deprecated_list)  # noqa: B010

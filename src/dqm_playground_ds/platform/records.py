@@ -96,40 +96,48 @@ def record_to_row(record: Mapping[str, Any], dim: int, source: str) -> dict[str,
 
 
 def _uniform_columns(
-    records: Sequence[Mapping[str, Any]], dim: int, source: str
+    records: Sequence[Mapping[str, Any]],
+    dim: int,
+    source: str,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, list[Any]] | None:
     """A whole page at once when every record is well formed with the same binning (the usual
     case: one ME per query); ``None`` sends the page through the per-record path, which names
-    the bad record."""
+    the bad record. ``names`` maps playground field names to the server's (DIALS: ``run`` is
+    ``run_number``...), so no record is copied to rename its fields."""
+    names = names or {}
     try:
-        first = records[0]
-        x_bins = int(first["x_bin"])
-        y_bins = int(first["y_bin"]) if dim == 2 else 0
-        required = FIELDS_2D if dim == 2 else FIELDS_1D
-        for r in records:
-            if r["x_bin"] != first["x_bin"] or (dim == 2 and r["y_bin"] != first["y_bin"]):
-                return None
-            if any(r.get(f) is None for f in required):
-                return None
-        data = np.array([r["data"] for r in records], dtype=np.float64)
-        if data.shape != ((len(records), x_bins) if dim == 1 else (len(records), y_bins, x_bins)):
+        fields = FIELDS_2D if dim == 2 else FIELDS_1D
+        values = {f: [r[names.get(f, f)] for r in records] for f in fields}
+        if any(None in v for v in values.values()):
             return None
-        data = data.reshape(len(records), -1)
+        x_bins, n = int(values["x_bin"][0]), len(records)
+        y_bins = int(values["y_bin"][0]) if dim == 2 else 0
+        if values["x_bin"].count(values["x_bin"][0]) != n or (
+            dim == 2 and values["y_bin"].count(values["y_bin"][0]) != n
+        ):
+            return None
+        data = np.array(values["data"], dtype=np.float64)
+        if data.shape != ((n, x_bins) if dim == 1 else (n, y_bins, x_bins)):
+            return None
+        data = data.reshape(n, -1)
+        given = [r.get("entries") for r in records]
+        entries = np.array([0.0 if e is None else e for e in given], dtype=np.float64)
+        if None in given:  # no entries: the sum of the bins, as record by record
+            missing = np.array([e is None for e in given])
+            entries[missing] = data[missing].sum(axis=1)
+        id_name = names.get("id", "id")
+        ids = [r.get(id_name) for r in records] if id_name else [None] * n
 
         def col(name: str, dtype: Any) -> list[Any]:
-            return np.array([r[name] for r in records], dtype=dtype).tolist()
+            return np.array(values[name], dtype=dtype).tolist()
 
-        entries = [r.get("entries") for r in records]
-        sums = data.sum(axis=1)
-        n = len(records)
-        out: dict[str, list[Any]] = {
+        return {
             "run": col("run", np.int64),
             "lumi": col("lumisection", np.int64),
-            "me": [str(r["title"]) for r in records],
+            "me": [str(t) for t in values["title"]],
             "dim": [dim] * n,
-            "entries": [
-                float(e) if e is not None else float(t) for e, t in zip(entries, sums, strict=True)
-            ],
+            "entries": entries.tolist(),
             "x_min": col("x_min", np.float64),
             "x_max": col("x_max", np.float64),
             "x_bins": [x_bins] * n,
@@ -138,27 +146,34 @@ def _uniform_columns(
             "y_bins": [y_bins] * n,
             "data": list(data),
             "source": [source] * n,
-            ID_COLUMN: [int(r["id"]) if r.get("id") is not None else -1 for r in records],
+            ID_COLUMN: [int(i) if i is not None else -1 for i in ids],
         }
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         return None
-    return out
 
 
 def records_to_columns(
-    records: Sequence[Mapping[str, Any]], *, dim: int, source: str, on_bad: str = "raise"
+    records: Sequence[Mapping[str, Any]],
+    *,
+    dim: int,
+    source: str,
+    on_bad: str = "raise",
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, list[Any]]:
     """Records of one page as columns of histogram-table values (plus ``platform_id``).
 
     ``on_bad="skip"`` logs and drops a bad record instead of raising; the caller decides whether a
-    partial table is acceptable.
+    partial table is acceptable. ``names`` maps the playground's field names (``run``,
+    ``lumisection``, ``title``, ``id``) to the server's; an empty name means the field is absent.
     """
     if on_bad not in ("raise", "skip"):
         raise ValueError(f"on_bad must be 'raise' or 'skip', got {on_bad!r}")
     if records and all(isinstance(r, Mapping) for r in records):
-        fast = _uniform_columns(records, dim, source)
+        fast = _uniform_columns(records, dim, source, names)
         if fast is not None:
             return fast
+    if names:
+        records = [_renamed(r, names) for r in records]
     columns: dict[str, list[Any]] = {c: [] for c in (*COLUMNS, ID_COLUMN)}
     for record in records:
         try:
@@ -171,6 +186,19 @@ def records_to_columns(
         for name, values in columns.items():
             values.append(row[name])
     return columns
+
+
+def _renamed(record: Any, names: Mapping[str, str]) -> Any:
+    """A record in the playground's field names (bad records keep their content for the error)."""
+    if not isinstance(record, Mapping):
+        return record
+    out = dict(record)
+    for ours, theirs in names.items():
+        if theirs != ours:
+            out.pop(ours, None)
+            if theirs and theirs in record:
+                out[ours] = record[theirs]
+    return out
 
 
 def columns_to_frame(parts: Iterable[Mapping[str, list[Any]]]) -> pd.DataFrame:

@@ -107,8 +107,9 @@ class PlaygroundAPI:
         return self.client.url(ep.path) + (f"?{query}" if query else "")
 
     def items(self) -> list[str]:
-        out = []
-        for title in self.titles or [None]:
+        out: list[str] = []
+        titles: list[str | None] = [*self.titles] if self.titles else [None]
+        for title in titles:
             for runs in self._run_selections():
                 dims = self.dims if title is None else self.dims[:1]
                 out.extend(self._url(dim, title, runs) for dim in dims)

@@ -23,7 +23,7 @@ class TaskError(ValueError):
 def _runs(task: Mapping[str, Any], key: str, where: str) -> list[int]:
     out = []
     for item in task.get(key) or []:
-        value = item.get("run_number") if isinstance(item, Mapping) else item
+        value: Any = item.get("run_number") if isinstance(item, Mapping) else item
         try:
             out.append(int(value))
         except (TypeError, ValueError) as exc:
@@ -52,7 +52,7 @@ def task_to_split(task: Mapping[str, Any]) -> dict[str, Any]:
     lacking = [f for f in TASK_FIELDS if f not in task]
     if lacking:
         raise TaskError(f"{where} lacks field(s) {lacking}")
-    mapping = {"name": str(task.get("name") or f"task-{task.get('id')}")}
+    mapping: dict[str, Any] = {"name": str(task.get("name") or f"task-{task.get('id')}")}
     for side, prefix in ((TRAIN, "training"), (APPLY, "testing")):
         part: dict[str, Any] = {"runs": _runs(task, f"{prefix}_runs", where)}
         lumis = _lumis(task, f"{prefix}_lumisections", where)

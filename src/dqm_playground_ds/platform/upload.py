@@ -90,6 +90,32 @@ def _mes(value: Any, limit: int | None) -> list[str]:
     return items[:limit] if limit is not None else items
 
 
+def _items(df: pd.DataFrame, max_top_mes: int | None) -> list[dict[str, Any]]:
+    """One payload item per row of a filtered, sorted predictions table."""
+    cols: dict[str, Any] = {
+        c: df[c].to_numpy() if c in df.columns else None
+        for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+    }
+    items = []
+    for i in range(len(df)):
+        items.append(
+            {
+                "strategy": str(cols["strategy"][i]),
+                "run": int(cols["run"][i]),
+                "lumisection": int(cols["lumi"][i]),
+                "score": _opt_float(cols["score"][i]),
+                "threshold": _opt_float(cols["threshold"][i]),
+                "is_anomalous": bool(cols["is_anomalous"][i]),
+                "top_mes": _mes(cols["top_mes"][i], max_top_mes)
+                if cols["top_mes"] is not None
+                else [],
+                "label": _opt_str(cols["label"][i]) if cols["label"] is not None else None,
+                "split": _opt_str(cols["split"][i]) if cols["split"] is not None else None,
+            }
+        )
+    return items
+
+
 def build_payload(
     predictions: pd.DataFrame,
     *,
@@ -132,28 +158,7 @@ def build_payload(
             f"{int(dup.sum())} rows repeat a (strategy, run, LS), e.g. {first['strategy']!r} run "
             f"{first['run']} LS {first['lumi']}: each prediction must be unique"
         )
-    df = df.sort_values(["strategy", "run", "lumi"], kind="stable")
-    cols = {
-        c: df[c].to_numpy() if c in df.columns else None
-        for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
-    }
-    items = []
-    for i in range(len(df)):
-        items.append(
-            {
-                "strategy": str(cols["strategy"][i]),
-                "run": int(cols["run"][i]),
-                "lumisection": int(cols["lumi"][i]),
-                "score": _opt_float(cols["score"][i]),
-                "threshold": _opt_float(cols["threshold"][i]),
-                "is_anomalous": bool(cols["is_anomalous"][i]),
-                "top_mes": _mes(cols["top_mes"][i], max_top_mes)
-                if cols["top_mes"] is not None
-                else [],
-                "label": _opt_str(cols["label"][i]) if cols["label"] is not None else None,
-                "split": _opt_str(cols["split"][i]) if cols["split"] is not None else None,
-            }
-        )
+    items = _items(df.sort_values(["strategy", "run", "lumi"], kind="stable"), max_top_mes)
     return {
         "schema": PAYLOAD_SCHEMA,
         "task": task,
@@ -364,29 +369,7 @@ def upload_predictions(
                 bid[:12], client.base_url, held.get(bid, 0), len(chunk),
             )  # fmt: skip
             report.resent += 1
-        body = {"schema": PAYLOAD_SCHEMA, "task": task_id, "batch": bid, "predictions": chunk}
-        resp = client.request(
-            "POST",
-            PREDICTIONS_PATH,
-            json_body=body,
-            idempotent=True,
-            headers={"Idempotency-Key": bid},
-        )
-        counts = _check_ack(resp, bid, len(chunk))
-        if book is not None:
-            book.record(
-                {
-                    "target": client.base_url,
-                    "task": task_id,
-                    "batch": bid,
-                    "n": len(chunk),
-                    **counts,
-                    "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                }
-            )
-        report.sent += 1
-        for k, v in counts.items():
-            setattr(report, k, getattr(report, k) + v)
+        _send_batch(client, task_id, bid, chunk, book, report)
     if report.skipped or report.on_server:
         log.info(
             "%d of %d batch(es) were already on the server (%d of them in the journal %s)",
@@ -396,3 +379,37 @@ def upload_predictions(
             journal,
         )
     return report
+
+
+def _send_batch(
+    client: PlaygroundClient,
+    task_id: int,
+    bid: str,
+    chunk: list[dict[str, Any]],
+    book: UploadJournal | None,
+    report: UploadReport,
+) -> None:
+    """POST one batch under its idempotency key, check the answer, journal it, count it."""
+    body = {"schema": PAYLOAD_SCHEMA, "task": task_id, "batch": bid, "predictions": chunk}
+    resp = client.request(
+        "POST",
+        PREDICTIONS_PATH,
+        json_body=body,
+        idempotent=True,
+        headers={"Idempotency-Key": bid},
+    )
+    counts = _check_ack(resp, bid, len(chunk))
+    if book is not None:
+        book.record(
+            {
+                "target": client.base_url,
+                "task": task_id,
+                "batch": bid,
+                "n": len(chunk),
+                **counts,
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
+    report.sent += 1
+    for k, v in counts.items():
+        setattr(report, k, getattr(report, k) + v)

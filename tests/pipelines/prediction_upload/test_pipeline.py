@@ -14,7 +14,14 @@ from dqm_playground_ds.datasets.playground import PlaygroundUploadDataset
 from dqm_playground_ds.pipelines.prediction_upload import create_pipeline
 from dqm_playground_ds.pipelines.prediction_upload.nodes import build_prediction_payload
 from dqm_playground_ds.pipelines.prediction_upload.params import UploadParams
-from tests.platform.helpers import RUNS, TOKEN, make_predictions, make_table, start_extended
+from tests.platform.helpers import (
+    RUNS,
+    TOKEN,
+    make_predictions,
+    make_table,
+    start_extended,
+    start_platform,
+)
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
 BASE_PARAMS = {
@@ -97,6 +104,28 @@ def test_upload_to_the_local_platform(tmp_path, monkeypatch):
         assert models == ["ae", "pca"]
     finally:
         server.stop()
+
+
+def test_the_deployed_platform_stops_the_run_before_anything_is_written(tmp_path, monkeypatch):
+    """The issue's failure: the unchanged playground run created 8 strategies, then failed."""
+    monkeypatch.setenv("DQM_PLAYGROUND_TOKEN", TOKEN)
+    server = start_platform(make_table(n_ls=2))  # no extension: as deployed
+    try:
+        server.store.create_task(
+            {"name": "pixel", "training_runs": [RUNS[0]], "testing_runs": [RUNS[2]],
+             "training_lumisections": [], "testing_lumisections": []}
+        )  # fmt: skip
+        params = {**BASE_PARAMS, "dry_run": False, "task": "pixel"}
+        with pytest.raises(Exception, match="cannot store predictions") as err:
+            run(params, tmp_path, base_url=server.url, client_args={"progress": False})
+        assert "payload is kept" in str(err.value)
+        assert not [k for k in server.requests if k.startswith("POST")]
+        assert server.store.scalar("SELECT COUNT(*) FROM strategies") == 0
+    finally:
+        server.stop()
+    (payload_file,) = tmp_path.glob("payload-*.json")
+    assert json.loads(payload_file.read_text())["n_predictions"] == 80
+    assert json.loads((tmp_path / "uploads.jsonl").read_text())["outcome"] == "refused"
 
 
 def test_configuration_dry_run_in_base_sends_in_playground():

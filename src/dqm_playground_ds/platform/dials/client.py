@@ -10,9 +10,12 @@ retries with backoff, 429/``Retry-After``, per-request and overall deadlines, on
 download, thread-safe sessions.
 
 Parallelism: cursor pages of one query cannot be fetched concurrently (each ``next_token`` comes
-from the page before), so a download is **sharded by run x ME**: one query per (run, ME), each
-following its own cursor, ``max_workers`` at a time. With ``cache_dir`` every page is kept and the
-cursor saved after it, so an interrupted download resumes each shard where it stopped.
+from the page before), so a download is **sharded by run x ME**, each shard following its own
+cursor, ``max_workers`` at a time. Shards are sized from the run listing's LS counts to about one
+page each (``shards.py``): small runs are grouped into run ranges, big ones split into ME groups
+(an ``me__regex`` alternation) and LS ranges, since every request costs the server and the
+client more than the rows in it. With ``cache_dir`` every page is kept and the cursor saved after
+it, so an interrupted download resumes each shard where it stopped.
 
 Example::
 
@@ -28,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import logging
@@ -35,7 +39,7 @@ import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import as_completed
+from concurrent.futures import as_completed, wait
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -45,13 +49,21 @@ from tqdm.auto import tqdm
 
 from dqm_playground_ds.atomic import atomic_write
 from dqm_playground_ds.platform.client import PlaygroundClient, _Budget
+from dqm_playground_ds.platform.dials.pages import (
+    FIELDS,
+    gc_paused,
+    in_table_order,
+    page_columns,
+    to_frame,
+)
+from dqm_playground_ds.platform.dials.shards import me_alternation, plan_shards
 from dqm_playground_ds.platform.errors import (
     AuthenticationError,
     NotFoundError,
     PlaygroundError,
     ResponseError,
 )
-from dqm_playground_ds.platform.records import ID_COLUMN, columns_to_frame, records_to_columns
+from dqm_playground_ds.platform.records import ID_COLUMN
 from dqm_playground_ds.schema import validate_histograms
 
 log = logging.getLogger(__name__)
@@ -84,16 +96,6 @@ _AUTH_HINTS = {
     "one for the DIALS API",
     "permission_denied": "the token is valid but may not see workspace {ws!r}",
 }
-
-
-def _to_playground(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A DIALS ``th1``/``th2`` record in the playground's field names (same histogram encoding)."""
-    out = dict(record)
-    out["run"] = record.get("run_number")
-    out["lumisection"] = record.get("ls_number")
-    out["title"] = record.get("me")
-    out.pop("id", None)
-    return out
 
 
 class DialsClient(PlaygroundClient):
@@ -306,11 +308,35 @@ class DialsClient(PlaygroundClient):
         runs: Sequence[int] | None = None,
         run_range: Sequence[int | None] | None = None,
     ) -> list[int]:
+        return self.run_counts(dataset, runs, run_range)[0]
+
+    def run_counts(
+        self,
+        dataset: str,
+        runs: Sequence[int] | None = None,
+        run_range: Sequence[int | None] | None = None,
+    ) -> tuple[list[int], dict[int, int], list[int]]:
+        """``(selected runs, LS per listed run, every listed run in the span)`` from one ``run/``
+        listing (its records carry ``ls_count``); explicit ``runs`` are kept even if unlisted."""
+        first: int | None
+        last: int | None
         if runs is not None:
-            return sorted({int(r) for r in runs})
-        first, last = run_range if run_range is not None else (None, None)
+            wanted = sorted({int(r) for r in runs})
+            if not wanted:
+                return [], {}, []
+            first, last = wanted[0], wanted[-1]
+        else:
+            first, last = run_range if run_range is not None else (None, None)
         found = self.runs(dataset=dataset, run_number__gte=first, run_number__lte=last)
-        return sorted({int(r["run_number"]) for r in found})
+        counts: dict[int, int] = {}
+        for r in found:
+            try:
+                counts[int(r["run_number"])] = int(r["ls_count"])
+            except (KeyError, TypeError, ValueError):
+                counts.setdefault(int(r["run_number"]), -1)
+        listed = sorted(counts)
+        counts = {r: c for r, c in counts.items() if c >= 0}  # no count: queried on its own
+        return (wanted if runs is not None else listed), counts, listed
 
     def shards(
         self,
@@ -323,23 +349,16 @@ class DialsClient(PlaygroundClient):
         mes: Sequence[str] | None = None,
         me_regex: str | None = None,
     ) -> list[dict[str, Any]]:
-        """One query (filters) per run x ME of the selection (MEs and runs asked at once)."""
-        pool = self._pool()
-        mes_future = pool.submit(self.select_mes, dim, mes, me_regex)
-        run_numbers = self.select_runs(dataset, runs, run_range)
+        """Queries covering the selection exactly once, each about one page (``shards.py``);
+        the MEs and the runs (with their LS counts) are asked at once."""
+        mes_future = self._pool().submit(self.select_mes, dim, mes, me_regex)
+        selected, counts, listed = self.run_counts(dataset, runs, run_range)
         names = mes_future.result()
-        first, last = ls_range if ls_range is not None else (None, None)
-        return [
-            {
-                "dataset": dataset,
-                "run_number": r,
-                "me": m,
-                "ls_number__gte": first,
-                "ls_number__lte": last,
-            }
-            for r in run_numbers
-            for m in names
-        ]
+        planned = plan_shards(
+            selected, counts, names, all_mes=mes is None and me_regex is None,
+            page_size=self.page_size, ls_range=ls_range, listed=listed,
+        )  # fmt: skip
+        return [{"dataset": dataset, **q} for q in planned]
 
     def _shard(
         self,
@@ -349,13 +368,16 @@ class DialsClient(PlaygroundClient):
         on_bad: str,
         budget: _Budget,
         until: float | None,
-    ) -> dict[str, list[Any]]:
+    ) -> list[dict[str, Any]]:
+        """One query's pages as columns, following its cursor (resumed from the cache)."""
         dim = 2 if route == "th2" else 1
+        # only the fields the table needs (the same request whether sharded or not)
+        filters = {**filters, "fields": ",".join(FIELDS[dim])}
         params = self._check(route, filters)
         query_url = f"{self.url(route + '/')}?{urlencode(params)}"
         # provenance: the route and dataset (the same table whether sharded or not)
         source = f"{self.url(route + '/')}?{urlencode([('dataset', filters.get('dataset'))])}"
-        parts: list[dict[str, list[Any]]] = []
+        parts: list[dict[str, Any]] = []
         token, number = None, 0
         folder = state = None
         if cache_dir is not None:
@@ -367,25 +389,23 @@ class DialsClient(PlaygroundClient):
                 number = int(saved["pages"])
                 parts = [_read_part(folder / f"page-{n:05d}.parquet") for n in range(1, number + 1)]
                 if saved.get("done"):
-                    return _merge(parts)
+                    return parts
                 token = saved["next_token"]
         for records, nxt in self.iter_pages(
             route, filters, resume_from=token, budget=budget, until=until
         ):
-            columns = records_to_columns(
-                [_to_playground(r) for r in records], dim=dim, source=source, on_bad=on_bad
-            )
+            columns = page_columns(records, dim=dim, source=source, on_bad=on_bad)
             number += 1
             if folder is not None and state is not None:
                 _write_part(folder / f"page-{number:05d}.parquet", columns)
                 text = json.dumps(
                     {"source": source, "pages": number, "next_token": nxt, "done": nxt is None}
                 )
-                atomic_write(state, lambda tmp, t=text: Path(tmp).write_text(t))
+                atomic_write(state, functools.partial(_write_text, text=text))
             parts.append(columns)
-        return _merge(parts)
+        return parts
 
-    def download_histograms(
+    def download_histograms(  # type: ignore[override]  # DIALS selects by dataset and ME
         self,
         dim: int = 1,
         *,
@@ -401,9 +421,10 @@ class DialsClient(PlaygroundClient):
     ) -> pd.DataFrame:
         """Per-LS ``th1``/``th2`` of one dataset as the histogram table.
 
-        ``shard=True`` (default) runs one cursor per run x ME, ``max_workers`` at once;
-        ``shard=False`` follows one cursor for the whole selection (for comparison). An ME
-        selection that matches nothing is an error; a run without histograms gives no rows.
+        ``shard=True`` (default) runs queries of about one page each (``shards.py``),
+        ``max_workers`` at once; ``shard=False`` follows one cursor for the whole selection (for
+        comparison). An ME selection that matches nothing is an error; a run without histograms
+        gives no rows.
         """
         if dim not in (1, 2):
             raise ValueError(f"dim must be 1 or 2, got {dim!r}")
@@ -416,80 +437,102 @@ class DialsClient(PlaygroundClient):
                 re.compile(me_regex)
             except re.error as exc:
                 raise ValueError(f"me_regex is not a valid regex ({exc}): {me_regex!r}") from None
-        route = f"th{dim}"
+        started = time.perf_counter()
+        plan = self.shards if shard else self._one_cursor
+        queries = plan(dim, dataset=dataset, runs=runs, run_range=run_range,
+                       ls_range=ls_range, mes=mes, me_regex=me_regex)  # fmt: skip
         cache = Path(cache_dir) if cache_dir is not None else None
+        with gc_paused():  # the same for both methods: see pages.py
+            parts = self._run_queries(f"th{dim}", queries, cache, on_bad_record, concurrent=shard)
+            table = self._assemble(parts)
+        log.info(
+            "DIALS th%d: %d histograms from %d quer(ies) in %.1f s",
+            dim, len(table), len(queries), time.perf_counter() - started,
+        )  # fmt: skip
+        return validate_histograms(table, name=f"{self.base_url}th{dim}/")
+
+    def _one_cursor(
+        self,
+        dim: int,
+        *,
+        dataset: str,
+        runs: Sequence[int] | None,
+        run_range: Sequence[int | None] | None,
+        ls_range: Sequence[int | None] | None,
+        mes: Sequence[str] | None,
+        me_regex: str | None,
+    ) -> list[dict[str, Any]]:
+        """The whole selection as one query (one per explicit run: DIALS has no run ``__in``)."""
+        names = self.select_mes(dim, mes, me_regex) if (mes or me_regex) else None
+        first, last = run_range if run_range is not None else (None, None)
+        lo, hi = ls_range if ls_range is not None else (None, None)
+        query: dict[str, Any] = {
+            "dataset": dataset, "run_number__gte": first, "run_number__lte": last,
+            "ls_number__gte": lo, "ls_number__lte": hi,
+        }  # fmt: skip
+        if names is not None:
+            query["me__regex"] = me_alternation(names)
+        if runs is not None:
+            return [{**query, "run_number": int(r)} for r in sorted(set(runs))]
+        return [query]
+
+    def _run_queries(
+        self,
+        route: str,
+        queries: Sequence[Mapping[str, Any]],
+        cache: Path | None,
+        on_bad: str,
+        *,
+        concurrent: bool,
+    ) -> list[dict[str, Any]]:
+        """Every query's pages' columns, in the order of ``queries``; concurrent ones ``max_workers`` at
+        once, sharing one retry budget and the overall deadline."""
         budget = _Budget(self.download_retries)
         until = time.monotonic() + self.deadline if self.deadline is not None else None
-        started = time.perf_counter()
-        if shard:
-            queries = self.shards(
-                dim, dataset=dataset, runs=runs, run_range=run_range, ls_range=ls_range,
-                mes=mes, me_regex=me_regex,
-            )  # fmt: skip
-        else:
-            names = self.select_mes(dim, mes, me_regex) if (mes or me_regex) else None
-            first, last = run_range if run_range is not None else (None, None)
-            lo, hi = ls_range if ls_range is not None else (None, None)
-            query: dict[str, Any] = {
-                "dataset": dataset, "run_number__gte": first, "run_number__lte": last,
-                "ls_number__gte": lo, "ls_number__lte": hi,
-            }  # fmt: skip
-            if names is not None:
-                query["me__regex"] = "^(" + "|".join(re.escape(n) for n in names) + ")$"
-            queries = [query]
-            if runs is not None:
-                queries = [{**query, "run_number": int(r)} for r in sorted(set(runs))]
-        bar = tqdm(
-            total=len(queries),
-            desc=f"DIALS {route}",
-            unit="query",
-            disable=not self.progress,
-            leave=False,
-        )
-        results: dict[int, dict[str, list[Any]]] = {}
+        bar = tqdm(total=len(queries), desc=f"DIALS {route}", unit="query",
+                   disable=not self.progress, leave=False)  # fmt: skip
+        results: dict[int, list[dict[str, Any]]] = {}
         try:
-            if shard and len(queries) > 1:
+            if concurrent and len(queries) > 1:
                 pool = self._pool()
                 futures = {
-                    pool.submit(self._shard, route, q, cache, on_bad_record, budget, until): i
+                    pool.submit(self._shard, route, q, cache, on_bad, budget, until): i
                     for i, q in enumerate(queries)
                 }
                 try:
                     for fut in as_completed(futures):
                         results[futures[fut]] = fut.result()
                         bar.update(1)
-                finally:
+                finally:  # on a failure, nothing may still write to the cache once we return
                     for fut in futures:
                         fut.cancel()
+                    wait(futures)
             else:
                 for i, q in enumerate(queries):
-                    results[i] = self._shard(route, q, cache, on_bad_record, budget, until)
+                    results[i] = self._shard(route, q, cache, on_bad, budget, until)
                     bar.update(1)
         finally:
             bar.close()
-        table = columns_to_frame(results[i] for i in sorted(results))
-        table = table.drop(columns=[ID_COLUMN]).sort_values(
-            ["run", "lumi", "me"], kind="stable", ignore_index=True
-        )
-        dup = table.duplicated(["run", "lumi", "me"])
-        if dup.any():
-            row = table[dup].iloc[0]
+        return [part for i in range(len(queries)) for part in results[i]]
+
+    def _assemble(self, parts: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        """One table in the project reader's order; a histogram served twice is an error."""
+        table, dup = in_table_order(to_frame(parts).drop(columns=[ID_COLUMN]))
+        if dup is not None:
+            row = table.iloc[dup]
             raise ResponseError(
                 f"{self.base_url}: run {row['run']} LS {row['lumi']} ME {row['me']!r} was served "
                 "twice (a cursor moved while the data changed?); run it again"
             )
-        log.info(
-            "DIALS %s: %d histograms from %d quer(ies) in %.1f s",
-            route,
-            len(table),
-            len(queries),
-            time.perf_counter() - started,
-        )
-        return validate_histograms(table, name=f"{self.base_url}{route}/")
+        return table
 
 
-def _write_part(path: Path, columns: Mapping[str, list[Any]]) -> None:
-    frame = columns_to_frame([columns])
+def _write_text(path: str, text: str) -> None:
+    Path(path).write_text(text)
+
+
+def _write_part(path: Path, columns: Mapping[str, Any]) -> None:
+    frame = to_frame([columns])
     frame["data"] = [list(map(float, v)) for v in frame["data"]]
     atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False), suffix=".parquet")
 
@@ -501,9 +544,3 @@ def _read_part(path: Path) -> dict[str, list[Any]]:
     out = {c: frame[c].tolist() for c in frame.columns}
     out["data"] = [np.asarray(v, dtype=np.float64) for v in frame["data"]]
     return out
-
-
-def _merge(parts: Sequence[Mapping[str, list[Any]]]) -> dict[str, list[Any]]:
-    if not parts:
-        return records_to_columns([], dim=1, source="")
-    return {k: [v for p in parts for v in p[k]] for k in parts[0]}

@@ -18,6 +18,9 @@ offline ``kedro run --env=dials``. What it reproduces (``shared/docs/platform-ap
   (the local stand-in for CERN SSO roles).
 
 Start it with ``python -m dqm_playground_ds.platform.dials.server --load FILES --dataset NAME``.
+``--workers N`` serves with N processes forked after loading, on one socket, as gunicorn's
+pre-loaded workers serve the deployed DIALS (request counts and fault scripts are then per process:
+for benchmarks and offline runs, not for tests that count requests).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -41,6 +45,7 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request, Response
 
+from dqm_playground_ds.platform.dials.pages import FIELDS
 from dqm_playground_ds.platform.server.api import HTML_404
 from dqm_playground_ds.platform.server.faults import FaultMiddleware, FaultPlan
 
@@ -57,24 +62,52 @@ class DialsAPIError(Exception):
         self.status, self.body, self.html = status, body, html
 
 
+def _dumps(body: Any) -> str:
+    """Compact JSON, as DRF's ``JSONRenderer`` writes it (no spaces after ``,`` and ``:``)."""
+    return json.dumps(body, separators=(",", ":"))
+
+
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body), status_code=status, media_type="application/json")
+    return Response(_dumps(body), status_code=status, media_type="application/json")
 
 
 @dataclass
 class _Rows:
-    """One route's rows in DIALS order, with the columns its filters need and each row's JSON."""
+    """One route's rows in DIALS order, with the columns its filters need and each row's JSON.
+
+    Each record's JSON is encoded once (at load time, whole and with the fields the project's
+    client asks for; any other ``?fields=`` selection on the first request that asks for it,
+    then kept), so a page is a join of ready strings: the deployed
+    DIALS is another machine, whose encoding does not compete with the client's decoding for the
+    same cores; the local one should take as little of them as it can."""
 
     columns: dict[str, np.ndarray]
     records: list[dict[str, Any]]
-    encoded: list[str] = field(default_factory=list)
+    encoded: dict[tuple[str, ...], list[str]] = field(default_factory=dict)  # fields -> JSON
     codes: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> id, for ``=`` filters
+    selections: tuple[tuple[str, ...], ...] = ()  # ``?fields=`` selections encoded at load time
 
     def __post_init__(self) -> None:
-        self.encoded = [json.dumps(r) for r in self.records]
+        self.keys = tuple(dict.fromkeys(k for r in self.records for k in r))  # serializer order
+        self.encoded[self.keys] = [_dumps(r) for r in self.records]
+        for fields in self.selections:
+            self.page([], list(fields))
+        self.kept = frozenset(self.encoded)  # never dropped
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def page(self, rows: Iterable[int], fields: list[str]) -> str:
+        """The JSON list of ``rows``, trimmed to ``fields`` (in the serializer's order, unknown
+        ones ignored, as DRF's dynamic fields do) when any are asked."""
+        keys = tuple(k for k in self.keys if k in fields) if fields else self.keys
+        encoded = self.encoded.get(keys)
+        if encoded is None:
+            if len(self.encoded) > 8:  # a few selections kept, not every one ever asked
+                self.encoded = {k: v for k, v in self.encoded.items() if k in self.kept}
+            encoded = [_dumps({k: r[k] for k in keys if k in r}) for r in self.records]
+            self.encoded[keys] = encoded
+        return "[" + ",".join(encoded[i] for i in rows) + "]"
 
 
 def _lfn(source: str) -> str:
@@ -131,7 +164,7 @@ def _hist_rows(
     }
     for rec in records:
         rec.pop("logical_file_name")
-    return _Rows(cols, records)
+    return _Rows(cols, records, selections=(FIELDS[dim],))
 
 
 class DialsData:
@@ -242,9 +275,13 @@ def _mask(rows: _Rows, route: str, query: Mapping[str, str]) -> np.ndarray:
                 pattern = re.compile(value)
             except re.error:
                 raise DialsAPIError(400, {name: ["Enter a valid regular expression."]}) from None
-            names = cols[base]
-            hits = {n for n in set(names.tolist()) if pattern.search(n)}
-            mask &= np.isin(names, list(hits))
+            if base in rows.codes and f"{base}_id" in cols:  # ids of the matching names
+                ids = [i for n, i in rows.codes[base].items() if pattern.search(n)]
+                mask &= np.isin(cols[f"{base}_id"], ids)
+            else:
+                names = cols[base]
+                hits = {n for n in set(names.tolist()) if pattern.search(n)}
+                mask &= np.isin(names, list(hits))
         elif base in rows.codes and f"{base}_id" in cols:  # compare ids, not strings
             mask &= cols[f"{base}_id"] == rows.codes[base].get(value, -1)
         else:
@@ -266,6 +303,67 @@ def _position(token: str) -> int:
         raise DialsAPIError(400, {"next_token": ["Invalid cursor."]}) from None
 
 
+@dataclass(frozen=True)
+class _Auth:
+    """Tokens, the workspaces each may see, and the default workspace."""
+
+    data: Mapping[str, DialsData]
+    valid: frozenset[str]
+    limits: Mapping[str, frozenset[str]]
+    default: str
+
+    def workspace(self, request: Request) -> DialsData:
+        """The request's workspace, or the 403/404 DIALS answers (never 401)."""
+        header = request.headers.get("authorization")
+        if not header:
+            raise DialsAPIError(
+                403,
+                {"detail": "Authorization header not found.", "code": "authorization_not_found"},
+            )
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or token.strip() not in self.valid:
+            raise DialsAPIError(
+                403,
+                {"detail": "Given token not valid for any token type", "code": "token_not_valid"},
+            )
+        name = request.headers.get("workspace") or self.default
+        if name not in self.data:
+            raise DialsAPIError(404, {"detail": f"Workspace '{name}' not found"})
+        allowed = self.limits.get(token.strip())
+        if allowed is not None and name not in allowed:
+            raise DialsAPIError(
+                403,
+                {"detail": f"You do not have permission to access workspace '{name}'.",
+                 "code": "permission_denied"},
+            )  # fmt: skip
+        return self.data[name]
+
+
+def _cursor_page(rows: _Rows, route: str, request: Request) -> Response:
+    """One cursor page: ``page_size`` rows after ``next_token``, ``next`` an absolute URL."""
+    query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+    try:
+        size = int(query.get("page_size", DEFAULT_PAGE_SIZE))
+    except ValueError:
+        raise DialsAPIError(400, {"page_size": ["Enter a number."]}) from None
+    size = max(1, min(size, MAX_PAGE_SIZE))  # above 500: silently capped
+    mask = _mask(rows, route, query)
+    if "next_token" in query:
+        mask[: _position(query["next_token"]) + 1] = False
+    hits = np.flatnonzero(mask)
+    page, more = hits[:size], len(hits) > size
+    nxt = None
+    if more:
+        rest = [(k, v) for k, v in query.items() if k != "next_token"]
+        nxt = f"{str(request.base_url).rstrip('/')}{request.url.path}?" + urlencode(
+            [*rest, ("next_token", _token(int(page[-1])))]
+        )
+    fields = [f for f in query.get("fields", "").split(",") if f]
+    results = rows.page(page.tolist(), fields)
+    body = f'{{"next":{_dumps(nxt)},"previous":null,"results":{results}}}'
+    return Response(body, media_type="application/json")
+
+
 def create_dials_app(
     workspaces: Mapping[str, pd.DataFrame],
     *,
@@ -281,6 +379,7 @@ def create_dials_app(
     if not valid:
         raise ValueError("the local DIALS server needs at least one token")
     limits = {t: frozenset(w) for t, w in (token_workspaces or {}).items()}
+    auth = _Auth(data, valid, limits, default_workspace)
     app = FastAPI(title="DIALS (local)", docs_url=None, openapi_url=None, redoc_url=None)
 
     @app.exception_handler(DialsAPIError)
@@ -289,43 +388,18 @@ def create_dials_app(
             return Response(exc.html, status_code=exc.status, media_type="text/html")
         return _json(exc.body, exc.status)
 
-    def auth(request: Request) -> DialsData:
-        header = request.headers.get("authorization")
-        if not header:
-            raise DialsAPIError(
-                403,
-                {"detail": "Authorization header not found.", "code": "authorization_not_found"},
-            )
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or token.strip() not in valid:
-            raise DialsAPIError(
-                403,
-                {"detail": "Given token not valid for any token type", "code": "token_not_valid"},
-            )
-        name = request.headers.get("workspace") or default_workspace
-        if name not in data:
-            raise DialsAPIError(404, {"detail": f"Workspace '{name}' not found"})
-        allowed = limits.get(token.strip())
-        if allowed is not None and name not in allowed:
-            raise DialsAPIError(
-                403,
-                {"detail": f"You do not have permission to access workspace '{name}'.",
-                 "code": "permission_denied"},
-            )  # fmt: skip
-        return data[name]
-
     @app.get("/api/v1/auth/workspaces/")
     async def workspaces_view(request: Request) -> Response:
-        auth(request)
+        auth.workspace(request)
         return _json({"default": default_workspace, "workspaces": sorted(data)})
 
     @app.get("/api/v1/mes/")
     async def mes_view(request: Request) -> Response:
-        return _json(auth(request).mes)
+        return _json(auth.workspace(request).mes)
 
     @app.get("/api/v1/{route}/count/")
     async def count_view(route: str, request: Request) -> Response:
-        ws = auth(request)
+        ws = auth.workspace(request)
         if route not in ("run", "lumisection"):
             raise DialsAPIError(404, None, HTML_404)
         rows = ws.route(route)
@@ -333,36 +407,10 @@ def create_dials_app(
 
     @app.get("/api/v1/{route}/")
     async def list_view(route: str, request: Request) -> Response:
-        ws = auth(request)
+        ws = auth.workspace(request)
         if route not in _FILTERS:
             raise DialsAPIError(404, None, HTML_404)
-        rows = ws.route(route)
-        query = dict(parse_qsl(request.url.query, keep_blank_values=True))
-        try:
-            size = int(query.get("page_size", DEFAULT_PAGE_SIZE))
-        except ValueError:
-            raise DialsAPIError(400, {"page_size": ["Enter a number."]}) from None
-        size = max(1, min(size, MAX_PAGE_SIZE))  # above 500: silently capped
-        mask = _mask(rows, route, query)
-        if "next_token" in query:
-            mask[: _position(query["next_token"]) + 1] = False
-        hits = np.flatnonzero(mask)
-        page, more = hits[:size], len(hits) > size
-        nxt = None
-        if more:
-            rest = [(k, v) for k, v in query.items() if k != "next_token"]
-            nxt = f"{str(request.base_url).rstrip('/')}{request.url.path}?" + urlencode(
-                [*rest, ("next_token", _token(int(page[-1])))]
-            )
-        fields = [f for f in query.get("fields", "").split(",") if f]
-        if fields:
-            results = json.dumps(
-                [{k: rows.records[i][k] for k in fields if k in rows.records[i]} for i in page]
-            )
-        else:
-            results = "[" + ",".join(rows.encoded[i] for i in page) + "]"
-        body = f'{{"next": {json.dumps(nxt)}, "previous": null, "results": {results}}}'
-        return Response(body, media_type="application/json")
+        return _cursor_page(ws.route(route), route, request)
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def unknown(path: str) -> Response:
@@ -443,8 +491,7 @@ class LocalDials:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dqm_playground_ds.platform.server.runner import bind, make_server
-    from dqm_playground_ds.platform.server.store import expand_paths, read_histogram_file
+    from dqm_playground_ds.platform.server.runner import bind
 
     p = argparse.ArgumentParser(
         prog="python -m dqm_playground_ds.platform.dials.server",
@@ -464,17 +511,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8001)
     p.add_argument("--token", default=os.environ.get("DIALS_TOKEN"))
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
+    p.add_argument(
+        "--workers", type=int, default=1, help="server processes on one socket (fork; POSIX)"
+    )
     p.add_argument("--log-level", default="info")
     args = p.parse_args(argv)  # fmt: skip
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if not args.token:
         print("error: give --token or export DIALS_TOKEN", file=sys.stderr)
         return 2
-    parts = [read_histogram_file(path, args.me) for path in expand_paths(args.load)]
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["run", "lumi", "me", "dim", "entries", "x_min", "x_max", "x_bins", "y_min",
-                 "y_max", "y_bins", "data", "source"]
-    )  # fmt: skip
+    if args.workers < 1:
+        print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
+        return 2
+    table = _load(args.load, args.me)
     app = create_dials_app(
         {args.workspace: table.assign(dataset=args.dataset)},
         tokens=[args.token],
@@ -483,11 +532,59 @@ def main(argv: list[str] | None = None) -> int:
     )
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
+    children = [_fork_worker(app, sock, args.log_level) for _ in range(args.workers - 1)]
     print(f"serving http://{host}:{port}/api/v1/", flush=True)
-    log.info("%d histograms of %s in workspace %s", len(table), args.dataset, args.workspace)
-    server = make_server(app, log_level="info" if args.log_level == "debug" else "warning")
-    server.run(sockets=[sock])
+    log.info(
+        "%d histograms of %s in workspace %s, %d process(es)",
+        len(table), args.dataset, args.workspace, args.workers,
+    )  # fmt: skip
+    try:
+        _serve(app, sock, args.log_level)
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            os.waitpid(pid, 0)
     return 0
+
+
+def _load(paths: list[str], mes: list[str] | None) -> pd.DataFrame:
+    from dqm_playground_ds.platform.server.store import expand_paths, read_histogram_file
+
+    parts = [read_histogram_file(path, mes) for path in expand_paths(paths)]
+    if parts:
+        return pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(
+        columns=["run", "lumi", "me", "dim", "entries", "x_min", "x_max", "x_bins", "y_min",
+                 "y_max", "y_bins", "data", "source"]
+    )  # fmt: skip
+
+
+def _serve(app: Any, sock: Any, log_level: str) -> None:
+    from dqm_playground_ds.platform.server.runner import make_server
+
+    server = make_server(app, log_level="info" if log_level == "debug" else "warning")
+    server.run(sockets=[sock])
+
+
+def _fork_worker(app: Any, sock: Any, log_level: str) -> int:
+    """One more server process on the same socket, as gunicorn's pre-loaded workers serve the
+    deployed DIALS (the data is shared copy-on-write). It ends with its parent."""
+    pid = os.fork()
+    if pid:
+        return pid
+    parent = os.getppid()
+
+    def orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    try:
+        _serve(app, sock, log_level)
+    finally:
+        os._exit(0)
 
 
 if __name__ == "__main__":

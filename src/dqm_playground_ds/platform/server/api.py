@@ -32,13 +32,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
-import time
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import numpy as np
 from fastapi import FastAPI, Request, Response
@@ -53,12 +52,13 @@ from dqm_playground_ds.platform.endpoints import (
 from dqm_playground_ds.platform.pagination import PAGE_SIZE
 from dqm_playground_ds.platform.records import data_field
 from dqm_playground_ds.platform.server.faults import FaultMiddleware, FaultPlan
-from dqm_playground_ds.platform.server.store import Store, now, read_histogram_file
+from dqm_playground_ds.platform.server.store import Store
 from dqm_playground_ds.platform.upload import PAYLOAD_SCHEMA
 
 log = logging.getLogger(__name__)
 
 INVALID_PAGE = {"detail": "Invalid page."}
+Row = sqlite3.Row | Mapping[str, Any]  # a stored row, or a dict of one
 EXTENSIONS = {"predictions": PREDICTIONS_EXTENSION, "tasks": TASKS_EXTENSION}
 HTML_500 = (
     '<!doctype html>\n<html lang="en">\n<head>\n  <title>Server Error (500)</title>\n</head>\n'
@@ -196,7 +196,7 @@ def _served_data(values: np.ndarray, dim: int, x_bins: int) -> list[Any]:
     return values.tolist()
 
 
-def _hist_record(row: Mapping[str, Any], dim: int) -> dict[str, Any]:
+def _hist_record(row: Row, dim: int) -> dict[str, Any]:
     values = np.frombuffer(row["data"], dtype="<f8")
     rec = {
         "id": row["id"],
@@ -215,7 +215,7 @@ def _hist_record(row: Mapping[str, Any], dim: int) -> dict[str, Any]:
     return rec
 
 
-def _file_record(row: Mapping[str, Any]) -> dict[str, Any]:
+def _file_record(row: Row) -> dict[str, Any]:
     total, done = row["entries_total"] or 0, row["entries_processed"] or 0
     dims = [int(d) for d in (row["dims"] or "").split(",") if d]
     return {
@@ -235,7 +235,7 @@ def _file_record(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _cert_record(row: Mapping[str, Any], ls: bool) -> dict[str, Any]:
+def _cert_record(row: Row, ls: bool) -> dict[str, Any]:
     rec = {"id": row["id"], "run": row["run"]}
     if ls:
         rec["lumisection"] = row["lumisection"]
@@ -259,7 +259,7 @@ _RUN_CERT_SELECT = "c.id, c.run, c.date, c.rr_is_golden_json, " + ", ".join(
 class Resource:
     name: str
     table: str
-    record: Callable[[Store, Mapping[str, Any]], dict[str, Any]]
+    record: Callable[[Store, Row], dict[str, Any]]
     filters: dict[str, Filter] = field(default_factory=dict)
     key: str = "id"
     select: str = "*"
@@ -267,7 +267,7 @@ class Resource:
     writable: bool = False
 
 
-def _task_record(store: Store, row: Mapping[str, Any]) -> dict[str, Any]:
+def _task_record(store: Store, row: Row) -> dict[str, Any]:
     rec: dict[str, Any] = {"id": row["id"], "name": row["name"]}
     for role in ("training", "testing"):
         runs = store.query(
@@ -290,7 +290,7 @@ def _task_record(store: Store, row: Mapping[str, Any]) -> dict[str, Any]:
     return rec
 
 
-def _prediction_record(store: Store, row: Mapping[str, Any]) -> dict[str, Any]:
+def _prediction_record(store: Store, row: Row) -> dict[str, Any]:
     top = json.loads(row["top_mes"] or "[]")
     linked: dict[str, list[dict[str, Any]]] = {}
     for dim in (1, 2):
@@ -722,11 +722,14 @@ def create_app(
     extensions: Iterable[str] = (),
     parse_delay: float = 0.0,
 ) -> FaultMiddleware:
-    """The ASGI app: FastAPI routes wrapped in fault injection (``.plan``, ``.requests``).
+    """The ASGI app: FastAPI routers (``routes.py``) wrapped in fault injection (``.plan``,
+    ``.requests``).
 
     Without ``extensions`` it answers like the deployed playground; ``extensions=("predictions",
     "tasks")`` adds the project's contract (advertised at ``/api/capabilities/``).
     """
+    from dqm_playground_ds.platform.server.routes import ROUTERS, ServerState
+
     settings = Settings(
         frozenset(tokens) | frozenset(admin_tokens),
         frozenset(admin_tokens),
@@ -743,245 +746,31 @@ def create_app(
         openapi_url="/_openapi.json",
         redoc_url=None,
     )
-    file_cache: dict[str, tuple[float, Response]] = {}
-    parsers: list[threading.Thread] = []
-
-    def auth(request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        if not header:
-            raise APIError(401, {"detail": "Authentication credentials were not provided."})
-        scheme, _, key = header.partition(" ")
-        if scheme != "Token" or key.strip() not in settings.tokens:
-            raise APIError(401, {"detail": "Invalid token."})
-        return "admin" if key.strip() in settings.admin_tokens else "user"
-
-    def has(extension: str) -> bool:
-        return extension in settings.extensions
-
-    @app.exception_handler(APIError)
-    async def _api_error(request: Request, exc: APIError) -> Response:
-        if exc.html is not None:
-            return Response(exc.html, status_code=exc.status, media_type="text/html")
-        headers = {"WWW-Authenticate": 'Token realm="api"'} if exc.status == 401 else None
-        return _json(exc.body, exc.status, headers)
-
-    def cached(request: Request, build: Callable[[], Response]) -> Response:
-        """The deployed server caches data-file GETs for 60 s: progress polling can be stale."""
-        if not request.url.path.startswith("/api/histogram_data_files/"):
-            return build()
-        key = str(request.url)
-        hit = file_cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        resp = build()
-        if settings.file_cache_ttl > 0:
-            file_cache[key] = (time.monotonic() + settings.file_cache_ttl, resp)
-        return resp
-
-    def resource(name: str) -> Resource:
-        res = RESOURCES.get(name)
-        if res is None:  # no such route: Django's own HTML page
-            raise APIError(404, None, HTML_404)
-        return res
-
-    async def body_of(request: Request) -> Any:
-        try:
-            return json.loads(await request.body() or b"null")
-        except ValueError as exc:
-            raise APIError(400, {"detail": f"JSON parse error - {exc}"}) from None
-
-    @app.get("/api/capabilities/")
-    async def capabilities(request: Request) -> Response:
-        """Only a server with an extension has this route; the deployed one answers 404."""
-        auth(request)
-        if not settings.extensions:
-            raise APIError(404, None, HTML_404)
-        out: dict[str, Any] = {}
-        if has(PREDICTIONS_EXTENSION):
-            out[PREDICTIONS_EXTENSION] = {
-                "create": "/api/predictions/",
-                "batches": "/api/predictions/batches/",
-                "doc": "docs/prediction-payload.md",
-            }
-        if has(TASKS_EXTENSION):
-            out[TASKS_EXTENSION] = {"create": "/api/tasks/"}
-        return _json({"extensions": out})
-
-    @app.get("/api/predictions/batches/")
-    async def prediction_batches(request: Request) -> Response:
-        """Extension: the batches the server holds for a task, ``{batch id: predictions}``."""
-        auth(request)
-        if not has(PREDICTIONS_EXTENSION):
-            raise APIError(404, {"detail": "Not found."})
-        try:
-            task = int(request.query_params.get("task", ""))
-        except ValueError:
-            raise APIError(400, {"task": ["A valid integer is required."]}) from None
-        rows = store.query(
-            "SELECT batch, COUNT(*) FROM predictions WHERE task = ? AND batch IS NOT NULL "
-            "GROUP BY batch",
-            (task,),
-        )
-        return _json({"task": task, "batches": {r[0]: r[1] for r in rows}})
-
-    @app.get("/api/histogram_data_files/discover/")
-    async def discover(request: Request) -> Response:
-        if auth(request) != "admin":
-            raise APIError(403, {"detail": "You do not have permission to perform this action."})
-        if settings.data_dir:
-            for p in sorted(Path(settings.data_dir).rglob("*")):
-                if p.suffix.lower() not in (".csv", ".parquet", ".root") or not p.is_file():
-                    continue
-                dims = [d for d, tag in ((1, "_1D_"), (2, "_2D_")) if tag in p.name]
-                store.add_data_file(
-                    str(p),
-                    entries_total=_count_rows(str(p)),
-                    dims=dims,
-                    filesize=round(p.stat().st_size / 1e6, 1),
-                )
-        file_cache.clear()
-        return Response(status_code=202)  # the deployed server: 202, empty body
-
-    def parse(file_id: int, row: Mapping[str, Any], body: Mapping[str, Any]) -> None:
-        """In the background, as the deployed server does: a failure is logged, never reported."""
-        if settings.parse_delay:
-            time.sleep(settings.parse_delay)
-        try:
-            table = read_histogram_file(row["filepath"])
-            table = table.assign(source=row["filepath"])
-            if len(table) and "dim" in table:
-                table = table[table["dim"] == int(body["data_dimensionality"])]
-            n = store.load_histograms(table, file_id=file_id)
-        except Exception as exc:  # the background task dies; nobody is told
-            log.warning("parsing %s failed: %s", row["filepath"], exc)
-            return
-        dims = sorted({int(d) for d in table["dim"]}) if len(table) else []
-        with store.lock:
-            store.conn.execute(
-                "UPDATE histogram_data_files SET entries_total = ?, entries_processed = ?, "
-                "dims = ?, granularity = ?, modified = ? WHERE id = ?",
-                (n, n, ",".join(map(str, dims)), body["granularity"], now(), file_id),
-            )
-
-    @app.post("/api/histogram_data_files/{file_id}/start_parsing/")
-    async def start_parsing(file_id: int, request: Request) -> Response:
-        auth(request)
-        body = await body_of(request)
-        if not isinstance(body, Mapping):
-            raise APIError(400, "Invalid request body")
-        for name in ("granularity", "data_dimensionality", "file_format"):
-            if body.get(name) in (None, ""):
-                raise APIError(400, f"Missing field: {name}")
-        if body["file_format"] not in FILE_FORMATS:
-            raise APIError(400, f"Invalid file format: {body['file_format']}")
-        rows = store.query("SELECT * FROM histogram_data_files WHERE id = ?", (file_id,))
-        if not rows:
-            raise APIError(404, {"detail": "Not found."})
-        row = dict(rows[0])
-        if (row["entries_processed"] or 0) > 0:
-            raise APIError(400, "File has already been parsed")
-        worker = threading.Thread(
-            target=parse, args=(file_id, row, dict(body)), daemon=True, name="parse"
-        )
-        parsers.append(worker)
-        worker.start()
-        return Response(status_code=202)
-
-    @app.get("/api/{name}/")
-    async def list_view(name: str, request: Request) -> Response:
-        auth(request)
-        res = resource(name)
-        query = parse_qsl(request.url.query, keep_blank_values=True)
-        if name == "predictions" and has(PREDICTIONS_EXTENSION):
-            res = PREDICTIONS_EXTENDED
-        return cached(request, lambda: _json(list_page(store, res, request.url.path, query)))
-
-    @app.get("/api/{name}/{key}/")
-    async def detail_view(name: str, key: str, request: Request) -> Response:
-        auth(request)
-        res = resource(name)
-        if not res.key:
-            raise APIError(404, {"detail": "Not found."})
-
-        def build() -> Response:
-            rows = store.query(f"SELECT {res.select} FROM {res.table} WHERE {res.key} = ?", (key,))
-            if not rows:
-                raise APIError(404, {"detail": "Not found."})
-            return _json(res.record(store, rows[0]))
-
-        return cached(request, build)
-
-    @app.post("/api/{name}/")
-    async def create_view(name: str, request: Request) -> Response:
-        auth(request)
-        res = resource(name)
-        if not res.writable:
-            raise APIError(405, {"detail": f'Method "POST" not allowed on {name} here.'})
-        body = await body_of(request)
-        if name == "strategies":  # the deployed model has no unique name: duplicates are kept
-            if not isinstance(body, Mapping):
-                raise APIError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
-            _required(body, ["model"])
-            with store.lock:
-                cur = store.conn.execute(
-                    "INSERT INTO strategies (model) VALUES (?)", (str(body["model"]),)
-                )
-            return _json({"id": cur.lastrowid, "model": str(body["model"])}, 201)
-        if name == "tasks":
-            if not has(TASKS_EXTENSION):
-                raise _deployed_write(body, DEPLOYED_TASK_FIELDS)
-            tid = store.create_task(_task_body(store, body))
-            row = store.query("SELECT * FROM tasks WHERE id = ?", (tid,))[0]
-            return _json(_task_record(store, row), 201)
-        if not has(PREDICTIONS_EXTENSION):
-            raise _deployed_write(body, DEPLOYED_PREDICTION_FIELDS)
-        task, items, batch = _prediction_items(store, body)
-        counts = store.upsert_predictions(task, items, batch)
-        return _json({"batch": batch, "received": len(items), **counts}, 201)
-
-    @app.delete("/api/{name}/{key}/")
-    async def delete_view(name: str, key: int, request: Request) -> Response:
-        auth(request)
-        res = resource(name)
-        if not res.writable:
-            raise APIError(405, {"detail": f'Method "DELETE" not allowed on {name} here.'})
-        with store.lock:
-            cur = store.conn.execute(f"DELETE FROM {res.table} WHERE id = ?", (key,))
-        if not cur.rowcount:
-            raise APIError(404, {"detail": "Not found."})
-        return Response(status_code=204)
-
-    @app.get("/_admin/stats")
-    async def stats(request: Request) -> Response:
-        auth(request)
-        return _json({"requests": dict(wrapped.requests), "faults": wrapped.plan.as_dict()})
-
-    @app.get("/_admin/faults")
-    async def get_faults(request: Request) -> Response:
-        auth(request)
-        return _json(wrapped.plan.as_dict())
-
-    @app.put("/_admin/faults")
-    async def put_faults(request: Request) -> Response:
-        auth(request)
-        body = await body_of(request)
-        try:
-            wrapped.plan.update(**(body or {}))
-        except (TypeError, ValueError) as exc:
-            raise APIError(400, {"detail": str(exc)}) from None
-        return _json(wrapped.plan.as_dict())
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> Response:
-        detail = {404: "Not found.", 405: f'Method "{request.method}" not allowed.'}
-        return _json(
-            {"detail": detail.get(exc.status_code, exc.detail)},
-            exc.status_code,
-            getattr(exc, "headers", None),
-        )
-
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_exception_handler(APIError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    state = ServerState(store, settings)
+    app.state.platform = state
     wrapped = FaultMiddleware(app, faults or FaultPlan())
+    state.wrapped = wrapped
     wrapped.store = store  # type: ignore[attr-defined]
     wrapped.settings = settings  # type: ignore[attr-defined]
-    wrapped.parsers = parsers  # type: ignore[attr-defined]
+    wrapped.parsers = state.parsers  # type: ignore[attr-defined]
     return wrapped
+
+
+async def _api_error(request: Request, exc: APIError) -> Response:
+    if exc.html is not None:
+        return Response(exc.html, status_code=exc.status, media_type="text/html")
+    headers = {"WWW-Authenticate": 'Token realm="api"'} if exc.status == 401 else None
+    return _json(exc.body, exc.status, headers)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    detail = {404: "Not found.", 405: f'Method "{request.method}" not allowed.'}
+    return _json(
+        {"detail": detail.get(exc.status_code, exc.detail)},
+        exc.status_code,
+        getattr(exc, "headers", None),
+    )

@@ -193,53 +193,12 @@ class Store:
         return added
 
     def _insert(self, part: pd.DataFrame, fid: int) -> int:
+        """Insert one file's histograms (and their runs and LS) in one transaction."""
         stamp = now()
         runs = sorted({int(r) for r in part["run"]})
         ls = part[part["lumi"] > 0]
         lumis = sorted({(int(r), int(x)) for r, x in zip(ls["run"], ls["lumi"], strict=True)})
-        h1, h2, rh = [], [], []
-        for row in part.itertuples(index=False):
-            blob = np.asarray(row.data, dtype="<f8").tobytes()
-            if row.lumi == 0:
-                stats = (
-                    _moments(np.asarray(row.data), row.x_min, row.x_max)
-                    if row.dim == 1
-                    else (np.nan,) * 4
-                )
-                rh.append(
-                    (int(row.run), str(row.me), "", float(row.entries), *map(_none, stats), fid)
-                )
-            elif row.dim == 1:
-                h1.append(
-                    (
-                        int(row.run),
-                        int(row.lumi),
-                        str(row.me),
-                        float(row.entries),
-                        float(row.x_min),
-                        float(row.x_max),
-                        int(row.x_bins),
-                        blob,
-                        fid,
-                    )
-                )
-            else:
-                h2.append(
-                    (
-                        int(row.run),
-                        int(row.lumi),
-                        str(row.me),
-                        float(row.entries),
-                        float(row.x_min),
-                        float(row.x_max),
-                        int(row.x_bins),
-                        float(row.y_min),
-                        float(row.y_max),
-                        int(row.y_bins),
-                        blob,
-                        fid,
-                    )
-                )
+        h1, h2, rh = _histogram_rows(part, fid)
         with self.lock:
             c = self.conn
             c.execute("BEGIN")
@@ -442,3 +401,27 @@ def expand_paths(patterns: Iterable[str]) -> list[str]:
             raise FileNotFoundError(f"{pattern}: no such file")
         out.extend(found)
     return out
+
+
+def _histogram_rows(
+    part: pd.DataFrame, fid: int
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The 1D, 2D and run-level rows to insert (bins as little-endian float64 bytes)."""
+    h1, h2, rh = [], [], []
+    for row in part.itertuples(index=False):
+        blob = np.asarray(row.data, dtype="<f8").tobytes()
+        head = (int(row.run), int(row.lumi), str(row.me), float(row.entries))
+        x = (float(row.x_min), float(row.x_max), int(row.x_bins))
+        if row.lumi == 0:
+            stats = (
+                _moments(np.asarray(row.data), row.x_min, row.x_max)
+                if row.dim == 1
+                else (np.nan,) * 4
+            )
+            rh.append((int(row.run), str(row.me), "", float(row.entries), *map(_none, stats), fid))
+        elif row.dim == 1:
+            h1.append((*head, *x, blob, fid))
+        else:
+            y = (float(row.y_min), float(row.y_max), int(row.y_bins))
+            h2.append((*head, *x, *y, blob, fid))
+    return h1, h2, rh
