@@ -295,7 +295,7 @@ def test_the_extension_is_advertised_and_predictions_merge_on_their_key(extended
 def test_fault_plan_from_string_and_admin_endpoint(platform):
     plan = FaultPlan.from_string("latency=0.01,error_rate=0.5,retry_after=2,seed=3,script=drop;429")
     assert plan.latency == 0.01 and plan.script == ["drop", "429"] and plan.seed == 3
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"error_rate must be within \[0, 1\], got 2.0"):
         FaultPlan.from_string("error_rate=2")
     before = platform.requests.get("GET /api/runs/", 0)
     resp = requests.put(

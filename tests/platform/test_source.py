@@ -97,8 +97,13 @@ def test_extraction_reads_the_platform_like_files(client, table, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"dims": [3]}, {"runs": [1], "run_range": (1, 2)}, {"runs_per_item": 0}]
+    ("kwargs", "message"),
+    [
+        ({"dims": [3]}, r"dims must be a non-empty subset of \[1, 2\], got \[3\]"),
+        ({"runs": [1], "run_range": (1, 2)}, "give runs or run_range, not both"),
+        ({"runs_per_item": 0}, "runs_per_item must be >= 1, got 0"),
+    ],
 )
-def test_bad_configuration(client, kwargs):
-    with pytest.raises(ValueError):
+def test_bad_configuration(client, kwargs, message):
+    with pytest.raises(ValueError, match=message):
         PlaygroundAPI(client, **kwargs)

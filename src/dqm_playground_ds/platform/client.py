@@ -96,7 +96,7 @@ def _is_loopback(host: str | None) -> bool:
     if host in (None, "localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback  # type: ignore[arg-type]
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -483,7 +483,7 @@ class PlaygroundClient:
                     break
                 chunks.append(chunk)
             resp._content = b"".join(chunks)
-            resp._content_consumed = True
+            resp._content_consumed = True  # type: ignore[attr-defined]
             raw.release_conn()  # the whole body is read: the connection can be reused
         except _BodyDeadline:
             resp.close()

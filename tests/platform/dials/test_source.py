@@ -53,10 +53,15 @@ def test_me_selection_filters_rows(dclient):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"dims": [3]}, {"runs": [1], "run_range": (1, 2)}, {"dataset": ""}]
+    ("kwargs", "message"),
+    [
+        ({"dims": [3]}, r"dims must be a non-empty subset of \[1, 2\], got \[3\]"),
+        ({"runs": [1], "run_range": (1, 2)}, "give runs or run_range, not both"),
+        ({"dataset": ""}, "dataset is required"),
+    ],
 )
-def test_bad_configuration(dclient, kwargs):
-    with pytest.raises(ValueError):
+def test_bad_configuration(dclient, kwargs, message):
+    with pytest.raises(ValueError, match=message):
         DialsSource(dclient, **{"dataset": DATASET, **kwargs})
 
 

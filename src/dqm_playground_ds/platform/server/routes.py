@@ -85,7 +85,8 @@ class ServerState:
 
 
 def state(request: Request) -> ServerState:
-    return request.app.state.platform  # type: ignore[no-any-return]
+    platform: ServerState = request.app.state.platform
+    return platform
 
 
 def resource(name: str) -> Resource:
