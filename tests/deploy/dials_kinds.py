@@ -7,7 +7,9 @@ from typing import Any
 
 from dqm_playground_ds.models import FrozenModel, freeze
 from dqm_playground_ds.pipelines.data_processing import nodes as proc
+from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.pipelines.data_science import nodes as sci
+from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from tests.detection_data import golden_for, make_histograms
 
 # every detector kind and combination, on generated data (two 1D MEs and a 2D map, 4 runs)
@@ -61,10 +63,11 @@ def generated() -> tuple[Any, ...]:
     hist = make_histograms({1: 10, 2: 10, 3: 10, 4: 8, 5: 6}, entries=2000.0, seed=5,
                            run_scale=0.02)  # fmt: skip
     hist.loc[hist.index[:3], "data"] = hist.loc[hist.index[:3], "data"].map(lambda d: d * 0)
-    labelled = proc.label_lumisections_node(hist, golden_for(hist), {}, PROCESSING, [])
-    split = proc.assign_split(labelled, {}, PROCESSING)
-    pre = proc.fit_preprocessor(hist, split, PROCESSING)
-    features, ls = proc.build_features(hist, split, pre, PROCESSING)
+    pp = DataProcessingParams.model_validate(PROCESSING)
+    labelled = proc.label_lumisections_node(hist, golden_for(hist), {}, pp, [])
+    split = proc.assign_split(labelled, {}, pp)
+    pre = proc.fit_preprocessor(hist, split, pp)
+    features, ls = proc.build_features(hist, split, pre, pp)
     return hist, pre, features, ls
 
 
@@ -72,6 +75,7 @@ def train_kinds(generated: tuple[Any, ...]) -> dict[str, FrozenModel]:
     """Every strategy of :data:`KINDS`, frozen."""
     _, pre, features, ls = generated
     params = {"seed": 3, "calibration_folds": 2, "strategies": KINDS}
-    models = sci.train_strategies(features, ls, params)
-    preds, _ = sci.score_lumisections(models, features, ls, params)
+    typed = DataScienceParams.model_validate(params)
+    models = sci.train_strategies(features, ls, typed)
+    preds, _ = sci.score_lumisections(models, features, ls, typed)
     return {name: freeze(name, models[name], pre, preds, params) for name in KINDS}

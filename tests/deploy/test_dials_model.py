@@ -19,6 +19,7 @@ from dqm_playground_ds.deploy import dials_model
 from dqm_playground_ds.deploy.dials_model import PackageError, build_package, main, verify
 from dqm_playground_ds.models import freeze, load_model
 from dqm_playground_ds.pipelines.data_science import nodes as sci
+from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from dqm_playground_ds.pipelines.model_export.nodes import freeze_models
 from tests.deploy import dials_kinds
 from tests.sample_training import train
@@ -135,8 +136,9 @@ def test_unsupported_strategies_are_refused_with_their_detectors(generated, tmp_
     spec = {"windowed": {"detectors": [{"name": "w", "kind": "run_knn",
                                         "params": {"n_neighbors": 2, "window": 2}}]}}  # fmt: skip
     params = {"seed": 1, "calibration_folds": 2, "strategies": spec}
-    models = sci.train_strategies(features, ls, params)
-    preds, _ = sci.score_lumisections(models, features, ls, params)
+    typed = DataScienceParams.model_validate(params)
+    models = sci.train_strategies(features, ls, typed)
+    preds, _ = sci.score_lumisections(models, features, ls, typed)
     with pytest.raises(PackageError, match=r"\['w \(run_knn window=2\)'\]"):
         build_package(freeze("windowed", models["windowed"], pre, preds, params), tmp_path / "p")
     assert not (tmp_path / "p").exists()
