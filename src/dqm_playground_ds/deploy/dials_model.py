@@ -438,10 +438,12 @@ def reference_scores(model: FrozenModel, histograms: pd.DataFrame) -> pd.DataFra
         prepare_new_lumisections,
         score_new_lumisections,
     )
+    from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 
+    params = DataProcessingParams.model_validate({"labels": {}})
     frames = []
     for _, rows in histograms.groupby("run", sort=True):
-        features, ls = prepare_new_lumisections(rows, model, {}, {}, {"labels": {}})
+        features, ls = prepare_new_lumisections(rows, model, {}, {}, params)
         frames.append(score_new_lumisections(model, features, ls))
     out = pd.concat(frames, ignore_index=True)
     return out[["run", "lumi", "score", "is_anomalous"]]

@@ -9,6 +9,7 @@ from kedro.runner import SequentialRunner
 
 from dqm_playground_ds.datasets.frozen_models import FrozenModelsDataset
 from dqm_playground_ds.pipelines.data_science import nodes as sci
+from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from dqm_playground_ds.pipelines.model_export import create_pipeline
 from tests.deploy import dials_kinds
 
@@ -18,15 +19,16 @@ def test_every_strategy_is_frozen_and_loads_back(tmp_path):
     names = ["forest", "reconstruction_gmm", "run_aware"]
     params = {"seed": 3, "calibration_folds": 2,
               "strategies": {n: dials_kinds.KINDS[n] for n in names}}  # fmt: skip
-    models = sci.train_strategies(features, ls, params)
-    preds, _ = sci.score_lumisections(models, features, ls, params)
+    typed = DataScienceParams.model_validate(params)
+    models = sci.train_strategies(features, ls, typed)
+    preds, _ = sci.score_lumisections(models, features, ls, typed)
     catalog = DataCatalog(
         {
             "strategy_models": MemoryDataset(models),
             "preprocessor": MemoryDataset(pre),
             "lumisection_predictions": MemoryDataset(preds),
             "metrics": MemoryDataset({"strategies": {"forest": {"real": {"auc": 0.5}}}}),
-            "params:data_science": MemoryDataset(params),
+            "params:data_science": MemoryDataset(typed),
             "frozen_models": FrozenModelsDataset(path=str(tmp_path)),
         }
     )
