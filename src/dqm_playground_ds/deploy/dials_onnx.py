@@ -9,16 +9,21 @@ histograms of the scored LS, ``X``: double (n, bins)) to its raw anomaly score (
 Built from the frozen model with skl2onnx's own converters where scikit-learn has one, and small
 hand-written graphs (onnx.helper) for what is the project's:
 
-* ``knn``: [PCA projection (skl2onnx)] -> ``NearestNeighbors`` (skl2onnx) -> mean distance;
+* ``knn``: [PCA projection] -> ``NearestNeighbors`` (skl2onnx, double) -> mean distance;
 * ``lof``: [PCA] -> ``LocalOutlierFactor`` (skl2onnx, ``score_samples``) -> its opposite;
-* ``pca``: ``PCA`` (skl2onnx, float32 like the pipeline) -> inverse transform -> mean of the
-  top-N squared residuals;
+* ``pca``: PCA projection -> inverse transform -> mean of the top-N squared residuals;
+
 * ``autoencoder``: centring and scaling -> ``MLPRegressor`` (skl2onnx) -> top-N residuals;
 * ``isolation_forest``: [PCA], rounded to float32 as sklearn scores -> the trees as one
   ``TreeEnsembleRegressor`` (written here from the frozen node arrays: leaf value = depth +
   average path length - 1, summed) -> ``2 ** (-sum / denominator)``;
 * ``nmf``: non-negative least squares on the fixed components by the pipeline's multiplicative
   updates, unrolled (start: the pseudo-inverse of ``H H^T`` for the pipeline's ``lstsq``).
+
+The PCA projection is sklearn's ``transform`` as two double ``MatMul``/``Sub`` with float64
+constants: the pipeline's detectors fit and apply their PCA in float64, so the graph and numpy
+agree to rounding (~1e-12 relative). A model frozen before that (float32 PCA) is projected by
+skl2onnx's float32 PCA, ~1 ulp of float32 from numpy's (~1e-5 of a score).
 
 Not converted (numpy in the handler, with the reason): ``run_knn`` and ``within_run`` score an
 LS from the other LS of its run (a request-level context, not a per-LS function);
@@ -105,14 +110,25 @@ class Graph:
 
     # -- pieces ----------------------------------------------------------------------------------
     def project(self, pca: Any, x: str, width: int) -> tuple[str, int]:
-        """PCA projection (skl2onnx) in the PCA's dtype (float32 features: float32, as the
-        pipeline projects them), returned as double."""
+        """PCA projection in the PCA's dtype, returned as double.
+
+        A float64 PCA (the pipeline's detectors fit it on float64) is written here as sklearn's
+        ``transform``: ``X @ C^T - mean @ C^T`` (then whitening) with float64 constants, so that
+        onnxruntime and numpy agree to rounding. A float32 PCA (a model frozen before) goes
+        through skl2onnx in float32, as that pipeline projected it (~1 ulp of float32 apart)."""
         if pca is None:
             return x, width
-        single = pca.components_.dtype == np.float32
-        src = self.op("Cast", x, to=FLOAT) if single else x
-        z = self.sklearn(pca, src, width, single=single)["variable"]
-        return (self.op("Cast", z, to=DOUBLE) if single else z), int(pca.n_components_)
+        if pca.components_.dtype != np.float32:
+            c = np.asarray(pca.components_, dtype=np.float64)
+            mean = np.asarray(pca.mean_, dtype=np.float64).reshape(1, -1)
+            z = self.op("Sub", self.op("MatMul", x, self.const(c.T)), self.const(mean @ c.T))
+            if pca.whiten:
+                scale = np.sqrt(np.asarray(pca.explained_variance_, dtype=np.float64))
+                z = self.op("Div", z, self.const(np.maximum(scale, np.finfo(np.float64).eps)))
+            return z, int(pca.n_components_)
+        src = self.op("Cast", x, to=FLOAT)
+        z = self.sklearn(pca, src, width, single=True)["variable"]
+        return self.op("Cast", z, to=DOUBLE), int(pca.n_components_)
 
     def top_n_residual(self, x: str, recon: str, top_n: int, width: int) -> str:
         res = self.op("Sub", x, recon)
@@ -139,8 +155,12 @@ def _lof(det: Any, g: Graph) -> str:
 
 
 def _pca_reconstruction(det: Any, g: Graph) -> str:
-    """In float32, as the pipeline's float32 PCA computes it; residuals squared in float64."""
+    """In the PCA's dtype, as the pipeline computes it; residuals squared in float64."""
     pca = det.pca_
+    if pca.components_.dtype != np.float32:
+        t, _ = g.project(pca, "X", g.n_features)
+        recon = g.op("Add", g.op("MatMul", t, g.const(pca.components_)), g.const(pca.mean_))
+        return g.top_n_residual("X", recon, det.top_n, g.n_features)
     x32 = g.op("Cast", "X", to=FLOAT)
     t = g.sklearn(pca, x32, g.n_features, single=True)["variable"]
     recon = g.op("Add", g.op("MatMul", t, g.const(pca.components_, np.float32)),
