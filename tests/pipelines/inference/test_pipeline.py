@@ -21,6 +21,7 @@ from dqm_playground_ds.datasets.batches import BatchPartitionsDataset
 from dqm_playground_ds.datasets.frozen_models import FrozenModelsDataset
 from dqm_playground_ds.models import ModelMismatchError
 from dqm_playground_ds.pipelines import inference, production
+from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.pipelines.inference import create_pipeline
 from dqm_playground_ds.pipelines.model_export.nodes import freeze_models
 from tests.detection_data import golden_for
@@ -200,7 +201,9 @@ def test_a_model_written_by_format_1_applies_through_the_pipeline(tmp_path):
             "dcs_json": MemoryDataset({}),
             "bad_runs": MemoryDataset([]),
             "params:inference": MemoryDataset({"model": str(folder)}),
-            "params:data_processing": MemoryDataset(processing),
+            "params:data_processing": MemoryDataset(
+                DataProcessingParams.model_validate(processing)
+            ),
             "inference_scored_runs": batches("scored"),
             "inference_scored_runs_batch": batches("scored"),
             "inference_lumisection_predictions": batches("ls"),
