@@ -15,8 +15,9 @@ hand-written graphs (onnx.helper) for what is the project's:
 
 * ``autoencoder``: centring and scaling -> ``MLPRegressor`` (skl2onnx) -> top-N residuals;
 * ``isolation_forest``: [PCA], rounded to float32 as sklearn scores -> the trees as one
-  ``TreeEnsembleRegressor`` (written here from the frozen node arrays: leaf value = depth +
-  average path length - 1, summed) -> ``2 ** (-sum / denominator)``;
+  ``TreeEnsembleRegressor`` (written here from the frozen node arrays) giving the leaf of every
+  tree -> its value (depth + average path length - 1, float64) gathered and summed in double ->
+  ``2 ** (-sum / denominator)``;
 * ``nmf``: non-negative least squares on the fixed components by the pipeline's multiplicative
   updates, unrolled (start: the pseudo-inverse of ``H H^T`` for the pipeline's ``lstsq``).
 
@@ -213,13 +214,15 @@ def _tree_attributes(forest: IsolationForestArrays) -> dict[str, Any]:
         "nodes_truenodeids": child(a["left"]),
         "nodes_falsenodeids": child(a["right"]),
         "nodes_missing_value_tracks_true": a["missing_left"].astype(int).tolist(),
+        # tree t writes the global index of its leaf to target t (an integer: exact in the
+        # float32 output of ai.onnx.ml 3); the double leaf values are gathered from it
         "target_treeids": tree[leaf].tolist(),
         "target_nodeids": local[leaf].tolist(),
-        "target_ids": [0] * int(leaf.sum()),
+        "target_ids": tree[leaf].tolist(),
         "target_weights_as_tensor": numpy_helper.from_array(
-            a["leaf_value"][leaf].astype(np.float64), "w"
+            np.flatnonzero(leaf).astype(np.float64), "w"
         ),
-        "n_targets": 1,
+        "n_targets": len(roots),
         "aggregate_function": "SUM",
         "post_transform": "NONE",
     }
@@ -231,8 +234,12 @@ def _isolation_forest(det: Any, g: Graph) -> str:
         forest = IsolationForestArrays.from_sklearn(forest)
     z, _ = g.project(det.projection_, "X", g.n_features)
     z = g.op("Cast", g.op("Cast", z, to=FLOAT), to=DOUBLE)  # sklearn scores float32 features
-    depth = g.op("TreeEnsembleRegressor", z, domain="ai.onnx.ml", **_tree_attributes(forest))
-    depth = g.op("Cast", depth, to=DOUBLE)  # ai.onnx.ml 3 returns the sum as float32
+    if len(forest.arrays["left"]) >= 2**24:
+        raise ValueError("Isolation Forest too large for its ONNX graph (2^24 nodes)")
+    leaves = g.op("TreeEnsembleRegressor", z, domain="ai.onnx.ml", **_tree_attributes(forest))
+    index = g.op("Cast", leaves, to=TensorProto.INT64)  # (n, trees): leaf of every tree
+    values = g.op("Gather", g.const(forest.arrays["leaf_value"]), index, axis=0)
+    depth = g.op("ReduceSum", values, g.const([1], np.int64), keepdims=0)  # in double
     if forest.denominator == 0:  # one training sample per tree: sklearn scores 2 ** -1
         return g.op("Add", g.op("Mul", depth, g.const(0.0)), g.const(0.5))
     ratio = g.op("Div", depth, g.const(forest.denominator))
