@@ -56,7 +56,9 @@ class PCAReconstruction(_Reconstruction):
 
     def _fit(self, X: np.ndarray) -> None:
         # float64 (see isolation.fit_projection): the same projection in numpy and ONNX
-        self.pca_ = fit_projection(X, self.n_components)
+        pca = fit_projection(X, self.n_components)
+        assert pca is not None  # n_components is an int here
+        self.pca_ = pca
 
     def _reconstruct(self, X: np.ndarray) -> np.ndarray:
         """In the PCA's dtype (float64; float32 for a model frozen before), by chunks."""
