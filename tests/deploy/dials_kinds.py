@@ -19,7 +19,6 @@ PROCESSING = {
     "quality": {"min_entries": 10},
     "preprocessing": {"default": {"2d": {"rebin": [2, 2]}}, "fine": {}},
 }
-PP = DataProcessingParams.model_validate(PROCESSING)
 
 
 def _strategy(detectors, method="max_z", preprocessing="default", consecutive=1):
@@ -64,10 +63,11 @@ def generated() -> tuple[Any, ...]:
     hist = make_histograms({1: 10, 2: 10, 3: 10, 4: 8, 5: 6}, entries=2000.0, seed=5,
                            run_scale=0.02)  # fmt: skip
     hist.loc[hist.index[:3], "data"] = hist.loc[hist.index[:3], "data"].map(lambda d: d * 0)
-    labelled = proc.label_lumisections_node(hist, golden_for(hist), {}, PP, [])
-    split = proc.assign_split(labelled, {}, PP)
-    pre = proc.fit_preprocessor(hist, split, PP)
-    features, ls = proc.build_features(hist, split, pre, PP)
+    pp = DataProcessingParams.model_validate(PROCESSING)
+    labelled = proc.label_lumisections_node(hist, golden_for(hist), {}, pp, [])
+    split = proc.assign_split(labelled, {}, pp)
+    pre = proc.fit_preprocessor(hist, split, pp)
+    features, ls = proc.build_features(hist, split, pre, pp)
     return hist, pre, features, ls
 
 
@@ -75,8 +75,7 @@ def train_kinds(generated: tuple[Any, ...]) -> dict[str, FrozenModel]:
     """Every strategy of :data:`KINDS`, frozen."""
     _, pre, features, ls = generated
     params = {"seed": 3, "calibration_folds": 2, "strategies": KINDS}
-    models = sci.train_strategies(features, ls, DataScienceParams.model_validate(params))
-    preds, _ = sci.score_lumisections(
-        models, features, ls, DataScienceParams.model_validate(params)
-    )
+    typed = DataScienceParams.model_validate(params)
+    models = sci.train_strategies(features, ls, typed)
+    preds, _ = sci.score_lumisections(models, features, ls, typed)
     return {name: freeze(name, models[name], pre, preds, params) for name in KINDS}

@@ -111,22 +111,23 @@ def knn(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distances and indices of the ``k`` nearest training rows (nearest first).
 
-    float32 features searched by brute force (the pipeline's kNN in 20 PCA components): as
-    scikit-learn computes them, ``|x|^2 - 2 x.y + |y|^2`` in float64 rounded to float32, so the
-    distances are sklearn's bit for bit. Otherwise (a KD/ball tree: few dimensions; float64 run
-    means): the direct difference in float64, as the trees compute it (and exact where the
-    expansion cancels, a training run against itself)."""
-    single = brute and x.dtype == np.float32 and train.dtype == np.float32
+    Brute force (the pipeline's kNN in 20 PCA components or on the full histogram) as
+    scikit-learn computes it: ``|x|^2 - 2 x.y + |y|^2`` in float64, rounded to float32 for
+    float32 features (then sklearn's distances bit for bit). Otherwise (a KD/ball tree: few
+    dimensions; the run means of run_knn) the direct difference in float64, as the trees compute
+    it (and exact where the expansion cancels, a training run against itself)."""
+    single = x.dtype == np.float32 and train.dtype == np.float32
+    expand = brute and x.dtype == train.dtype and x.dtype in (np.float32, np.float64)
     t = train.astype(np.float64)
-    tt = np.einsum("ij,ij->i", t, t)[None, :] if single else np.zeros((1, len(t)))
+    tt = np.einsum("ij,ij->i", t, t)[None, :] if expand else np.zeros((1, len(t)))
     dist, idx = np.empty((len(x), k)), np.empty((len(x), k), dtype=np.int64)
     for start in range(0, len(x), 256):
         block = x[start : start + 256].astype(np.float64)
-        if single:
+        if expand:
             d2 = -2 * (block @ t.T)
             d2 += np.einsum("ij,ij->i", block, block)[:, None]
             d2 += tt
-            d2 = np.maximum(d2.astype(np.float32), 0)
+            d2 = np.maximum(d2.astype(np.float32) if single else d2, 0)
         else:
             d2 = ((block[:, None, :] - t[None, :, :]) ** 2).sum(axis=2)
         near = np.argpartition(d2, k - 1, axis=1)[:, :k]
@@ -156,11 +157,12 @@ class DetectorInput:
 
 
 def _pca(p: dict | None, a: dict, x: np.ndarray) -> np.ndarray:
-    """sklearn's ``PCA.transform`` (projection first, then the projected mean; float32 stays)."""
+    """sklearn's ``PCA.transform`` (projection first, then the projected mean) in the PCA's dtype:
+    float64 (the pipeline's detectors fit it on float64), float32 for a model frozen before."""
     if p is None:
         return x
     c = a[p["components"]]
-    out = x @ c.T
+    out = x.astype(c.dtype, copy=False) @ c.T
     out -= a[p["mean"]].reshape(1, -1) @ c.T
     if p["whiten"]:
         scale = np.sqrt(a[p["explained_variance"]])
@@ -220,7 +222,7 @@ def _run_knn(m: dict, a: dict, d: DetectorInput) -> np.ndarray:
     """The run mean (the LS itself replacing or joining its run) against good training runs."""
     s, c, _ = run_sums(d, m["mode"] == "causal", upcast=False)
     x = d.x[d.rows].astype(np.float64)
-    dist, _ = knn(a[m["run_means"]], (s + x) / (c + 1)[:, None], m["n_neighbors"])
+    dist, _ = knn(a[m["run_means"]], (s + x) / (c + 1)[:, None], m["n_neighbors"], brute=False)
     return dist.mean(axis=1)
 
 

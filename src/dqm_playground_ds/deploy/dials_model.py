@@ -440,9 +440,10 @@ def reference_scores(model: FrozenModel, histograms: pd.DataFrame) -> pd.DataFra
         score_new_lumisections,
     )
 
+    params = DataProcessingParams.model_validate({"labels": {}})
     frames = []
     for _, rows in histograms.groupby("run", sort=True):
-        features, ls = prepare_new_lumisections(rows, model, {}, {}, DataProcessingParams())
+        features, ls = prepare_new_lumisections(rows, model, {}, {}, params)
         frames.append(score_new_lumisections(model, features, ls))
     out = pd.concat(frames, ignore_index=True)
     return out[["run", "lumi", "score", "is_anomalous"]]
@@ -510,6 +511,22 @@ def has_onnx(package: Path) -> bool:
     return any((Path(package) / "model").glob("*.onnx"))
 
 
+def float32_projection(model: FrozenModel) -> bool:
+    """Whether a detector projects with a float32 PCA (a model frozen before the detectors fitted
+    their PCA in float64): its ONNX graph then rounds the projection unlike numpy's BLAS."""
+    pcas = [getattr(det, attr, None) for ds in model.strategy.detector_sets
+            for det in ds.models_.values() for attr in ("projection_", "pca_")]  # fmt: skip
+    return any(p is not None and p.components_.dtype == np.float32 for p in pcas)
+
+
+def default_rtol(package: Path, model: FrozenModel) -> float:
+    """0 for the numpy handler; for an ONNX package 1e-6 (float64 projections: the graphs agree to
+    rounding), 1e-4 for a float32 projection (docs/models.md)."""
+    if not has_onnx(package):
+        return 0.0
+    return 1e-4 if float32_projection(model) else 1e-6
+
+
 def verify(
     package: str | Path,
     model: FrozenModel,
@@ -521,16 +538,15 @@ def verify(
     """Run the handler outside this project on ``histograms``; compare with the model's scores.
 
     Flags and unscored LS must be equal and scores agree to ``atol + rtol * |score|``. The numpy
-    handler repeats the pipeline's arithmetic (kNN distances as sklearn's float32 brute force):
-    ``rtol`` 0. An ONNX package (``rtol`` 1e-4 by default) projects float32 features with
-    onnxruntime's own matrix products: the pipeline's float32 rounding differs (docs/models.md).
+    handler repeats the pipeline's arithmetic (kNN distances as sklearn's brute force): ``rtol``
+    0. An ONNX package computes with onnxruntime's kernels: ``rtol`` from :func:`default_rtol`.
 
     ``python``: an interpreter to use; default: a fresh virtual environment with only the
     package's requirements. Raises :class:`PackageError` when scores or flags differ.
     """
     package = Path(package).resolve()
     if rtol is None:
-        rtol = 1e-4 if has_onnx(package) else 0.0
+        rtol = default_rtol(package, model)
     check_compatible(model.binning, histograms, f"model {model.name}")
     with tempfile.TemporaryDirectory(prefix="dials-verify-") as tmp_dir:
         tmp = Path(tmp_dir)

@@ -9,16 +9,22 @@ histograms of the scored LS, ``X``: double (n, bins)) to its raw anomaly score (
 Built from the frozen model with skl2onnx's own converters where scikit-learn has one, and small
 hand-written graphs (onnx.helper) for what is the project's:
 
-* ``knn``: [PCA projection (skl2onnx)] -> ``NearestNeighbors`` (skl2onnx) -> mean distance;
+* ``knn``: [PCA projection] -> ``NearestNeighbors`` (skl2onnx, double) -> mean distance;
 * ``lof``: [PCA] -> ``LocalOutlierFactor`` (skl2onnx, ``score_samples``) -> its opposite;
-* ``pca``: ``PCA`` (skl2onnx, float32 like the pipeline) -> inverse transform -> mean of the
-  top-N squared residuals;
+* ``pca``: PCA projection -> inverse transform -> mean of the top-N squared residuals;
+
 * ``autoencoder``: centring and scaling -> ``MLPRegressor`` (skl2onnx) -> top-N residuals;
 * ``isolation_forest``: [PCA], rounded to float32 as sklearn scores -> the trees as one
-  ``TreeEnsembleRegressor`` (written here from the frozen node arrays: leaf value = depth +
-  average path length - 1, summed) -> ``2 ** (-sum / denominator)``;
+  ``TreeEnsembleRegressor`` (written here from the frozen node arrays) giving the leaf of every
+  tree -> its value (depth + average path length - 1, float64) gathered and summed in double ->
+  ``2 ** (-sum / denominator)``;
 * ``nmf``: non-negative least squares on the fixed components by the pipeline's multiplicative
   updates, unrolled (start: the pseudo-inverse of ``H H^T`` for the pipeline's ``lstsq``).
+
+The PCA projection is sklearn's ``transform`` as two double ``MatMul``/``Sub`` with float64
+constants: the pipeline's detectors fit and apply their PCA in float64, so the graph and numpy
+agree to rounding (~1e-12 relative). A model frozen before that (float32 PCA) is projected by
+skl2onnx's float32 PCA, ~1 ulp of float32 from numpy's (~1e-5 of a score).
 
 Not converted (numpy in the handler, with the reason): ``run_knn`` and ``within_run`` score an
 LS from the other LS of its run (a request-level context, not a per-LS function);
@@ -105,14 +111,25 @@ class Graph:
 
     # -- pieces ----------------------------------------------------------------------------------
     def project(self, pca: Any, x: str, width: int) -> tuple[str, int]:
-        """PCA projection (skl2onnx) in the PCA's dtype (float32 features: float32, as the
-        pipeline projects them), returned as double."""
+        """PCA projection in the PCA's dtype, returned as double.
+
+        A float64 PCA (the pipeline's detectors fit it on float64) is written here as sklearn's
+        ``transform``: ``X @ C^T - mean @ C^T`` (then whitening) with float64 constants, so that
+        onnxruntime and numpy agree to rounding. A float32 PCA (a model frozen before) goes
+        through skl2onnx in float32, as that pipeline projected it (~1 ulp of float32 apart)."""
         if pca is None:
             return x, width
-        single = pca.components_.dtype == np.float32
-        src = self.op("Cast", x, to=FLOAT) if single else x
-        z = self.sklearn(pca, src, width, single=single)["variable"]
-        return (self.op("Cast", z, to=DOUBLE) if single else z), int(pca.n_components_)
+        if pca.components_.dtype != np.float32:
+            c = np.asarray(pca.components_, dtype=np.float64)
+            mean = np.asarray(pca.mean_, dtype=np.float64).reshape(1, -1)
+            z = self.op("Sub", self.op("MatMul", x, self.const(c.T)), self.const(mean @ c.T))
+            if pca.whiten:
+                scale = np.sqrt(np.asarray(pca.explained_variance_, dtype=np.float64))
+                z = self.op("Div", z, self.const(np.maximum(scale, np.finfo(np.float64).eps)))
+            return z, int(pca.n_components_)
+        src = self.op("Cast", x, to=FLOAT)
+        z = self.sklearn(pca, src, width, single=True)["variable"]
+        return self.op("Cast", z, to=DOUBLE), int(pca.n_components_)
 
     def top_n_residual(self, x: str, recon: str, top_n: int, width: int) -> str:
         res = self.op("Sub", x, recon)
@@ -139,8 +156,12 @@ def _lof(det: Any, g: Graph) -> str:
 
 
 def _pca_reconstruction(det: Any, g: Graph) -> str:
-    """In float32, as the pipeline's float32 PCA computes it; residuals squared in float64."""
+    """In the PCA's dtype, as the pipeline computes it; residuals squared in float64."""
     pca = det.pca_
+    if pca.components_.dtype != np.float32:
+        t, _ = g.project(pca, "X", g.n_features)
+        recon = g.op("Add", g.op("MatMul", t, g.const(pca.components_)), g.const(pca.mean_))
+        return g.top_n_residual("X", recon, det.top_n, g.n_features)
     x32 = g.op("Cast", "X", to=FLOAT)
     t = g.sklearn(pca, x32, g.n_features, single=True)["variable"]
     recon = g.op("Add", g.op("MatMul", t, g.const(pca.components_, np.float32)),
@@ -193,13 +214,15 @@ def _tree_attributes(forest: IsolationForestArrays) -> dict[str, Any]:
         "nodes_truenodeids": child(a["left"]),
         "nodes_falsenodeids": child(a["right"]),
         "nodes_missing_value_tracks_true": a["missing_left"].astype(int).tolist(),
+        # tree t writes the global index of its leaf to target t (an integer: exact in the
+        # float32 output of ai.onnx.ml 3); the double leaf values are gathered from it
         "target_treeids": tree[leaf].tolist(),
         "target_nodeids": local[leaf].tolist(),
-        "target_ids": [0] * int(leaf.sum()),
+        "target_ids": tree[leaf].tolist(),
         "target_weights_as_tensor": numpy_helper.from_array(
-            a["leaf_value"][leaf].astype(np.float64), "w"
+            np.flatnonzero(leaf).astype(np.float64), "w"
         ),
-        "n_targets": 1,
+        "n_targets": len(roots),
         "aggregate_function": "SUM",
         "post_transform": "NONE",
     }
@@ -211,8 +234,12 @@ def _isolation_forest(det: Any, g: Graph) -> str:
         forest = IsolationForestArrays.from_sklearn(forest)
     z, _ = g.project(det.projection_, "X", g.n_features)
     z = g.op("Cast", g.op("Cast", z, to=FLOAT), to=DOUBLE)  # sklearn scores float32 features
-    depth = g.op("TreeEnsembleRegressor", z, domain="ai.onnx.ml", **_tree_attributes(forest))
-    depth = g.op("Cast", depth, to=DOUBLE)  # ai.onnx.ml 3 returns the sum as float32
+    if len(forest.arrays["left"]) >= 2**24:
+        raise ValueError("Isolation Forest too large for its ONNX graph (2^24 nodes)")
+    leaves = g.op("TreeEnsembleRegressor", z, domain="ai.onnx.ml", **_tree_attributes(forest))
+    index = g.op("Cast", leaves, to=TensorProto.INT64)  # (n, trees): leaf of every tree
+    values = g.op("Gather", g.const(forest.arrays["leaf_value"]), index, axis=0)
+    depth = g.op("ReduceSum", values, g.const([1], np.int64), keepdims=0)  # in double
     if forest.denominator == 0:  # one training sample per tree: sklearn scores 2 ** -1
         return g.op("Add", g.op("Mul", depth, g.const(0.0)), g.const(0.5))
     ratio = g.op("Div", depth, g.const(forest.denominator))

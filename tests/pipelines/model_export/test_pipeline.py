@@ -19,17 +19,16 @@ def test_every_strategy_is_frozen_and_loads_back(tmp_path):
     names = ["forest", "reconstruction_gmm", "run_aware"]
     params = {"seed": 3, "calibration_folds": 2,
               "strategies": {n: dials_kinds.KINDS[n] for n in names}}  # fmt: skip
-    models = sci.train_strategies(features, ls, DataScienceParams.model_validate(params))
-    preds, _ = sci.score_lumisections(
-        models, features, ls, DataScienceParams.model_validate(params)
-    )
+    typed = DataScienceParams.model_validate(params)
+    models = sci.train_strategies(features, ls, typed)
+    preds, _ = sci.score_lumisections(models, features, ls, typed)
     catalog = DataCatalog(
         {
             "strategy_models": MemoryDataset(models),
             "preprocessor": MemoryDataset(pre),
             "lumisection_predictions": MemoryDataset(preds),
             "metrics": MemoryDataset({"strategies": {"forest": {"real": {"auc": 0.5}}}}),
-            "params:data_science": MemoryDataset(DataScienceParams.model_validate(params)),
+            "params:data_science": MemoryDataset(typed),
             "frozen_models": FrozenModelsDataset(path=str(tmp_path)),
         }
     )

@@ -15,7 +15,7 @@ from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from dqm_playground_ds.detection.detectors.base import BaseDetector
-from dqm_playground_ds.detection.detectors.isolation import fit_projection
+from dqm_playground_ds.detection.detectors.isolation import fit_projection, project
 
 
 class NeighborsDetector(BaseDetector):
@@ -41,7 +41,7 @@ class NeighborsDetector(BaseDetector):
         self.contamination = contamination
 
     def _project(self, X: np.ndarray) -> np.ndarray:
-        return X if self.projection_ is None else self.projection_.transform(X)
+        return project(self.projection_, X)
 
     def _fit(self, X: np.ndarray) -> None:
         self.projection_ = fit_projection(X, self.n_components)

@@ -13,14 +13,14 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.decomposition import NMF, PCA
+from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from dqm_playground_ds.detection.detectors.base import BaseDetector, top_n_mean
-from dqm_playground_ds.detection.detectors.isolation import pca_solver
+from dqm_playground_ds.detection.detectors.isolation import PROJECT_CHUNK, fit_projection
 
 
 class _Reconstruction(BaseDetector):
@@ -55,11 +55,27 @@ class PCAReconstruction(_Reconstruction):
         self.contamination = contamination
 
     def _fit(self, X: np.ndarray) -> None:
-        k = max(1, min(self.n_components, X.shape[0] - 1, X.shape[1]))
-        self.pca_ = PCA(n_components=k, svd_solver=pca_solver(X, k), random_state=0).fit(X)
+        # float64 (see isolation.fit_projection): the same projection in numpy and ONNX
+        pca = fit_projection(X, self.n_components)
+        assert pca is not None  # n_components is an int here
+        self.pca_ = pca
 
     def _reconstruct(self, X: np.ndarray) -> np.ndarray:
-        return self.pca_.inverse_transform(self.pca_.transform(X))
+        """In the PCA's dtype (float64; float32 for a model frozen before), by chunks."""
+        dtype = self.pca_.components_.dtype
+        out = np.empty(X.shape, dtype=dtype)
+        for start in range(0, len(X), PROJECT_CHUNK):
+            x = X[start : start + PROJECT_CHUNK].astype(dtype)
+            out[start : start + len(x)] = self.pca_.inverse_transform(self.pca_.transform(x))
+        return out
+
+    def _anomaly(self, X: np.ndarray) -> np.ndarray:
+        # chunk by chunk: no (n, bins) float64 reconstruction of every scored LS at once
+        out = np.empty(len(X))
+        for start in range(0, len(X), PROJECT_CHUNK):
+            x = X[start : start + PROJECT_CHUNK]
+            out[start : start + len(x)] = super()._anomaly(x.astype(self.pca_.components_.dtype))
+        return out
 
 
 class NMFReconstruction(_Reconstruction):
