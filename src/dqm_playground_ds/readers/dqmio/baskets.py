@@ -63,13 +63,13 @@ class BasketReader:
         raw = self._bytes(seek, seek + nbytes)
         if nbytes < _KEY.size:
             raise BasketError(f"basket of {nbytes} bytes is shorter than its key")
-        fnbytes, _, objlen, _, keylen, _ = _KEY.unpack_from(raw, 0)
+        fnbytes, _, objlen, _, keylen, _ = _KEY.unpack_from(raw.data, 0)
         if fnbytes != nbytes or not _KEY.size + _BASKET.size < keylen <= nbytes or objlen < 0:
             raise BasketError(
                 f"basket key says {fnbytes} bytes, key length {keylen}, {objlen} uncompressed "
                 f"(the branch says {nbytes} bytes)"
             )
-        *_, last = _BASKET.unpack_from(raw, keylen - _BASKET.size - 1)
+        *_, last = _BASKET.unpack_from(raw.data, keylen - _BASKET.size - 1)
         compressed = fnbytes - keylen
         if compressed != objlen:
             chunk = Chunk.wrap(self._source, raw)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -74,7 +74,9 @@ def resolve_threads(threads: int | None) -> int:
     return threads
 
 
-def _prefetch(work: Callable[[_Job], _Out], jobs: Sequence[_Job], threads: int) -> Iterator[_Out]:
+def _prefetch(
+    work: Callable[[_Job], _Out], jobs: Sequence[_Job], threads: int
+) -> Generator[_Out, None, None]:
     """``work(job)`` for every job, in order, computed up to ``2 * threads`` jobs ahead.
 
     With ``threads > 1`` the jobs run in a private thread pool; however the caller stops
