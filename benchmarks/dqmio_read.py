@@ -11,6 +11,10 @@ It writes (once) a DQMIO file with ROOT: 2000 LS x (50 TH1F of 100 bins + 5 TH2F
   (c) a PyROOT ``GetEntry`` loop with ``GetBinContent`` per bin, like the DIALS ETL reader
   (d) the decompression-only bound: every ``Value`` basket decompressed, nothing decoded
 
+and the selective read: 5 of 100 MEs per LS (a second file, 2000 LS x (95 TH1F + 5 TH2F)) with the
+default threads and with ``threads=1``, against the single-thread decompression-only time of the
+same baskets (uproot's ``TBranch.basket``, and the reader's own lean path).
+
 (b) and (c) are slow, so they run on the first ``--subset`` fraction of entries and their rate
 (histograms/s) is compared; (a) and (d) run on the whole file.
 """
