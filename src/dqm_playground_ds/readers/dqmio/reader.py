@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,6 +29,7 @@ import pyarrow as pa
 import uproot
 
 from dqm_playground_ds.readers.dqmio import integrity
+from dqm_playground_ds.readers.dqmio.baskets import BasketReader
 from dqm_playground_ds.readers.dqmio.errors import DQMIOError, IntegrityError, MissingMEError
 from dqm_playground_ds.readers.dqmio.layout import (
     HIST_TYPES,
@@ -43,6 +47,62 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 _SMALL_GATHER = 2048  # bytes per entry below which one fancy-index gather beats a slice loop
 _INDICES_BRANCHES = ("Run", "Lumi", "Type", "FirstIndex", "LastIndex")
+MAX_DEFAULT_THREADS = 4  # beyond this, decoding in the calling thread is the bottleneck
+_AHEAD_PER_THREAD = 2  # basket groups in flight per worker: keeps workers busy, memory bounded
+_GROUP_BYTES = 256 * 1024  # compressed bytes of baskets read and decompressed as one task
+_GROUP_BASKETS = 64
+_Part = tuple[np.ndarray, np.ndarray, np.ndarray]  # selected entries' bytes, starts, lengths
+
+_Job = TypeVar("_Job")
+_Out = TypeVar("_Out")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_threads(threads: int | None) -> int:
+    """``None`` -> min(4, usable CPUs); otherwise a positive int (1 reads in the calling thread)."""
+    if threads is None:
+        return min(MAX_DEFAULT_THREADS, usable_cpus())
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    return threads
+
+
+def _prefetch(
+    work: Callable[[_Job], _Out], jobs: Sequence[_Job], threads: int
+) -> Generator[_Out, None, None]:
+    """``work(job)`` for every job, in order, computed up to ``2 * threads`` jobs ahead.
+
+    With ``threads > 1`` the jobs run in a private thread pool; however the caller stops
+    (exhausted, an error here or in the worker, ``close()``), pending jobs are cancelled and the
+    threads joined before this generator ends, so none outlives the read.
+    """
+    if threads <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield work(job)
+        return
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dqmio-basket")
+    try:
+        ahead: deque[Future[_Out]] = deque()
+        todo = iter(jobs)
+        for job in todo:
+            ahead.append(pool.submit(work, job))
+            if len(ahead) >= _AHEAD_PER_THREAD * threads:
+                break
+        while ahead:
+            result = ahead.popleft().result()
+            for job in todo:  # refill the window by one before handing a result out
+                ahead.append(pool.submit(work, job))
+                break
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
@@ -174,6 +234,7 @@ class DQMIOFile:
         self._names: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._indices: dict[str, np.ndarray] | None = None
         self._layouts: dict[tuple[int, str, int], EntryLayout] = {}
+        self._basket_reader: BasketReader | None = None
 
     def _check_size(self) -> None:
         """A truncated file is named as such, not by whatever read first runs past its end."""
@@ -196,6 +257,9 @@ class DQMIOFile:
         self.close()
 
     def close(self) -> None:
+        reader = getattr(self, "_basket_reader", None)
+        if reader is not None:
+            reader.close()
         f = getattr(self, "_file", None)
         if f is not None:
             f.close()
@@ -401,14 +465,17 @@ class DQMIOFile:
         missing: MissingMEs = "raise",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         verify: bool = True,
+        threads: int | None = None,
     ) -> Iterator[pd.DataFrame]:
         """Yield the histogram table in pieces holding at most ``chunk_bytes`` of raw entry bytes.
 
         ``verify`` checks every histogram against what its object stores (``integrity.py``) and
-        raises :class:`IntegrityError` naming those that fail.
+        raises :class:`IntegrityError` naming those that fail. ``threads`` read and decompress
+        baskets while this thread decodes (``None``: min(4, usable CPUs); 1: no extra thread).
         """
+        n_threads = resolve_threads(threads)
         for sel in self.select(me, include_run_level=include_run_level, missing=missing):
-            for batch in self._iter_type(sel, chunk_bytes, verify):
+            for batch in self._iter_type(sel, chunk_bytes, verify, n_threads):
                 yield _frame([batch], self.path)
 
     def read(
@@ -420,77 +487,110 @@ class DQMIOFile:
         duplicates: Duplicates = "sum",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         verify: bool = True,
+        threads: int | None = None,
     ) -> pd.DataFrame:
+        n_threads = resolve_threads(threads)
         batches = [
             batch
             for sel in self.select(me, include_run_level=include_run_level, missing=missing)
-            for batch in self._iter_type(sel, chunk_bytes, verify)
+            for batch in self._iter_type(sel, chunk_bytes, verify, n_threads)
         ]
         table = _frame(batches, self.path, sort=True)
         return resolve_duplicates(table, duplicates, self.path)
 
     def _iter_type(
-        self, sel: _Selected, chunk_bytes: int, verify: bool = True
+        self, sel: _Selected, chunk_bytes: int, verify: bool = True, threads: int = 1
     ) -> Iterator[dict[str, np.ndarray]]:
         """Decode one type's selected entries, holding at most ``chunk_bytes`` of their raw bytes.
 
-        Baskets are read one at a time; when few of a basket's entries are selected, only their
-        bytes are kept, so memory follows the selected output, not the file.
+        Baskets are read and decompressed by ``threads`` worker threads (decompression releases
+        the GIL) while this thread decodes, at most ``2 * threads`` groups of baskets ahead; when few of a
+        basket's entries are selected only their bytes are kept, so memory follows the output.
         """
         tree_name = TYPE_NAMES[sel.type_code]
         tree = self._tree(sel.type_code)
         try:
             branch = tree["Value"]
             basket_starts = np.asarray(branch.entry_offsets, dtype=np.int64)
+            free = _free_baskets(branch)
         except Exception as exc:
             raise DQMIOError(
                 self.path, f"tree {tree_name} has no readable Value branch ({_describe(exc)})"
             ) from exc
+        self._baskets()  # created here, before any worker thread needs it
         basket_of = np.searchsorted(basket_starts, sel.entries, side="right") - 1
         needed = np.unique(basket_of)
         bounds = [*np.searchsorted(basket_of, needed, side="left").tolist(), len(basket_of)]
-        pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (data, starts, lengths)
+        jobs = [
+            (int(b), sel.entries[bounds[k] : bounds[k + 1]] - basket_starts[b])
+            for k, b in enumerate(needed.tolist())
+        ]
+
+        def fetch(group: list[tuple[int, np.ndarray]]) -> list[_Part]:
+            return [self._fetch_basket(branch, tree_name, basket_starts, free, *j) for j in group]
+
+        pending: list[_Part] = []
         pending_sel: list[np.ndarray] = []
         pending_bytes = 0
-        for k, b in enumerate(needed.tolist()):
-            try:
-                basket = branch.basket(b)
-                data = basket.data
-                offsets = basket.byte_offsets
-            except Exception as exc:
-                raise DQMIOError(
-                    self.path,
-                    f"{tree_name}/Value basket {b} (entries {basket_starts[b]}-"
-                    f"{basket_starts[b + 1] - 1}) cannot be read ({_describe(exc)})",
-                ) from exc
-            if offsets is None:
-                raise DQMIOError(self.path, f"{tree_name}/Value basket {b} has no entry offsets")
-            which = np.arange(bounds[k], bounds[k + 1])
-            local = sel.entries[which] - basket_starts[b]
-            if local.max() + 1 >= len(offsets):
-                raise DQMIOError(
-                    self.path,
-                    f"{tree_name}/Value basket {b} holds fewer entries than its tree says",
-                )
-            starts = offsets[local].astype(np.int64)
-            lengths = offsets[local + 1].astype(np.int64) - starts
-            if (np.diff(offsets.astype(np.int64)) < 0).any() or offsets[-1] > len(data):
-                raise DQMIOError(
-                    self.path,
-                    f"{tree_name}/Value basket {b} (entries {basket_starts[b]}-"
-                    f"{basket_starts[b + 1] - 1}) has corrupt entry offsets (not increasing, or "
-                    "past its end)",
-                )
-            if 2 * int(lengths.sum()) < len(data):  # keep only the selected entries' bytes
-                data, starts = _compact(data, starts, lengths)
-            pending.append((data, starts, lengths))
-            pending_sel.append(which)
-            pending_bytes += len(data)
-            if pending_bytes >= chunk_bytes:
-                yield self._decode_chunk(sel, pending, pending_sel, verify)
-                pending, pending_sel, pending_bytes = [], [], 0
+        k = 0
+        with closing(_prefetch(fetch, _group_jobs(jobs, free[2]), threads)) as groups:
+            for part in (p for group in groups for p in group):
+                pending.append(part)
+                pending_sel.append(np.arange(bounds[k], bounds[k + 1]))
+                pending_bytes += len(part[0])
+                k += 1
+                if pending_bytes >= chunk_bytes:
+                    yield self._decode_chunk(sel, pending, pending_sel, verify)
+                    pending, pending_sel, pending_bytes = [], [], 0
         if pending:
             yield self._decode_chunk(sel, pending, pending_sel, verify)
+
+    def _baskets(self) -> BasketReader:
+        if self._basket_reader is None:
+            self._basket_reader = BasketReader(self.path, self._file.file.source)
+        return self._basket_reader
+
+    def _fetch_basket(
+        self,
+        branch: Any,
+        tree_name: str,
+        basket_starts: np.ndarray,
+        free: tuple[int, np.ndarray, np.ndarray],
+        b: int,
+        local: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Read and decompress basket ``b``; return (bytes, starts, lengths) of entries ``local``.
+
+        Runs in worker threads: it only reads the file and the branch's metadata.
+        """
+        where = (
+            f"{tree_name}/Value basket {b} (entries {basket_starts[b]}-{basket_starts[b + 1] - 1})"
+        )
+        try:
+            if b < free[0]:
+                data, offsets = self._baskets().read(int(free[1][b]), int(free[2][b]))
+            else:  # embedded in the TBranch (small trees): uproot has them already
+                basket = branch.basket(b)
+                data, offsets = basket.data, basket.byte_offsets
+        except Exception as exc:
+            raise DQMIOError(self.path, f"{where} cannot be read ({_describe(exc)})") from exc
+        if offsets is None:
+            raise DQMIOError(self.path, f"{tree_name}/Value basket {b} has no entry offsets")
+        if local.max() + 1 >= len(offsets):
+            raise DQMIOError(
+                self.path, f"{tree_name}/Value basket {b} holds fewer entries than its tree says"
+            )
+        offsets = offsets.astype(np.int64)
+        if (np.diff(offsets) < 0).any() or offsets[-1] > len(data):
+            raise DQMIOError(
+                self.path,
+                f"{where} has corrupt entry offsets (not increasing, or past its end)",
+            )
+        starts = offsets[local]
+        lengths = offsets[local + 1] - starts
+        if 2 * int(lengths.sum()) < len(data):  # keep only the selected entries' bytes
+            data, starts = _compact(data, starts, lengths)
+        return data, starts, lengths
 
     def _decode_chunk(
         self,
@@ -617,6 +717,33 @@ class DQMIOFile:
             head_one = _gather(buf, st, 0, one.array_rel + 4)
             out.append(_vector_decode(buf, st, np.array([m]), one, head_one, verify))
         return out
+
+
+def _group_jobs(
+    jobs: list[tuple[int, np.ndarray]], sizes: np.ndarray
+) -> list[list[tuple[int, np.ndarray]]]:
+    """Consecutive baskets in groups of about ``_GROUP_BYTES`` in the file: one task per group
+    keeps the per-task overhead (which holds the GIL) small next to the decompression."""
+    groups: list[list[tuple[int, np.ndarray]]] = []
+    current: list[tuple[int, np.ndarray]] = []
+    size = 0
+    for job in jobs:
+        current.append(job)
+        size += int(sizes[job[0]]) if job[0] < len(sizes) else 0
+        if size >= _GROUP_BYTES or len(current) >= _GROUP_BASKETS:
+            groups.append(current)
+            current, size = [], 0
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _free_baskets(branch: Any) -> tuple[int, np.ndarray, np.ndarray]:
+    """(number of free baskets, their seek positions, their sizes in the file, key included)."""
+    n = int(branch.num_baskets) - len(branch.embedded_baskets or ())
+    seeks = np.asarray(branch.member("fBasketSeek"), dtype=np.int64)[:n]
+    sizes = np.asarray(branch.member("fBasketBytes"), dtype=np.int64)[:n]
+    return n, seeks, sizes
 
 
 _NUMERIC = {
@@ -769,13 +896,15 @@ def read_dqmio(
     duplicates: Duplicates = "sum",
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     verify: bool = True,
+    threads: int | None = None,
     **open_options: Any,
 ) -> pd.DataFrame:
     """Read the histograms of one DQMIO file into the histogram table.
 
     ``me`` selects monitor elements by exact full names or regular expressions (full match); ``None``
     takes every 1D/2D histogram. Run-level MEs (``lumi == 0``) are included on request. A requested
-    ME that the file lacks raises :class:`MissingMEError` unless ``missing="ignore"``.
+    ME that the file lacks raises :class:`MissingMEError` unless ``missing="ignore"``. ``threads``
+    decompress baskets in parallel (``None``: min(4, usable CPUs)); the table does not depend on it.
     """
     with DQMIOFile(path, **open_options) as f:
         return f.read(
@@ -785,6 +914,7 @@ def read_dqmio(
             duplicates=duplicates,
             chunk_bytes=chunk_bytes,
             verify=verify,
+            threads=threads,
         )
 
 
@@ -796,6 +926,7 @@ def iter_dqmio(
     missing: MissingMEs = "raise",
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     verify: bool = True,
+    threads: int | None = None,
     **open_options: Any,
 ) -> Iterator[pd.DataFrame]:
     """Stream the histogram table of one file in bounded pieces (rows are not de-duplicated)."""
@@ -806,4 +937,5 @@ def iter_dqmio(
             missing=missing,
             chunk_bytes=chunk_bytes,
             verify=verify,
+            threads=threads,
         )
