@@ -8,6 +8,7 @@ stands out as a candidate false alarm (or a problem the certification missed).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,89 @@ def label_blocks(lumi: np.ndarray, label: np.ndarray) -> list[tuple[str, int, in
         else:
             blocks.append((lab, ls, ls))
     return blocks
+
+
+def _score_panel(ax: Any, d: pd.DataFrame, name: str, blocks: list[Any], logy: bool) -> None:
+    """One strategy's panel: shaded labels, score steps, flagged LS, threshold, counts."""
+    lumi = d["lumi"].to_numpy()
+    score = d["score"].to_numpy(dtype=np.float64)
+    threshold = float(d["threshold"].iloc[0])
+    flagged = d["is_anomalous"].to_numpy(dtype=bool)
+    for lab, first, last in blocks:
+        _, color, alpha = _SHADE[lab]
+        ax.axvspan(first - 0.5, last + 0.5, color=color, alpha=alpha, lw=0)
+    shown = score.copy()
+    if logy:
+        positive = np.r_[score[np.isfinite(score) & (score > 0)], threshold]
+        floor = 0.5 * positive[positive > 0].min() if (positive > 0).any() else 1e-3
+        shown = np.where(np.isfinite(score), np.maximum(score, floor), np.nan)
+        ax.set_yscale("log")
+    ax.plot(lumi, shown, color="black", lw=0.9, drawstyle="steps-mid")
+    ax.plot(lumi[~flagged], shown[~flagged], "o", color="black", ms=2.5)
+    ax.plot(
+        lumi[flagged],
+        shown[flagged],
+        "o",
+        color=LABEL_COLORS["bad"],
+        ms=5,
+        markeredgecolor="black",
+        markeredgewidth=0.5,
+    )
+    ax.axhline(threshold, color=LABEL_COLORS["bad"], ls="--", lw=1.3)
+    ax.text(
+        0.005,
+        0.93,
+        name,
+        transform=ax.transAxes,
+        ha="left",
+        va="top",
+        fontsize="small",
+        weight="bold",
+        bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 1.5},
+    )
+    ax.text(
+        0.995,
+        0.93,
+        f"{int(flagged.sum())} / {len(d)} LS flagged",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize="x-small",
+        bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 1.5},
+    )
+    if logy:
+        top = np.nanmax(np.r_[shown[np.isfinite(shown)], threshold])
+        bottom = np.nanmin(np.r_[shown[np.isfinite(shown)], threshold])
+        ax.set_ylim(bottom / 1.6, top * 6)
+    ax.set_ylabel("Score", fontsize="small")
+    ax.tick_params(axis="y", which="minor", left=False, right=False)
+
+
+def _score_legend(fig: Figure, right_edge: float) -> None:
+    """Score, flag, threshold and label shading, in one row above the panels."""
+    handles = [
+        Line2D([], [], color="black", marker="o", ms=3, lw=0.9, label="LS score"),
+        Line2D(
+            [],
+            [],
+            color=LABEL_COLORS["bad"],
+            marker="o",
+            ms=5,
+            lw=0,
+            markeredgecolor="black",
+            label="flagged",
+        ),
+        Line2D([], [], color=LABEL_COLORS["bad"], ls="--", lw=1.3, label="threshold"),
+        *(Patch(color=c, alpha=a, label=t) for t, c, a in _SHADE.values()),
+    ]
+    fig.legend(
+        handles=handles,
+        loc="upper right",
+        bbox_to_anchor=(right_edge, 1.0),
+        ncols=len(handles),
+        fontsize="x-small",
+        frameon=False,
+    )
 
 
 @styled
@@ -94,84 +178,10 @@ def plot_score_timeseries(
     )
     axes = np.atleast_1d(fig.subplots(len(names), 1, sharex=True, squeeze=False)[:, 0])
     for ax, name in zip(axes, names, strict=True):
-        d = frame[frame["strategy"] == name].sort_values("lumi")
-        lumi = d["lumi"].to_numpy()
-        score = d["score"].to_numpy(dtype=np.float64)
-        threshold = float(d["threshold"].iloc[0])
-        flagged = d["is_anomalous"].to_numpy(dtype=bool)
-        for lab, first, last in blocks:
-            _, color, alpha = _SHADE[lab]
-            ax.axvspan(first - 0.5, last + 0.5, color=color, alpha=alpha, lw=0)
-        shown = score.copy()
-        if logy:
-            positive = np.r_[score[np.isfinite(score) & (score > 0)], threshold]
-            floor = 0.5 * positive[positive > 0].min() if (positive > 0).any() else 1e-3
-            shown = np.where(np.isfinite(score), np.maximum(score, floor), np.nan)
-            ax.set_yscale("log")
-        ax.plot(lumi, shown, color="black", lw=0.9, drawstyle="steps-mid")
-        ax.plot(lumi[~flagged], shown[~flagged], "o", color="black", ms=2.5)
-        ax.plot(
-            lumi[flagged],
-            shown[flagged],
-            "o",
-            color=LABEL_COLORS["bad"],
-            ms=5,
-            markeredgecolor="black",
-            markeredgewidth=0.5,
-        )
-        ax.axhline(threshold, color=LABEL_COLORS["bad"], ls="--", lw=1.3)
-        ax.text(
-            0.005,
-            0.93,
-            name,
-            transform=ax.transAxes,
-            ha="left",
-            va="top",
-            fontsize="small",
-            weight="bold",
-            bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 1.5},
-        )
-        ax.text(
-            0.995,
-            0.93,
-            f"{int(flagged.sum())} / {len(d)} LS flagged",
-            transform=ax.transAxes,
-            ha="right",
-            va="top",
-            fontsize="x-small",
-            bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 1.5},
-        )
-        if logy:
-            top = np.nanmax(np.r_[shown[np.isfinite(shown)], threshold])
-            bottom = np.nanmin(np.r_[shown[np.isfinite(shown)], threshold])
-            ax.set_ylim(bottom / 1.6, top * 6)
-        ax.set_ylabel("Score", fontsize="small")
-        ax.tick_params(axis="y", which="minor", left=False, right=False)
+        _score_panel(ax, frame[frame["strategy"] == name].sort_values("lumi"), name, blocks, logy)
     axes[-1].set_xlabel("Lumisection")
     axes[-1].set_xlim(lo - 0.5, hi + 0.5)
-    handles = [
-        Line2D([], [], color="black", marker="o", ms=3, lw=0.9, label="LS score"),
-        Line2D(
-            [],
-            [],
-            color=LABEL_COLORS["bad"],
-            marker="o",
-            ms=5,
-            lw=0,
-            markeredgecolor="black",
-            label="flagged",
-        ),
-        Line2D([], [], color=LABEL_COLORS["bad"], ls="--", lw=1.3, label="threshold"),
-        *(Patch(color=c, alpha=a, label=t) for t, c, a in _SHADE.values()),
-    ]
-    fig.legend(
-        handles=handles,
-        loc="upper right",
-        bbox_to_anchor=(1 - right / width, 1.0),
-        ncols=len(handles),
-        fontsize="x-small",
-        frameon=False,
-    )
+    _score_legend(fig, 1 - right / width)
     label_axes(axes[0], style, rlabel)
     return fig
 
