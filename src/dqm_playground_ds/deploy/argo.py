@@ -102,6 +102,75 @@ class ArgoSettings:
         return settings
 
 
+def _workflow_spec(
+    settings: ArgoSettings, env: str, templates: list[dict[str, Any]], fan_out: bool
+) -> dict[str, Any]:
+    """Arguments, security, garbage collection, volumes and templates of the workflow."""
+    spec: dict[str, Any] = {
+        "entrypoint": "main",
+        "arguments": {
+            "parameters": [
+                {"name": "image", "value": settings.image, "description": "container image"},
+                {"name": "env", "value": env, "description": "Kedro configuration environment"},
+                {
+                    "name": "params",
+                    "value": settings.params,
+                    "description": 'kedro run --params, e.g. "data_extraction.workers=4"',
+                },
+                *(
+                    [
+                        {
+                            "name": "extraction-shards",
+                            "value": str(settings.extraction_shards),
+                            "description": "extraction pods, one per shard of the input files",
+                        }
+                    ]
+                    if fan_out
+                    else []
+                ),
+            ]
+        },
+        "securityContext": {"runAsNonRoot": True},
+        "podGC": {"strategy": "OnPodSuccess"},
+        "ttlStrategy": {"secondsAfterSuccess": 86400, "secondsAfterFailure": 604800},
+        "volumes": _volumes(settings),
+        "templates": templates,
+    }
+    if settings.service_account:
+        spec["serviceAccountName"] = settings.service_account
+    if not spec["volumes"]:
+        del spec["volumes"]
+    spec.update(copy.deepcopy(settings.workflow_spec))
+
+    return spec
+
+
+def _metadata(
+    settings: ArgoSettings, pipeline_name: str, kind: str, env: str, n_nodes: int, n_tasks: int
+) -> dict[str, Any]:
+    base = settings.name or (APP if pipeline_name == "__default__" else f"{APP}-{pipeline_name}")
+    metadata: dict[str, Any] = {
+        "name": argo_name(base + ("-cron" if kind == "cron" else ""), 253),
+        "labels": {
+            "app.kubernetes.io/name": APP,
+            "app.kubernetes.io/component": "pipeline",
+            f"{APP}/pipeline": argo_name(pipeline_name),
+        },
+        "annotations": {
+            "workflows.argoproj.io/description": (
+                f"Kedro pipeline {pipeline_name!r} of {APP}, {n_nodes} nodes "
+                f"in {n_tasks} tasks (grouped by {settings.group_by})"
+            ),
+            f"{APP}/kedro-pipeline": pipeline_name,
+            f"{APP}/kedro-env": env,
+            f"{APP}/generated-by": "python -m dqm_playground_ds.deploy.argo",
+        },
+    }
+    if settings.namespace:
+        metadata["namespace"] = settings.namespace
+    return metadata
+
+
 def build_manifest(
     pipeline: Pipeline,
     pipeline_name: str,
@@ -139,62 +208,8 @@ def build_manifest(
                 entry["dependencies"] = [*entry.get("dependencies", []), fan_dag[-1]["name"]]
         dag[:0] = fan_dag
         templates += fan_templates
-    spec: dict[str, Any] = {
-        "entrypoint": "main",
-        "arguments": {
-            "parameters": [
-                {"name": "image", "value": settings.image, "description": "container image"},
-                {"name": "env", "value": env, "description": "Kedro configuration environment"},
-                {
-                    "name": "params",
-                    "value": settings.params,
-                    "description": 'kedro run --params, e.g. "data_extraction.workers=4"',
-                },
-                *(
-                    [
-                        {
-                            "name": "extraction-shards",
-                            "value": str(settings.extraction_shards),
-                            "description": "extraction pods, one per shard of the input files",
-                        }
-                    ]
-                    if fan_out
-                    else []
-                ),
-            ]
-        },
-        "securityContext": {"runAsNonRoot": True},
-        "podGC": {"strategy": "OnPodSuccess"},
-        "ttlStrategy": {"secondsAfterSuccess": 86400, "secondsAfterFailure": 604800},
-        "volumes": _volumes(settings),
-        "templates": templates,
-    }
-    if settings.service_account:
-        spec["serviceAccountName"] = settings.service_account
-    if not spec["volumes"]:
-        del spec["volumes"]
-    spec.update(copy.deepcopy(settings.workflow_spec))
-
-    base = settings.name or (APP if pipeline_name == "__default__" else f"{APP}-{pipeline_name}")
-    metadata: dict[str, Any] = {
-        "name": argo_name(base + ("-cron" if kind == "cron" else ""), 253),
-        "labels": {
-            "app.kubernetes.io/name": APP,
-            "app.kubernetes.io/component": "pipeline",
-            f"{APP}/pipeline": argo_name(pipeline_name),
-        },
-        "annotations": {
-            "workflows.argoproj.io/description": (
-                f"Kedro pipeline {pipeline_name!r} of {APP}, {len(pipeline.nodes)} nodes "
-                f"in {len(tasks)} tasks (grouped by {settings.group_by})"
-            ),
-            f"{APP}/kedro-pipeline": pipeline_name,
-            f"{APP}/kedro-env": env,
-            f"{APP}/generated-by": "python -m dqm_playground_ds.deploy.argo",
-        },
-    }
-    if settings.namespace:
-        metadata["namespace"] = settings.namespace
+    spec = _workflow_spec(settings, env, templates, fan_out)
+    metadata = _metadata(settings, pipeline_name, kind, env, len(pipeline.nodes), len(tasks))
     if kind == "cron":
         cron = {**copy.deepcopy(settings.cron), "workflowSpec": spec}
         return {
