@@ -232,26 +232,9 @@ def plan(
     return todo, done
 
 
-def extract_many(
-    source: HistogramSource,
-    out_dir: str | Path | PartitionStore,
-    request: Request = Request(),
-    *,
-    items: list[str] | None = None,
-    workers: int = 1,
-    retry_bad: bool = False,
-    progress: bool = True,
-    prune: bool = False,
-) -> pd.DataFrame:
-    """Extract every input of ``source`` into ``out_dir``; return the file index of all inputs.
-
-    ``out_dir``: a :class:`PartitionStore`, a local folder or any fsspec URL. ``workers > 1`` reads inputs in that many processes. ``prune`` removes partitions and markers of
-    inputs that are no longer in the source (its full listing, so a subset in ``items`` prunes
-    nothing else), so the folder mirrors the current input set.
-
-    Raises :class:`ExtractionError` when ME patterns match no histogram in any readable input.
-    """
-    workers = check_workers(workers, "workers")
+def _ready_store(out_dir: str | Path | PartitionStore, workers: int) -> PartitionStore:
+    """The store, created, without temporaries of an interrupted run; refused for workers > 1
+    when its filesystem lives in this process."""
     out = as_store(out_dir)
     if workers > 1 and not out.shared_between_processes:
         raise ExtractionError(
@@ -262,22 +245,22 @@ def extract_many(
     removed = out.remove_stale_temporaries()
     if removed:
         log.info("removed %d temporary file(s) left by an interrupted run", len(removed))
-    listing = source.items() if items is None or prune else None
-    items = listing if items is None else items
-    assert items is not None  # listed when not given
-    if not items:
-        log.error("histogram source %s found no input", getattr(source, "path", source))
-    todo, done = plan(items, out, request, retry_bad=retry_bad)
-    if done:
-        log.info("%d input(s) already extracted and unchanged; reading %d", len(done), len(todo))
-    rows = list(done)
-    bar = tqdm(
-        total=len(items),
-        initial=len(done),
-        desc=f"extracting ({source.kind})",
-        unit="file",
-        disable=not progress,
-    )
+    return out
+
+
+def _extract_todo(
+    source: HistogramSource,
+    todo: list[str],
+    request: Request,
+    out: PartitionStore,
+    workers: int,
+    rows: list[dict[str, Any]],
+    total: int,
+    progress: bool,
+) -> int:
+    """Extract ``todo`` (in ``workers`` processes), appending index rows; histograms read."""
+    bar = tqdm(total=total, initial=len(rows), desc=f"extracting ({source.kind})", unit="file",
+               disable=not progress)  # fmt: skip
     started = time.perf_counter()
     n_hist = 0
 
@@ -299,6 +282,41 @@ def extract_many(
             _run_pool(source, todo, request, out, workers, record)
     finally:
         bar.close()
+    return n_hist
+
+
+def extract_many(
+    source: HistogramSource,
+    out_dir: str | Path | PartitionStore,
+    request: Request = Request(),
+    *,
+    items: list[str] | None = None,
+    workers: int = 1,
+    retry_bad: bool = False,
+    progress: bool = True,
+    prune: bool = False,
+) -> pd.DataFrame:
+    """Extract every input of ``source`` into ``out_dir``; return the file index of all inputs.
+
+    ``out_dir``: a :class:`PartitionStore`, a local folder or any fsspec URL. ``workers > 1`` reads inputs in that many processes. ``prune`` removes partitions and markers of
+    inputs that are no longer in the source (its full listing, so a subset in ``items`` prunes
+    nothing else), so the folder mirrors the current input set.
+
+    Raises :class:`ExtractionError` when ME patterns match no histogram in any readable input.
+    """
+    workers = check_workers(workers, "workers")
+    out = _ready_store(out_dir, workers)
+    listing = source.items() if items is None or prune else None
+    items = listing if items is None else items
+    assert items is not None  # listed when not given
+    if not items:
+        log.error("histogram source %s found no input", getattr(source, "path", source))
+    todo, done = plan(items, out, request, retry_bad=retry_bad)
+    if done:
+        log.info("%d input(s) already extracted and unchanged; reading %d", len(done), len(todo))
+    rows = list(done)
+    started = time.perf_counter()
+    n_hist = _extract_todo(source, todo, request, out, workers, rows, len(items), progress)
     if prune:
         _prune(out, listing if listing is not None else items)
     order = {item: i for i, item in enumerate(items)}
