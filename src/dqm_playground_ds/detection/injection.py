@@ -209,6 +209,34 @@ def inject(
     return h.reshape(-1), magnitude
 
 
+def _inject_row(
+    r: pd.Series, kind: str, rng: np.random.Generator, reference: np.ndarray, params: Any
+) -> tuple[np.ndarray, float]:
+    """One histogram row with one anomaly of ``kind`` (new bins, magnitude)."""
+    dim2 = int(r["dim"]) == 2
+    shape = (int(r["y_bins"]) if dim2 else 1, int(r["x_bins"]))
+    axis = Axis(float(r["x_min"]), float(r["x_max"]), int(r["x_bins"]))
+    return inject(r["data"], shape, kind, rng, reference=reference, axis=axis, params=params)
+
+
+def _copies(
+    hist: pd.DataFrame,
+    positions: list[int],
+    samples: list[int],
+    replaced: dict[int, tuple[np.ndarray, float]],
+) -> pd.DataFrame:
+    """The rows of every copied LS, numbered by sample, with the injected rows replaced."""
+    table = hist.iloc[positions].reset_index(drop=True)
+    table["sample"] = np.asarray(samples, dtype=np.int64)
+    data = table["data"].to_numpy().copy()
+    entries = table["entries"].to_numpy(dtype=np.float64).copy()
+    for i, (d, e) in replaced.items():
+        data[i], entries[i] = d, e
+    table["data"] = data
+    table["entries"] = entries
+    return table
+
+
 def inject_table(
     histograms: pd.DataFrame,
     keys: pd.DataFrame,
@@ -251,30 +279,13 @@ def inject_table(
             members = list(groups[lumis[c]])
             target = members[int(rng.integers(len(members)))]
             r = hist.iloc[target]
-            dim2 = int(r["dim"]) == 2
-            shape = (int(r["y_bins"]) if dim2 else 1, int(r["x_bins"]))
-            new, magnitude = inject(
-                r["data"],
-                shape,
-                kind,
-                rng,
-                reference=shapes[me_col[target]],
-                axis=Axis(float(r["x_min"]), float(r["x_max"]), int(r["x_bins"])),
-                params=params.get(kind),
-            )
+            new, magnitude = _inject_row(r, kind, rng, shapes[me_col[target]], params.get(kind))
             old = float(np.sum(r["data"]))
             ratio = new.sum() / old if old > 0 else 0.0
             replaced[len(positions) + members.index(target)] = (new, float(r["entries"]) * ratio)
             positions.extend(members)
             samples.extend([sample] * len(members))
             info.append((sample, *lumis[c], kind, me_col[target], magnitude))
-    table = hist.iloc[positions].reset_index(drop=True)
-    table["sample"] = np.asarray(samples, dtype=np.int64)
-    data = table["data"].to_numpy().copy()
-    entries = table["entries"].to_numpy(dtype=np.float64).copy()
-    for i, (d, e) in replaced.items():
-        data[i], entries[i] = d, e
-    table["data"] = data
-    table["entries"] = entries
+    table = _copies(hist, positions, samples, replaced)
     columns = ["sample", "run", "lumi", "anomaly_type", "me", "magnitude"]
     return table, pd.DataFrame(info, columns=columns)
