@@ -487,6 +487,24 @@ class HistogramPreprocessor:
         n, mes = len(keys), self.mes_
         quality = np.full((n, len(mes)), MISSING, dtype=np.int8)
         integral = np.full((n, len(mes)), np.nan)
+        counts, owners = self._count_arrays(n)
+        self._fill(histograms, index, key_columns, quality, integral, counts, owners)
+        self._log_quality(quality, mes)
+        return {
+            v: FeatureSet(
+                keys,
+                {me: self._features(me, pps[me], counts[v][me]) for me in mes},
+                quality,
+                integral,
+            )
+            for v, pps in self.preprocessors_.items()
+        }
+
+    def _count_arrays(
+        self, n: int
+    ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, list[tuple[str, MEPreprocessor]]]]:
+        """Per variant and ME, the (n, bins) array to fill; ``owners`` fill each shared one once."""
+        mes = self.mes_
         # variants that preprocess an ME identically share one array (and one computation)
         shared: dict[tuple[str, MEConfig], np.ndarray] = {}
         counts: dict[str, dict[str, np.ndarray]] = {}
@@ -499,6 +517,20 @@ class HistogramPreprocessor:
                     shared[key] = np.zeros((n, int(np.prod(pp.shape))), np.float32)
                     owners[me].append((v, pp))
                 counts[v][me] = shared[key]
+        return counts, owners
+
+    def _fill(
+        self,
+        histograms: pd.DataFrame,
+        index: pd.Index,
+        key_columns: list[str],
+        quality: np.ndarray,
+        integral: np.ndarray,
+        counts: dict[str, dict[str, np.ndarray]],
+        owners: dict[str, list[tuple[str, MEPreprocessor]]],
+    ) -> None:
+        """Quality, integral and preprocessed counts of every histogram at its LS's row."""
+        mes = self.mes_
         by_me = dict(iter(histograms.groupby("me", sort=False, observed=True)))
         for j, me in enumerate(mes):
             rows = by_me.get(me)
@@ -516,16 +548,6 @@ class HistogramPreprocessor:
                 integral[p, j] = integ
                 for v, pp in owners[me]:
                     counts[v][me][p] = pp(raw)
-        self._log_quality(quality, mes)
-        return {
-            v: FeatureSet(
-                keys,
-                {me: self._features(me, pps[me], counts[v][me]) for me in mes},
-                quality,
-                integral,
-            )
-            for v, pps in self.preprocessors_.items()
-        }
 
     def _features(self, me: str, pp: MEPreprocessor, counts: np.ndarray) -> MEFeatures:
         return MEFeatures(me, self.dim_[me], pp.shape, pp.config.normalisation, counts)
