@@ -128,12 +128,8 @@ def _axis(cur: _Cursor) -> tuple[int, int]:
     return rel, nbins
 
 
-def parse_entry(buf: bytes, type_code: int) -> EntryLayout:
-    """Parse one serialized histogram entry and return its layout; raise LayoutError if it is not one."""
-    if type_code not in HIST_TYPES:
-        raise LayoutError(f"type code {type_code} is not a 1D/2D histogram type")
-    dim, dtype, cls = HIST_TYPES[type_code]
-    cur = _Cursor(buf)
+def _skip_object_header(cur: _Cursor, buf: bytes, cls: str) -> None:
+    """A TBranchObject entry starts with its class name, a zero byte and the object's header."""
     cur.need(4)
     if not int.from_bytes(buf[:4], "big") & _BYTECOUNT_MASK:
         # TBranchObject entry: class name, a zero byte, then the object with its own header
@@ -146,6 +142,15 @@ def parse_entry(buf: bytes, type_code: int) -> EntryLayout:
             raise LayoutError(f"entry holds a {name[:40]!r}, expected {cls}")
         cur.pos += n + 1
         cur.header(cls)
+
+
+def parse_entry(buf: bytes, type_code: int) -> EntryLayout:
+    """Parse one serialized histogram entry and return its layout; raise LayoutError if it is not one."""
+    if type_code not in HIST_TYPES:
+        raise LayoutError(f"type code {type_code} is not a 1D/2D histogram type")
+    dim, dtype, cls = HIST_TYPES[type_code]
+    cur = _Cursor(buf)
+    _skip_object_header(cur, buf, cls)
     # else: TBranchElement entry (automatic streamer): starts directly with the TH2 or TH1 base
     if dim == 2:
         th2_end, _ = cur.header("TH2")
