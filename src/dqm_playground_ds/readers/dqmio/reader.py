@@ -440,21 +440,29 @@ class DQMIOFile:
                         names=uniq,
                     )
                 )
-        if patterns is not None:
-            exact_unsupported = [p for p in patterns if p in unsupported]
-            if exact_unsupported and missing == "raise":
-                p = exact_unsupported[0]
-                raise DQMIOError(
-                    self.path,
-                    f"monitor element {p!r} is a {unsupported[p]}, which the histogram table does "
-                    "not hold (only TH1F/S/D/I and TH2F/S/D/I)",
-                )
-            missing_patterns = [p for p in patterns if p not in matched_any]
-            if missing_patterns and missing == "raise":
-                raise MissingMEError(
-                    self.path, missing_patterns, suggest(missing_patterns, all_names)
-                )
+        if patterns is not None and missing == "raise":
+            self._check_found(patterns, matched_any, unsupported, all_names)
         return selected
+
+    def _check_found(
+        self,
+        patterns: list[str],
+        matched_any: set[str],
+        unsupported: dict[str, str],
+        all_names: set[str],
+    ) -> None:
+        """A requested ME that is not a histogram, or that nothing matches, is an error."""
+        exact_unsupported = [p for p in patterns if p in unsupported]
+        if exact_unsupported:
+            p = exact_unsupported[0]
+            raise DQMIOError(
+                self.path,
+                f"monitor element {p!r} is a {unsupported[p]}, which the histogram table does "
+                "not hold (only TH1F/S/D/I and TH2F/S/D/I)",
+            )
+        missing_patterns = [p for p in patterns if p not in matched_any]
+        if missing_patterns:
+            raise MissingMEError(self.path, missing_patterns, suggest(missing_patterns, all_names))
 
     # -- decoding -------------------------------------------------------------------------------
     def iter_histograms(
