@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import mplhep as hep
 import numpy as np
@@ -80,6 +81,40 @@ def _pull_limit(p: np.ndarray, floor: float = 4.0, cap: float = 20.0) -> float:
 
 
 @styled
+def _ratio_panel(rax: Any, centres: np.ndarray, observed: np.ndarray, expected: np.ndarray) -> None:
+    """Data over reference with Poisson errors; the range follows the populated bins."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(expected > 0, observed / expected, np.nan)
+        ratio_err = np.where(expected > 0, np.sqrt(observed) / expected, np.nan)
+    rax.axhline(1.0, color="#3f7fbf", lw=1.2)
+    rax.errorbar(centres, ratio, yerr=ratio_err, fmt="o", color="black", ms=3, lw=1)
+    finite = ratio[np.isfinite(ratio) & (expected > 0.01 * expected.max(initial=0))]
+    spread = float(np.nanmax(np.abs(finite - 1))) if finite.size else 0.5
+    half = min(max(0.25, 1.2 * spread), 1.0)
+    rax.set_ylim(1 - half, 1 + half)
+    rax.set_ylabel("Data / ref.", fontsize="small")
+
+
+def _pull_panel(
+    pax: Any,
+    e: np.ndarray,
+    centres: np.ndarray,
+    p: np.ndarray,
+    observed: np.ndarray,
+    expected: np.ndarray,
+) -> None:
+    """The reference test's deviance pulls; |pull| >= 3 in red, off-scale ones at the edge."""
+    p[(observed == 0) & (expected == 0)] = np.nan
+    lim = _pull_limit(p)
+    colors = np.where(np.abs(p) >= 3, "#d62728", "#7f7f7f")
+    pax.bar(centres, np.clip(np.nan_to_num(p), -lim, lim), width=e[1] - e[0], color=colors)
+    for level in (-3, 3):
+        pax.axhline(level, color="#d62728", lw=0.8, ls="--")
+    pax.axhline(0, color="black", lw=0.8)
+    pax.set_ylim(-lim, lim)
+    pax.set_ylabel("Pull", fontsize="small")  # the reference test's deviance pulls
+
+
 def plot_1d_comparison(
     observed: np.ndarray,
     reference: Reference | np.ndarray,
@@ -137,27 +172,8 @@ def plot_1d_comparison(
     main.legend(loc="upper right", title=title or None, title_fontsize="x-small")
     label_axes(main, style, rlabel)
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(expected > 0, observed / expected, np.nan)
-        ratio_err = np.where(expected > 0, np.sqrt(observed) / expected, np.nan)
-    rax.axhline(1.0, color="#3f7fbf", lw=1.2)
-    rax.errorbar(centres, ratio, yerr=ratio_err, fmt="o", color="black", ms=3, lw=1)
-    finite = ratio[np.isfinite(ratio) & (expected > 0.01 * expected.max(initial=0))]
-    spread = float(np.nanmax(np.abs(finite - 1))) if finite.size else 0.5
-    half = min(max(0.25, 1.2 * spread), 1.0)
-    rax.set_ylim(1 - half, 1 + half)
-    rax.set_ylabel("Data / ref.", fontsize="small")
-
-    p = reference.pulls(observed)
-    p[(observed == 0) & (expected == 0)] = np.nan
-    lim = _pull_limit(p)
-    colors = np.where(np.abs(p) >= 3, "#d62728", "#7f7f7f")
-    pax.bar(centres, np.clip(np.nan_to_num(p), -lim, lim), width=e[1] - e[0], color=colors)
-    for level in (-3, 3):
-        pax.axhline(level, color="#d62728", lw=0.8, ls="--")
-    pax.axhline(0, color="black", lw=0.8)
-    pax.set_ylim(-lim, lim)
-    pax.set_ylabel("Pull", fontsize="small")  # the reference test's deviance pulls
+    _ratio_panel(rax, centres, observed, expected)
+    _pull_panel(pax, e, centres, reference.pulls(observed), observed, expected)
     pax.set_xlabel(x.title or "x")
     pax.set_xlim(e[0], e[-1])
     return fig
