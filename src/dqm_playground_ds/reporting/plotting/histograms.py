@@ -81,6 +81,18 @@ def _pull_limit(p: np.ndarray, floor: float = 4.0, cap: float = 20.0) -> float:
 
 
 @styled
+def _main_limits(main: Any, observed: np.ndarray, expected: np.ndarray, logy: bool) -> None:
+    """Room above the highest bin for the legend; on a log axis, from the smallest filled bin."""
+    main.set_ylabel("Entries")
+    if logy:
+        main.set_yscale("log")
+        positive = np.r_[observed[observed > 0], expected[expected > 0]]
+        if positive.size:
+            main.set_ylim(0.5 * positive.min(), 30 * positive.max())
+    else:
+        main.set_ylim(0, 1.35 * max(observed.max(initial=0), expected.max(initial=0), 1))
+
+
 def _ratio_panel(rax: Any, centres: np.ndarray, observed: np.ndarray, expected: np.ndarray) -> None:
     """Data over reference with Poisson errors; the range follows the populated bins."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -161,14 +173,7 @@ def plot_1d_comparison(
         flow=None,
         markersize=5,
     )
-    main.set_ylabel("Entries")
-    if logy:
-        main.set_yscale("log")
-        positive = np.r_[observed[observed > 0], expected[expected > 0]]
-        if positive.size:
-            main.set_ylim(0.5 * positive.min(), 30 * positive.max())
-    else:
-        main.set_ylim(0, 1.35 * max(observed.max(initial=0), expected.max(initial=0), 1))
+    _main_limits(main, observed, expected, logy)
     main.legend(loc="upper right", title=title or None, title_fontsize="x-small")
     label_axes(main, style, rlabel)
 

@@ -9,6 +9,8 @@ problem before any model is trained on it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
@@ -150,6 +152,49 @@ _LABEL_CODE = {"good": 0, "unknown": 1, "bad": 2}  # the worst label of a cell w
 
 
 @styled
+def _run_axes(
+    axes: Any, runs: np.ndarray, row_of: pd.Series, n_rows: int, n_cols: int, max_lumi: int
+) -> None:
+    """Run numbers on the rows (the first run of each), LS on the columns."""
+    n_ticks = min(n_rows, 20)
+    ticks = np.unique(np.linspace(0, n_rows - 1, n_ticks).round().astype(int))
+    first_run = pd.Series(runs).groupby(row_of.to_numpy()).min()
+    axes[0].set_yticks(ticks, [str(first_run.iloc[t]) for t in ticks], fontsize="x-small")
+    axes[0].set_ylabel("Run" if n_rows == len(runs) else f"Run ({len(runs)} in {n_rows} rows)")
+    for ax in axes:
+        ax.set_xlabel("Lumisection" + (f" ({n_cols} bins)" if n_cols < max_lumi else ""))
+        ax.tick_params(axis="y", which="minor", left=False, right=False)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _label_map(
+    ax: Any,
+    frame: pd.DataFrame,
+    cell: np.ndarray,
+    n_rows: int,
+    n_cols: int,
+    extent: tuple[float, float, float, float],
+) -> None:
+    """The certification label of every cell (its worst LS), good / unknown / bad."""
+    code = frame["label"].astype(object).map(_LABEL_CODE).fillna(1).to_numpy(float)
+    labels = np.full(n_rows * n_cols, np.nan)
+    o = np.argsort(code, kind="stable")
+    labels[cell[o]] = code[o]
+    cmap = ListedColormap([LABEL_COLORS[k] for k in ("good", "unknown", "bad")]).with_extremes(
+        bad="white"
+    )
+    ax.imshow(
+        labels.reshape(n_rows, n_cols),
+        aspect="auto",
+        interpolation="nearest",
+        cmap=cmap,
+        vmin=-0.5,
+        vmax=2.5,
+        extent=extent,
+    )
+    ax.set_title("Certification (worst per cell)", loc="right", fontsize="small")
+
+
 def plot_run_overview(
     frame: pd.DataFrame,
     *,
@@ -185,23 +230,7 @@ def plot_run_overview(
     axes = np.atleast_1d(fig.subplots(1, panels, sharey=True, squeeze=False)[0])
     extent = (0.5, max_lumi + 0.5, n_rows - 0.5, -0.5)
     if has_label:
-        code = frame["label"].astype(object).map(_LABEL_CODE).fillna(1).to_numpy(float)
-        labels = np.full(n_rows * n_cols, np.nan)
-        o = np.argsort(code, kind="stable")
-        labels[cell[o]] = code[o]
-        cmap = ListedColormap([LABEL_COLORS[k] for k in ("good", "unknown", "bad")]).with_extremes(
-            bad="white"
-        )
-        axes[0].imshow(
-            labels.reshape(n_rows, n_cols),
-            aspect="auto",
-            interpolation="nearest",
-            cmap=cmap,
-            vmin=-0.5,
-            vmax=2.5,
-            extent=extent,
-        )
-        axes[0].set_title("Certification (worst per cell)", loc="right", fontsize="small")
+        _label_map(axes[0], frame, cell, n_rows, n_cols, extent)
     cmap = mpl.colormaps["RdBu_r"].with_extremes(bad="white")
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio = np.log10(np.where(ratio > 0, ratio, 1e-3))
@@ -218,14 +247,6 @@ def plot_run_overview(
     fig.colorbar(image, ax=axes[-1], label="log10(score / threshold), max per cell")
     head = title or f"{len(frame)} LS in {len(runs)} runs"
     axes[-1].set_title(f"{head}: score / threshold", loc="right", fontsize="small")
-    n_ticks = min(n_rows, 20)
-    ticks = np.unique(np.linspace(0, n_rows - 1, n_ticks).round().astype(int))
-    first_run = pd.Series(runs).groupby(row_of.to_numpy()).min()
-    axes[0].set_yticks(ticks, [str(first_run.iloc[t]) for t in ticks], fontsize="x-small")
-    axes[0].set_ylabel("Run" if n_rows == len(runs) else f"Run ({len(runs)} in {n_rows} rows)")
-    for ax in axes:
-        ax.set_xlabel("Lumisection" + (f" ({n_cols} bins)" if n_cols < max_lumi else ""))
-        ax.tick_params(axis="y", which="minor", left=False, right=False)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _run_axes(axes, runs, row_of, n_rows, n_cols, max_lumi)
     label_axes(axes[0], style)
     return fig
