@@ -48,13 +48,13 @@ class DQMIOFiles:
 
 
 @dataclass
-class LegacyCSVFiles:
-    """Legacy ML4DQM "DataFrame" CSV files found by a glob."""
+class _RowFiles:
+    """Files of rows of many MEs (CSV, Parquet exports): an absent ME simply selects no row."""
 
     path: str
-    pattern: str | None = "*.csv"
+    pattern: str | None = None
     partitions_dir: str | None = None
-    kind: str = "legacy_csv"
+    kind: str = ""
 
     def items(self) -> list[str]:
         return expand(self.path, self.pattern)
@@ -65,37 +65,36 @@ class LegacyCSVFiles:
     def read(
         self, item: str, me: MESpec, include_run_level: bool, missing: str = "raise"
     ) -> pd.DataFrame:
-        """CSV files are rows of many MEs; an absent ME simply selects no row."""
-        from dqm_playground_ds.readers.legacy_csv import LegacyCSVError, read_legacy_csv
-
         try:
-            return read_legacy_csv(item, me=me, include_run_level=include_run_level)
-        except (LegacyCSVError, OSError) as exc:
+            return self._read(item, me, include_run_level)
+        except (ValueError, OSError) as exc:  # the readers' errors are ValueErrors
             raise SourceError(f"{item}: {exc}" if item not in str(exc) else str(exc)) from exc
+
+    def _read(self, item: str, me: MESpec, include_run_level: bool) -> pd.DataFrame:
+        raise NotImplementedError
 
 
 @dataclass
-class DQMIOToolsFiles:
+class LegacyCSVFiles(_RowFiles):
+    """Legacy ML4DQM "DataFrame" CSV files found by a glob."""
+
+    pattern: str | None = "*.csv"
+    kind: str = "legacy_csv"
+
+    def _read(self, item: str, me: MESpec, include_run_level: bool) -> pd.DataFrame:
+        from dqm_playground_ds.readers.legacy_csv import read_legacy_csv
+
+        return read_legacy_csv(item, me=me, include_run_level=include_run_level)
+
+
+@dataclass
+class DQMIOToolsFiles(_RowFiles):
     """Parquet exports of the dqmiotools package (one row per ME and LS) found by a glob."""
 
-    path: str
     pattern: str | None = "*.parquet"
-    partitions_dir: str | None = None
     kind: str = "dqmiotools"
 
-    def items(self) -> list[str]:
-        return expand(self.path, self.pattern)
+    def _read(self, item: str, me: MESpec, include_run_level: bool) -> pd.DataFrame:
+        from dqm_playground_ds.readers.dqmiotools import read_dqmiotools_parquet
 
-    def describe(self, item: str) -> dict[str, Any]:
-        return {"path": item, "size": file_size(item)}
-
-    def read(
-        self, item: str, me: MESpec, include_run_level: bool, missing: str = "raise"
-    ) -> pd.DataFrame:
-        """Like CSV files, an export holds rows of many MEs: an absent ME selects no row."""
-        from dqm_playground_ds.readers.dqmiotools import DQMIOToolsError, read_dqmiotools_parquet
-
-        try:
-            return read_dqmiotools_parquet(item, me=me, include_run_level=include_run_level)
-        except (DQMIOToolsError, OSError, ValueError) as exc:
-            raise SourceError(f"{item}: {exc}" if item not in str(exc) else str(exc)) from exc
+        return read_dqmiotools_parquet(item, me=me, include_run_level=include_run_level)
