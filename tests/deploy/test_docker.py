@@ -145,10 +145,11 @@ def _full_install_wanted() -> bool:
 
 # Every module a pod may import, smoke-tested in the fully installed venv: the plotting modules
 # pull mplhep, the pipelines kedro-datasets' extras. The local platform server needs the
-# `server` extra, which the image leaves out.
+# `server` extra and the ONNX package builder the `onnx` extra, which the image leaves out (the
+# builder says so when asked for `--onnx` without it).
 IMPORT_ALL = """
 import importlib, io, pkgutil, dqm_playground_ds
-skip = ("dqm_playground_ds.platform.server",)
+skip = ("dqm_playground_ds.platform.server", "dqm_playground_ds.deploy.dials_onnx")
 names = [m.name for m in pkgutil.walk_packages(dqm_playground_ds.__path__, "dqm_playground_ds.")]
 for name in names:
     if not name.startswith(skip):
