@@ -185,7 +185,11 @@ class Runner:
         info = self._lock.holder()
         if not info:
             return None
-        return Run(str(info.get("run_id", "unknown")), None, float(info.get("since", 0.0)))
+        run_id = str(info.get("run_id", "unknown"))
+        ours = [self.current, *self._queue, *self.history[-1:]]
+        if any(r is not None and r.run_id == run_id for r in ours):
+            return None  # our own run, between taking the lock and being marked current
+        return Run(run_id, None, float(info.get("since", 0.0)))
 
     def _active(self) -> list[Run]:
         foreign = self._foreign()
