@@ -17,6 +17,13 @@ from dqm_playground_ds.pipelines.data_extraction.nodes import extract_histograms
 from dqm_playground_ds.pipelines.data_extraction.params import ExtractionParams
 from dqm_playground_ds.readers.dqmio import read_dqmio
 
+
+def _extract(*args, **kwargs):
+    """The node's outputs, its lazy table read into one frame."""
+    table, index = extract_histograms(*args, **kwargs)
+    return table.read(), index
+
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dqmio"
 PARAMS = ExtractionParams(progress=False)
 
@@ -56,7 +63,7 @@ def test_the_catalog_entry_loads_a_store_the_node_writes_through(inputs, memory_
     assert not catalog.exists("histogram_store")
     store = catalog.load("histogram_store")
     assert isinstance(store, PartitionStore) and store.protocol == "memory"
-    histograms, index = extract_histograms(catalog.load("raw_histogram_sources"), PARAMS, store)
+    histograms, index = _extract(catalog.load("raw_histogram_sources"), PARAMS, store)
     assert catalog.exists("histogram_store")
     assert (index["status"] == "ok").all()
     assert len(histograms) == len(read_dqmio(inputs / "a.root")) + len(
@@ -81,9 +88,9 @@ def test_the_partitions_key_still_works_with_a_deprecation_warning(inputs, tmp_p
     parts = tmp_path / "parts"
     with pytest.warns(FutureWarning, match="`partitions: .*` is deprecated.*histogram_store"):
         source = HistogramSourceDataset(path=str(inputs), partitions=str(parts)).load()
-    extract_histograms(source, PARAMS)
+    _extract(source, PARAMS)
     assert len(PartitionStore(parts).partition_ids()) == 2
     # the same place given twice is fine; two different places is an error naming both
-    extract_histograms(source, PARAMS, PartitionStore(f"file://{parts}"))
+    _extract(source, PARAMS, PartitionStore(f"file://{parts}"))
     with pytest.raises(ValueError, match="two partition stores"):
-        extract_histograms(source, PARAMS, PartitionStore(tmp_path / "other"))
+        _extract(source, PARAMS, PartitionStore(tmp_path / "other"))

@@ -19,6 +19,13 @@ from dqm_playground_ds.pipelines.data_extraction.nodes import extract_histograms
 from dqm_playground_ds.pipelines.data_extraction.params import ExtractionParams
 from dqm_playground_ds.schema import empty_histograms
 
+
+def _extract(*args, **kwargs):
+    """The node's outputs, its lazy table read into one frame."""
+    table, index = extract_histograms(*args, **kwargs)
+    return table.read(), index
+
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dqmio"
 # four copies of one file: the same keys in every input, kept once
 PARAMS = ExtractionParams(duplicates="first", progress=False)
@@ -51,7 +58,7 @@ def test_list_shards_join_then_the_node_reads_nothing(tmp_path, monkeypatch):
         raise AssertionError("the node read an input the shards had extracted")
 
     monkeypatch.setattr(extraction, "extract_one", no_read)
-    table, index = extract_histograms(context.catalog.load(fanout.SOURCE), PARAMS)
+    table, index = _extract(context.catalog.load(fanout.SOURCE), PARAMS)
     assert len(index) == 4 and (index["status"] == "ok").all() and len(table)
 
 
@@ -94,7 +101,7 @@ def test_fan_out_into_the_catalogs_store_on_another_filesystem(tmp_path, monkeyp
             raise AssertionError("the node read an input the shards had extracted")
 
         monkeypatch.setattr(extraction, "extract_one", no_read)
-        table, index = extract_histograms(source.load(), PARAMS, store.load())
+        table, index = _extract(source.load(), PARAMS, store.load())
         assert len(index) == 4 and (index["status"] == "ok").all() and len(table)
     finally:
         fsspec.filesystem("memory").rm(url, recursive=True)

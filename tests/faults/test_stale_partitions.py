@@ -22,6 +22,12 @@ from dqm_playground_ds.sources import DQMIOFiles
 from tests.faults.conftest import FIXTURES, ME, SMALL, truncate
 
 
+def _extract(*args, **kwargs):
+    """The node's outputs, its lazy table read into one frame."""
+    table, index = extract_histograms(*args, **kwargs)
+    return table.read(), index
+
+
 def _params(**kw):
     return ExtractionParams.model_validate({"me": list(ME), "progress": False, **kw})
 
@@ -29,11 +35,11 @@ def _params(**kw):
 def test_input_truncated_after_a_good_extraction_contributes_nothing(sample_dir, tmp_path):
     parts = tmp_path / "parts"
     source = DQMIOFiles(path=str(sample_dir), partitions_dir=str(parts))
-    first, index = extract_histograms(source, _params(missing_me="ignore"))
+    first, index = _extract(source, _params(missing_me="ignore"))
     assert (index["status"] == "ok").all() and first["source"].nunique() == 2
     bad_file = sample_dir / SMALL[0]
     truncate(bad_file)
-    second, index = extract_histograms(source, _params(missing_me="ignore"))
+    second, index = _extract(source, _params(missing_me="ignore"))
     assert index.set_index("path").loc[str(bad_file), "status"] == "bad"
     assert "truncated" in index.set_index("path").loc[str(bad_file), "error"]
     assert set(second["source"]) == {str(sample_dir / SMALL[1])}  # not the old rows
@@ -43,27 +49,27 @@ def test_input_truncated_after_a_good_extraction_contributes_nothing(sample_dir,
 
 def test_all_inputs_bad_is_an_error_not_yesterdays_table(sample_dir, tmp_path):
     source = DQMIOFiles(path=str(sample_dir), partitions_dir=str(tmp_path / "parts"))
-    extract_histograms(source, _params())
+    _extract(source, _params())
     for name in SMALL:
         truncate(sample_dir / name)
     with pytest.raises(ValueError, match=r"no histogram from 2 input\(s\) \(2 bad"):
-        extract_histograms(source, _params())
+        _extract(source, _params())
 
 
 def test_reselection_drops_the_previous_selection(sample_dir, tmp_path):
     source = DQMIOFiles(path=str(sample_dir), partitions_dir=str(tmp_path / "parts"))
-    wide, _ = extract_histograms(source, _params(me=[".*PXLayer_.*"], missing_me="ignore"))
-    narrow, _ = extract_histograms(source, _params(me=[".*charge_PXLayer_1"], missing_me="ignore"))
+    wide, _ = _extract(source, _params(me=[".*PXLayer_.*"], missing_me="ignore"))
+    narrow, _ = _extract(source, _params(me=[".*charge_PXLayer_1"], missing_me="ignore"))
     assert wide["me"].nunique() > 1
     assert set(narrow["me"]) == {"PixelPhase1/Tracks/PXBarrel/charge_PXLayer_1"}
 
 
 def test_selection_matching_nothing_anywhere_is_an_error(sample_dir, tmp_path):
     source = DQMIOFiles(path=str(sample_dir), partitions_dir=str(tmp_path / "parts"))
-    extract_histograms(source, _params(missing_me="ignore"))
+    _extract(source, _params(missing_me="ignore"))
     params = _params(me=[*ME, "No/Such/ME"], missing_me="ignore")
     with pytest.raises(ValueError, match=r"data_extraction.me: .*'No/Such/ME'.* matches no"):
-        extract_histograms(source, params)
+        _extract(source, params)
     with pytest.raises(ExtractionError, match="matches no histogram"):
         extract_many(
             DQMIOFiles(path=str(sample_dir)),
@@ -76,7 +82,7 @@ def test_selection_matching_nothing_anywhere_is_an_error(sample_dir, tmp_path):
 def test_invalid_regex_is_refused_naming_the_parameter(sample_dir, tmp_path):
     source = DQMIOFiles(path=str(sample_dir), partitions_dir=str(tmp_path / "parts"))
     with pytest.raises(ValueError, match=r"data_extraction.me: 'charge_\[1-4' is not a valid"):
-        extract_histograms(source, _params(me=["charge_[1-4"], missing_me="ignore"))
+        _extract(source, _params(me=["charge_[1-4"], missing_me="ignore"))
 
 
 def test_removed_input_is_pruned_from_pipeline_and_cli(sample_dir, tmp_path):

@@ -1,5 +1,11 @@
 """Parquet tables written atomically, optionally checked against the histogram schema.
 
+``schema: histograms`` writes the table one monitor element (ME) at a time, one or more row groups
+per ME, from a frame or from any :class:`~dqm_playground_ds.histogram_tables.HistogramTable` (the
+extraction hands over a lazy view of its partition store): memory follows one ME, not the table.
+``lazy: true`` loads a :class:`~dqm_playground_ds.histogram_tables.ParquetHistograms` instead of a
+frame, so the steps after it read one ME at a time with the filter pushed down to those row groups.
+
 A step that fails half-way must not leave a file that a later step would trust: the table is written
 to a temporary file beside the target and renamed into place only when complete (local filesystems;
 object stores write whole objects anyway).
@@ -7,6 +13,7 @@ object stores write whole objects anyway).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -18,18 +25,16 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_filepath_str, get_protocol_and_path
 
 from dqm_playground_ds.atomic import atomic_write
-from dqm_playground_ds.schema import (
-    COLUMNS,
-    HISTOGRAM_SCHEMA,
-    empty_histograms,
-    validate_histograms,
-)
+from dqm_playground_ds.histogram_tables import ParquetHistograms, as_table
+from dqm_playground_ds.schema import HISTOGRAM_SCHEMA, validate_histograms
 
 SCHEMAS = {"histograms": HISTOGRAM_SCHEMA}
+ROW_GROUP_ROWS = 16384  # rows per row group: bounds the writer's memory, keeps run filters useful
 
 
-class ParquetTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
-    """``schema: histograms`` validates on save and restores the schema's dtypes on load."""
+class ParquetTableDataset(AbstractDataset[Any, Any]):
+    """``schema: histograms`` validates on save and restores the schema's dtypes on load;
+    ``lazy`` (histograms only) loads a lazily read table instead of a frame."""
 
     def __init__(
         self,
@@ -38,10 +43,16 @@ class ParquetTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         schema: str | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
+        lazy: bool = False,
+        row_group_rows: int = ROW_GROUP_ROWS,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         if schema is not None and schema not in SCHEMAS:
             raise DatasetError(f"unknown table schema {schema!r}; known: {sorted(SCHEMAS)}")
+        if lazy and schema != "histograms":
+            raise DatasetError(f"{filepath}: `lazy: true` needs `schema: histograms`")
+        self._lazy = bool(lazy)
+        self._row_group_rows = int(row_group_rows)
         protocol, path = get_protocol_and_path(filepath)
         self._protocol = protocol
         self._filepath = PurePosixPath(path)
@@ -53,30 +64,54 @@ class ParquetTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def _path(self) -> str:
         return get_filepath_str(self._filepath, self._protocol)
 
-    def load(self) -> pd.DataFrame:
+    def load(self) -> Any:
+        if self._schema == "histograms":
+            table = ParquetHistograms([self._path], fs=self._fs, name=self._path)
+            return table if self._lazy else table.read()
         with self._fs.open(self._path, "rb") as f:
-            table = pq.read_table(f)
-        df = table.to_pandas()
-        if self._schema == "histograms":
-            if df.empty:
-                return empty_histograms()
-            df = df.astype({k: v for k, v in COLUMNS.items() if k != "data"})
-        return df
+            return pq.read_table(f).to_pandas()
 
-    def save(self, data: pd.DataFrame) -> None:
+    def save(self, data: Any) -> None:
         if self._schema == "histograms":
-            data = validate_histograms(data, name=f"table for {self._path}")
-            table = pa.Table.from_pandas(data, schema=SCHEMAS["histograms"], preserve_index=False)
+            write = self._histogram_writer(data)
         else:
             table = pa.Table.from_pandas(data, preserve_index=False)
+            write = lambda f: pq.write_table(table, f)  # noqa: E731
         if self._protocol == "file":
-            atomic_write(self._path, lambda tmp: pq.write_table(table, tmp), suffix=".parquet")
+            atomic_write(self._path, write, suffix=".parquet")
         else:
             with self._fs.open(self._path, "wb") as f:
-                pq.write_table(table, f)
+                write(f)
+
+    def _histogram_writer(self, data: Any) -> Callable[[Any], None]:
+        """Validate and write ``data`` (frame or table) one ME at a time, row groups of at most
+        ``row_group_rows`` rows; nothing is written if an ME fails validation."""
+        try:
+            table = as_table(data)
+        except TypeError as exc:
+            raise DatasetError(f"table for {self._path}: {exc}") from None
+        name = f"table for {self._path}"
+        if isinstance(data, pd.DataFrame):  # whole-table checks first (missing columns...)
+            validate_histograms(data.iloc[:0], name=name)
+
+        def write(f: Any) -> None:
+            with pq.ParquetWriter(f, HISTOGRAM_SCHEMA) as writer:
+                for me in table.mes():
+                    rows = validate_histograms(table.read(me=me), name=f"{name}, ME {me}")
+                    for start in range(0, len(rows), self._row_group_rows):
+                        part = rows.iloc[start : start + self._row_group_rows]
+                        writer.write_table(
+                            pa.Table.from_pandas(
+                                part, schema=HISTOGRAM_SCHEMA, preserve_index=False
+                            )
+                        )
+                    del rows
+
+        return write
 
     def _exists(self) -> bool:
         return bool(self._fs.exists(self._path))
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._path, "protocol": self._protocol, "schema": self._schema}
+        return {"filepath": self._path, "protocol": self._protocol, "schema": self._schema,
+                "lazy": self._lazy}  # fmt: skip

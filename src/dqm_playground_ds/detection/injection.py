@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from dqm_playground_ds.detection.reference import Reference
+from dqm_playground_ds.histogram_tables import HistogramTable, as_table
 
 AnomalyType = Literal[
     "dead_region", "hot_spot", "shift", "stretch", "normalisation", "low_stats", "noise"
@@ -238,7 +239,7 @@ def _copies(
 
 
 def inject_table(
-    histograms: pd.DataFrame,
+    histograms: HistogramTable | pd.DataFrame,
     keys: pd.DataFrame,
     kinds: Sequence[str],
     n_per_kind: int,
@@ -250,42 +251,66 @@ def inject_table(
 
     Returns the histogram rows of every copy (with a ``sample`` id; the other MEs of the LS are
     copied unchanged) and one info row per copy (sample, run, lumi, anomaly_type, me, magnitude).
+    The copies are drawn from the table's keys first (LS, then the ME to change), so only the
+    chosen LS's bins are read, one ME at a time: the cost follows ``n_per_kind``, not the table.
     """
     params = params or {}
     shapes = {me: r.shape if isinstance(r, Reference) else r for me, r in references.items()}
     unknown = set(kinds) - set(ANOMALY_TYPES)
     if unknown:
         raise InjectionError(f"unknown anomaly type(s) {sorted(unknown)}")
-    hist = histograms.reset_index(drop=True)
-    hist = hist[hist["me"].isin(list(shapes))]
-    key_index = pd.MultiIndex.from_frame(keys[["run", "lumi"]].reset_index(drop=True))
-    pos = key_index.get_indexer(pd.MultiIndex.from_frame(hist[["run", "lumi"]]))
-    hist = hist[pos >= 0]
-    groups = {k: v for k, v in hist.groupby(["run", "lumi"], sort=True).indices.items()}
+    table = as_table(histograms)
+    mes = [m for m in table.mes() if m in shapes]
+    present = _rows_at(table, mes, keys, ["run", "lumi", "me"])
+    groups = dict(present.groupby(["run", "lumi"], sort=True).indices.items())
     lumis = list(groups)
+    columns = ["sample", "run", "lumi", "anomaly_type", "me", "magnitude"]
     if not lumis:
-        return hist.iloc[:0].assign(sample=pd.Series(dtype="int64")), pd.DataFrame(
-            columns=["sample", "run", "lumi", "anomaly_type", "me", "magnitude"]
-        )
+        empty = table.read(me=[], columns=None)
+        return empty.assign(sample=pd.Series(dtype="int64")), pd.DataFrame(columns=columns)
+    plan = []  # (kind, LS, rows of its MEs in ``present``, the row to change)
+    for kind in kinds:
+        chosen = rng.choice(len(lumis), size=n_per_kind, replace=n_per_kind > len(lumis))
+        for c in chosen:
+            members = list(groups[lumis[c]])
+            plan.append((kind, c, members, members[int(rng.integers(len(members)))]))
+    picked = sorted({p for _, _, members, _ in plan for p in members})
+    hist = _rows_at(table, mes, present.iloc[picked][["run", "lumi"]].drop_duplicates(), None)
+    row_of = pd.MultiIndex.from_frame(hist[["run", "lumi", "me"]].astype({"me": str}))
+    at = row_of.get_indexer(
+        pd.MultiIndex.from_frame(present[["run", "lumi", "me"]].astype({"me": str}))
+    )
+    me_col = present["me"].astype(str).to_numpy()
     positions: list[int] = []
     samples: list[int] = []
     replaced: dict[int, tuple[np.ndarray, float]] = {}  # output row -> (data, entries)
     info: list[tuple[Any, ...]] = []
-    me_col = hist["me"].astype(str).to_numpy()
-    for kind in kinds:
-        chosen = rng.choice(len(lumis), size=n_per_kind, replace=n_per_kind > len(lumis))
-        for c in chosen:
-            sample = len(info)
-            members = list(groups[lumis[c]])
-            target = members[int(rng.integers(len(members)))]
-            r = hist.iloc[target]
-            new, magnitude = _inject_row(r, kind, rng, shapes[me_col[target]], params.get(kind))
-            old = float(np.sum(r["data"]))
-            ratio = new.sum() / old if old > 0 else 0.0
-            replaced[len(positions) + members.index(target)] = (new, float(r["entries"]) * ratio)
-            positions.extend(members)
-            samples.extend([sample] * len(members))
-            info.append((sample, *lumis[c], kind, me_col[target], magnitude))
-    table = _copies(hist, positions, samples, replaced)
-    columns = ["sample", "run", "lumi", "anomaly_type", "me", "magnitude"]
-    return table, pd.DataFrame(info, columns=columns)
+    for sample, (kind, c, members, target) in enumerate(plan):
+        r = hist.iloc[at[target]]
+        new, magnitude = _inject_row(r, kind, rng, shapes[me_col[target]], params.get(kind))
+        old = float(np.sum(r["data"]))
+        ratio = new.sum() / old if old > 0 else 0.0
+        replaced[len(positions) + members.index(target)] = (new, float(r["entries"]) * ratio)
+        positions.extend(int(at[m]) for m in members)
+        samples.extend([sample] * len(members))
+        info.append((sample, *lumis[c], kind, me_col[target], magnitude))
+    out = _copies(hist, positions, samples, replaced)
+    return out, pd.DataFrame(info, columns=columns)
+
+
+def _rows_at(
+    table: HistogramTable, mes: list[str], keys: pd.DataFrame, columns: list[str] | None
+) -> pd.DataFrame:
+    """The rows of ``mes`` at the LS of ``keys`` (read one ME at a time, their runs only), in
+    (run, lumi, me) order."""
+    wanted = pd.MultiIndex.from_frame(keys[["run", "lumi"]].reset_index(drop=True))
+    runs = np.unique(keys["run"].to_numpy()).tolist()
+    parts = []
+    for me in mes:
+        rows = table.read(me=me, runs=runs, columns=columns)
+        keep = wanted.get_indexer(pd.MultiIndex.from_frame(rows[["run", "lumi"]])) >= 0
+        parts.append(rows[keep])
+    if not parts:
+        return table.read(me=[], columns=columns)
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["run", "lumi", "me"], kind="stable", ignore_index=True)

@@ -41,8 +41,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
@@ -52,7 +50,8 @@ from dqm_playground_ds.atomic import (
     atomic_write,
     remove_stale_temporaries,
 )
-from dqm_playground_ds.schema import COLUMNS, HISTOGRAM_SCHEMA, KEY, empty_histograms
+from dqm_playground_ds.histogram_tables import ParquetHistograms
+from dqm_playground_ds.schema import COLUMNS, HISTOGRAM_SCHEMA, Duplicates
 
 __all__ = ["DONE_DIR", "Listing", "PartitionStore", "as_store", "write_parquet_partition"]
 
@@ -269,16 +268,15 @@ class PartitionStore:
             return sorted(trusted)
         return [p for p in dict.fromkeys(pids) if p in trusted]
 
-    def _dataset(self, pids: Iterable[str] | None) -> pads.Dataset | None:
+    def table(
+        self, pids: Iterable[str] | None = None, *, duplicates: Duplicates | None = None
+    ) -> ParquetHistograms:
+        """The trusted partitions of ``pids`` (default: all) as one lazily read
+        :class:`~dqm_playground_ds.histogram_tables.HistogramTable`: reads push their ME and run
+        filters down to the partitions' row groups; ``duplicates`` is applied to keys met in
+        several partitions."""
         paths = [self.partition_path(p) for p in self.partition_ids(pids)]
-        if not paths:
-            return None
-        if self.local:
-            fs: Any = pafs.LocalFileSystem()
-            paths = [os.path.abspath(p) for p in paths]
-        else:
-            fs = pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
-        return pads.dataset(paths, schema=HISTOGRAM_SCHEMA, format="parquet", filesystem=fs)
+        return ParquetHistograms(paths, fs=self.fs, duplicates=duplicates, name=self.url)
 
     def read(
         self,
@@ -295,15 +293,7 @@ class PartitionStore:
         come sorted by (run, lumi, me) when those columns are read, in the schema's dtypes; an ME
         or run the store lacks selects nothing.
         """
-        table = self.read_arrow(me, runs, columns, pids=pids)
-        if table is None:
-            empty = empty_histograms()
-            return empty[list(columns)] if columns is not None else empty
-        df = _to_pandas(table)
-        df = df.astype({k: v for k, v in COLUMNS.items() if k != "data" and k in df.columns})
-        if set(KEY) <= set(df.columns):
-            df = df.sort_values(KEY, kind="stable", ignore_index=True)
-        return df
+        return self.table(pids).read(me, runs, columns)
 
     def read_arrow(
         self,
@@ -314,18 +304,7 @@ class PartitionStore:
         pids: Iterable[str] | None = None,
     ) -> pa.Table | None:
         """:meth:`read` as an Arrow table in partition order (None when the store is empty)."""
-        if columns is not None:
-            unknown = [c for c in columns if c not in HISTOGRAM_SCHEMA.names]
-            if unknown:
-                raise ValueError(
-                    f"{self.url}: unknown column(s) {unknown}; the store holds {HISTOGRAM_SCHEMA.names}"
-                )
-        dataset = self._dataset(pids)
-        if dataset is None:
-            return None
-        return dataset.to_table(
-            columns=list(columns) if columns else None, filter=_filter(me, runs)
-        )
+        return self.table(pids).read_arrow(me, runs, columns)
 
     def iter_partitions(self, pids: Iterable[str] | None = None) -> Iterator[pd.DataFrame]:
         """The trusted partitions one at a time (bounded memory), in the schema's dtypes."""
@@ -336,15 +315,7 @@ class PartitionStore:
 
     def mes(self, pids: Iterable[str] | None = None) -> list[str]:
         """The MEs held by the trusted partitions, sorted, mostly from Parquet footers alone."""
-        names: set[str] = set()
-        for pid in self.partition_ids(pids):
-            with self.fs.open(self.partition_path(pid), "rb") as f:
-                pf = pq.ParquetFile(f)
-                found = _footer_mes(pf.metadata)
-                if found is None:  # row groups mixing MEs (a store written before): read the column
-                    found = set(pf.read(columns=["me"]).column("me").unique().to_pylist())
-            names |= found
-        return sorted(names)
+        return self.table(pids).mes()
 
     def iter_mes(
         self, mes: Iterable[str] | None = None, **read_kwargs: Any
@@ -357,42 +328,6 @@ class PartitionStore:
 def as_store(target: str | os.PathLike[str] | PartitionStore) -> PartitionStore:
     """A store from a store, a local path or a URL."""
     return target if isinstance(target, PartitionStore) else PartitionStore(target)
-
-
-def _filter(me: str | Sequence[str] | None, runs: Iterable[int] | None) -> pc.Expression | None:
-    expr = None
-    if me is not None:
-        names = [me] if isinstance(me, str) else list(me)
-        expr = pc.field("me").isin(names)
-    if runs is not None:
-        cond = pc.field("run").isin(pa.array([int(r) for r in runs], pa.int64()))
-        expr = cond if expr is None else expr & cond
-    return expr
-
-
-def _to_pandas(table: pa.Table) -> pd.DataFrame:
-    """``table.to_pandas()``, with the bins as read-only views of Arrow's buffers (as pyarrow
-    gives them, but without its copy of every value): the peak is one copy of the bins, not two."""
-    if "data" not in table.column_names:
-        return table.to_pandas()
-    data = table.column("data")
-    df = table.drop_columns(["data"]).to_pandas()
-    out = np.empty(len(data), dtype=object)
-    pos = 0
-    for chunk in data.chunks:
-        if not len(chunk):
-            continue
-        if chunk.null_count:  # not in a valid store; pyarrow's own conversion keeps the None
-            views = list(chunk.to_pandas())
-        else:
-            values = chunk.flatten().to_numpy(zero_copy_only=True)
-            offsets = chunk.offsets.to_numpy()
-            views = np.split(values, offsets[1:-1] - offsets[0])
-        for k, view in enumerate(views):
-            out[pos + k] = view
-        pos += len(chunk)
-    df.insert(table.column_names.index("data"), "data", out)
-    return df
 
 
 def _grouped_by_me(table: pd.DataFrame) -> pa.Table:
@@ -420,18 +355,6 @@ def _write_parquet(arrow: pa.Table, f: IO[bytes]) -> None:
 def _write_local(tmp: str, write: Callable[[IO[bytes]], object]) -> None:
     with open(tmp, "wb") as f:
         write(f)
-
-
-def _footer_mes(metadata: pq.FileMetaData) -> set[str] | None:
-    """ME names from row-group statistics, or None if a row group holds several MEs."""
-    col = metadata.schema.names.index("me")
-    names = set()
-    for k in range(metadata.num_row_groups):
-        stats = metadata.row_group(k).column(col).statistics
-        if stats is None or not stats.has_min_max or stats.min != stats.max:
-            return None
-        names.add(stats.min)
-    return names
 
 
 def _tmp_prefix() -> str:

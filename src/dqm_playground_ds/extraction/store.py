@@ -50,8 +50,9 @@ from dqm_playground_ds.extraction.partitions import (
     as_store,
     write_parquet_partition,
 )
+from dqm_playground_ds.histogram_tables import ParquetHistograms
 from dqm_playground_ds.readers.dqmio.selection import match_names
-from dqm_playground_ds.schema import KEY, MissingMEs, empty_histograms
+from dqm_playground_ds.schema import KEY, Duplicates, MissingMEs, empty_histograms
 from dqm_playground_ds.sources import HistogramSource, SourceError, index_frame, local_problem
 from dqm_playground_ds.workers import worker_pool
 
@@ -472,6 +473,28 @@ def extract_table(
         prune=True,
     )
     return read_partitions(partitions_dir, items), index
+
+
+def extract_view(
+    source: HistogramSource,
+    request: Request,
+    store: str | Path | PartitionStore,
+    *,
+    workers: int = 1,
+    retry_bad: bool = False,
+    progress: bool = True,
+    duplicates: Duplicates | None = "raise",
+) -> tuple[ParquetHistograms, pd.DataFrame]:
+    """:func:`extract_table` without building the table: the partitions of this source's inputs
+    as one lazily read table (one ME at a time, filters pushed down), plus the file index.
+
+    ``duplicates`` applies to a key met in several inputs when the table is read.
+    """
+    items = source.items()
+    index = extract_many(source, store, request, items=items, workers=workers,
+                         retry_bad=retry_bad, progress=progress, prune=True)  # fmt: skip
+    table = as_store(store).table([partition_id(i) for i in items], duplicates=duplicates)
+    return table, index
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from dqm_playground_ds.detection.reference import Reference
+from dqm_playground_ds.histogram_tables import HistogramTable, as_table
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +333,17 @@ def _key_index(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Index:
     return pd.MultiIndex.from_frame(frame.loc[:, list(columns)])
 
 
+def _training_rows(table: HistogramTable, me: str, train_keys: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``me`` at the training LS (read for the training runs only)."""
+    runs = np.unique(train_keys["run"].to_numpy()).tolist()
+    rows = table.read(me=me, runs=runs)
+    rows = rows[rows["lumi"] > 0]
+    in_train = _key_index(train_keys, ("run", "lumi")).get_indexer(
+        _key_index(rows, ("run", "lumi"))
+    )
+    return rows[in_train >= 0]
+
+
 class HistogramPreprocessor:
     """Fit on training LS, transform any LS of the histogram table into :class:`FeatureSet`s.
 
@@ -350,40 +362,37 @@ class HistogramPreprocessor:
         self.chunk_size = chunk_size
 
     # -- fit --------------------------------------------------------------------------------
-    def fit(self, histograms: pd.DataFrame, train_keys: pd.DataFrame) -> HistogramPreprocessor:
-        """Binning and reference shape of every ME from the histograms of ``train_keys`` LS."""
+    def fit(
+        self, histograms: HistogramTable | pd.DataFrame, train_keys: pd.DataFrame
+    ) -> HistogramPreprocessor:
+        """Binning and reference shape of every ME from the histograms of ``train_keys`` LS.
+
+        Reads the table one ME at a time (the training runs only), twice: the quality of every
+        ME's training LS decides which LS the references learn from, and that needs every ME.
+        """
         self.cuts_ = (
             self.quality
             if isinstance(self.quality, QualityCuts)
             else QualityCuts.from_dict(self.quality)
         )
-        hist = histograms[histograms["lumi"] > 0]
-        train_idx = _key_index(train_keys, ("run", "lumi"))
-        in_train = train_idx.get_indexer(_key_index(hist, ("run", "lumi"))) >= 0
-        train = hist[in_train]
-        if train.empty:
-            raise PreprocessingError("no histogram of any training LS: cannot fit preprocessing")
+        table = as_table(histograms)
         self.binning_: dict[str, tuple[float, ...]] = {}
         self.dim_: dict[str, int] = {}
         self.reference_: dict[str, np.ndarray] = {}
         self.n_train_: dict[str, int] = {}
-        for name, rows in train.groupby("me", sort=True, observed=True):
-            me = str(name)
-            bins = _binning_frame(rows)
-            counts = bins.value_counts(sort=True)
-            binning = tuple(float(v) for v in counts.index[0])
-            if len(counts) > 1:
-                log.warning(
-                    "%s: training LS have %d binnings; using the most common (%d LS), the "
-                    "others are marked bad_binning",
-                    me,
-                    len(counts),
-                    int(counts.iloc[0]),
-                )
-            self.binning_[me] = binning
-            self.dim_[me] = int(binning[0])
+        present = table.mes()
+        ok_keys: dict[str, pd.Index] = {}
+        for me in present:
+            rows = _training_rows(table, me, train_keys)
+            if rows.empty:
+                continue
+            self._fit_binning(me, rows)
+            codes = np.concatenate([c for _, c, _ in self._raw_chunks(rows, me)])
+            ok_keys[me] = _key_index(rows[codes == OK], ("run", "lumi"))
+        if not self.binning_:
+            raise PreprocessingError("no histogram of any training LS: cannot fit preprocessing")
         self.mes_ = sorted(self.binning_)
-        others = sorted(set(hist["me"].astype(str).unique()) - set(self.mes_))
+        others = sorted(set(present) - set(self.mes_))
         if others:
             log.warning("MEs absent from the training LS are ignored: %s", others)
         self.preprocessors_ = {
@@ -395,18 +404,33 @@ class HistogramPreprocessor:
             }
             for name, spec in self.variants.items()
         }
-        self._fit_references(train)
+        self._fit_references(table, train_keys, ok_keys)
         return self
 
-    def _fit_references(self, train: pd.DataFrame) -> None:
+    def _fit_binning(self, me: str, rows: pd.DataFrame) -> None:
+        """The most common binning of the training LS (the others are ``bad_binning``)."""
+        counts = _binning_frame(rows).value_counts(sort=True)
+        binning = tuple(float(v) for v in counts.index[0])
+        if len(counts) > 1:
+            log.warning(
+                "%s: training LS have %d binnings; using the most common (%d LS), the "
+                "others are marked bad_binning",
+                me,
+                len(counts),
+                int(counts.iloc[0]),
+            )
+        self.binning_[me] = binning
+        self.dim_[me] = int(binning[0])
+
+    def _fit_references(
+        self, table: HistogramTable, train_keys: pd.DataFrame, ok_by_me: dict[str, pd.Index]
+    ) -> None:
         """The run-aware :class:`Reference` of every ME (original binning) from the training LS
         whose every ME passes the quality cuts: the LS the detectors learn from, in (run, lumi)
         order, so that the reference test and the plots share one reference."""
         ok_keys = None
         for me in self.mes_:
-            rows = train[train["me"] == me]
-            codes = np.concatenate([c for _, c, _ in self._raw_chunks(rows, me)])
-            keys = _key_index(rows[codes == OK], ("run", "lumi"))
+            keys = ok_by_me[me]
             if keys.empty:
                 raise PreprocessingError(
                     f"{me}: no training LS passes the quality cuts "
@@ -419,11 +443,12 @@ class HistogramPreprocessor:
             )
         self.fitted_references_: dict[str, Reference] = {}
         for me in self.mes_:
-            rows = train[train["me"] == me]
+            rows = _training_rows(table, me, train_keys)
             rows = rows[_key_index(rows, ("run", "lumi")).isin(ok_keys)]
             rows = rows.sort_values(["run", "lumi"], kind="stable")
             X = np.vstack([raw for raw, _, _ in self._raw_chunks(rows, me)])
             ref = Reference.fit(X, groups=rows["run"].to_numpy(), method=REFERENCE_METHOD)
+            del X
             self.fitted_references_[me] = ref
             self.reference_[me] = ref.shape
             self.n_train_[me] = len(rows)
@@ -464,22 +489,25 @@ class HistogramPreprocessor:
     # -- transform --------------------------------------------------------------------------
     def transform(
         self,
-        histograms: pd.DataFrame,
+        histograms: HistogramTable | pd.DataFrame,
         keys: pd.DataFrame | None = None,
         key_columns: Sequence[str] = ("run", "lumi"),
     ) -> dict[str, FeatureSet]:
         """One :class:`FeatureSet` per variant, rows in the order of ``keys``.
 
         ``keys`` defaults to the sorted distinct (run, lumi > 0) of the table; ``key_columns``
-        lets another key (e.g. an injected sample id) identify the LS.
+        lets another key (e.g. an injected sample id) identify the LS. The table is read one ME
+        at a time, the runs of ``keys`` only.
         """
         if not hasattr(self, "preprocessors_"):
             raise PreprocessingError("HistogramPreprocessor is not fitted")
         key_columns = list(key_columns)
-        if "lumi" in histograms.columns and "lumi" in key_columns:
-            histograms = histograms[histograms["lumi"] > 0]
+        table = as_table(histograms)
         if keys is None:
-            keys = histograms.loc[:, key_columns].drop_duplicates().sort_values(key_columns)
+            keys = table.read(columns=key_columns)
+            if "lumi" in key_columns:
+                keys = keys[keys["lumi"] > 0]
+            keys = keys.drop_duplicates().sort_values(key_columns)
         keys = keys.reset_index(drop=True)
         index = _key_index(keys, key_columns)
         if not index.is_unique:
@@ -488,7 +516,12 @@ class HistogramPreprocessor:
         quality = np.full((n, len(mes)), MISSING, dtype=np.int8)
         integral = np.full((n, len(mes)), np.nan)
         counts, owners = self._count_arrays(n)
-        self._fill(histograms, index, key_columns, quality, integral, counts, owners)
+        runs = np.unique(keys["run"].to_numpy()).tolist() if "run" in key_columns else None
+        for j, me in enumerate(mes):
+            rows = table.read(me=me, runs=runs)
+            if "lumi" in key_columns and "lumi" in rows.columns:
+                rows = rows[rows["lumi"] > 0]
+            self._fill(me, j, rows, index, key_columns, quality, integral, counts, owners)
         self._log_quality(quality, mes)
         return {
             v: FeatureSet(
@@ -521,7 +554,9 @@ class HistogramPreprocessor:
 
     def _fill(
         self,
-        histograms: pd.DataFrame,
+        me: str,
+        j: int,
+        rows: pd.DataFrame,
         index: pd.Index,
         key_columns: list[str],
         quality: np.ndarray,
@@ -529,25 +564,21 @@ class HistogramPreprocessor:
         counts: dict[str, dict[str, np.ndarray]],
         owners: dict[str, list[tuple[str, MEPreprocessor]]],
     ) -> None:
-        """Quality, integral and preprocessed counts of every histogram at its LS's row."""
-        mes = self.mes_
-        by_me = dict(iter(histograms.groupby("me", sort=False, observed=True)))
-        for j, me in enumerate(mes):
-            rows = by_me.get(me)
-            if rows is None:
-                continue
-            pos = index.get_indexer(_key_index(rows, key_columns))
-            rows, pos = rows[pos >= 0], pos[pos >= 0]
-            if np.unique(pos).size != pos.size:
-                raise PreprocessingError(f"{me}: duplicate histograms for one LS key")
-            start = 0
-            for raw, codes, integ in self._raw_chunks(rows, me):
-                p = pos[start : start + len(raw)]
-                start += len(raw)
-                quality[p, j] = codes
-                integral[p, j] = integ
-                for v, pp in owners[me]:
-                    counts[v][me][p] = pp(raw)
+        """Quality, integral and preprocessed counts of one ME's histograms at their LS's row."""
+        if rows.empty:
+            return
+        pos = index.get_indexer(_key_index(rows, key_columns))
+        rows, pos = rows[pos >= 0], pos[pos >= 0]
+        if np.unique(pos).size != pos.size:
+            raise PreprocessingError(f"{me}: duplicate histograms for one LS key")
+        start = 0
+        for raw, codes, integ in self._raw_chunks(rows, me):
+            p = pos[start : start + len(raw)]
+            start += len(raw)
+            quality[p, j] = codes
+            integral[p, j] = integ
+            for v, pp in owners[me]:
+                counts[v][me][p] = pp(raw)
 
     def _features(self, me: str, pp: MEPreprocessor, counts: np.ndarray) -> MEFeatures:
         return MEFeatures(me, self.dim_[me], pp.shape, pp.config.normalisation, counts)

@@ -8,28 +8,32 @@ import numpy as np
 import pandas as pd
 
 from dqm_playground_ds.detection.reference import Reference
+from dqm_playground_ds.histogram_tables import HistogramTable, as_table
 from dqm_playground_ds.schema import data_matrix
 
 DEVIATION_COLUMNS = ["run", "lumi", "me", "entries", "chi2_ndf"]
 
 
 def me_deviation_table(
-    histograms: pd.DataFrame, references: Mapping[str, Reference]
+    histograms: HistogramTable | pd.DataFrame,
+    references: Mapping[str, Reference],
+    chunk_size: int = 4096,
 ) -> pd.DataFrame:
     """Per (run, lumi, me): entries and chi2/ndf of the histogram against the ME's reference,
     from the same deviance pulls the reference test flags on. MEs without a reference, or whose
-    binning differs from it, are left out."""
+    binning differs from it, are left out. Reads one ME at a time, bins stacked by chunks."""
     frames = []
-    hist = histograms[histograms["lumi"] > 0]
-    for me, rows in hist.groupby("me", sort=True, observed=True):
+    table = as_table(histograms)
+    for me in table.mes():
         ref = references.get(str(me))
-        if ref is None or rows.empty:
+        if ref is None:
             continue
-        try:
-            m = data_matrix(rows)
-        except ValueError:
+        rows = table.read(me=me)
+        rows = rows[rows["lumi"] > 0]
+        if rows.empty:
             continue
-        if m.shape[1] != len(ref.shape):
+        chi2 = _chi2(rows, ref, chunk_size)
+        if chi2 is None:
             continue
         frames.append(
             pd.DataFrame(
@@ -38,13 +42,27 @@ def me_deviation_table(
                     "lumi": rows["lumi"].to_numpy(),
                     "me": str(me),
                     "entries": rows["entries"].to_numpy(dtype=np.float64),
-                    "chi2_ndf": ref.chi2(m),
+                    "chi2_ndf": chi2,
                 }
             )
         )
     if not frames:
         return pd.DataFrame(columns=DEVIATION_COLUMNS)
     return pd.concat(frames, ignore_index=True)
+
+
+def _chi2(rows: pd.DataFrame, ref: Reference, chunk_size: int) -> np.ndarray | None:
+    """chi2/ndf of every row, or None when the rows' binning is not the reference's."""
+    out = []
+    for start in range(0, len(rows), chunk_size):
+        try:
+            m = data_matrix(rows.iloc[start : start + chunk_size])
+        except ValueError:
+            return None
+        if m.shape[1] != len(ref.shape):
+            return None
+        out.append(ref.chi2(m))
+    return np.concatenate(out)
 
 
 def quality_ok_keys(lumisections: pd.DataFrame) -> pd.DataFrame:

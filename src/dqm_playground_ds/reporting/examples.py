@@ -9,6 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dqm_playground_ds.detection.reference import Reference
+from dqm_playground_ds.histogram_tables import HistogramTable, as_table
 from dqm_playground_ds.reporting.axes import AxisTitles, histogram_axes
 from dqm_playground_ds.reporting.plotting import (
     Style,
@@ -46,8 +47,31 @@ def good_examples(lumisections: pd.DataFrame, n: int) -> list[tuple[int, int]]:
     return picks[:n]
 
 
+def rows_at(
+    histograms: HistogramTable | pd.DataFrame,
+    lumisections: list[tuple[int, int]],
+    mes: list[str] | None = None,
+) -> pd.DataFrame:
+    """The histograms of a few LS (of ``mes``, default all) indexed by (run, lumi, me): read one
+    ME at a time, the runs of those LS only, so a report's few figures never load the table."""
+    table = as_table(histograms)
+    wanted = set(lumisections)
+    runs = sorted({r for r, _ in wanted})
+    parts = []
+    for me in table.mes() if mes is None else mes:
+        if not runs:
+            break
+        rows = table.read(me=me, runs=runs)
+        keep = [
+            (int(r), int(ls)) in wanted for r, ls in zip(rows["run"], rows["lumi"], strict=True)
+        ]
+        parts.append(rows[np.asarray(keep, dtype=bool)])
+    hist = pd.concat(parts, ignore_index=True) if parts else table.read(me=[])
+    return hist.set_index(["run", "lumi", "me"]).sort_index()
+
+
 def example_figures(
-    histograms: pd.DataFrame,
+    histograms: HistogramTable | pd.DataFrame,
     lumisections: pd.DataFrame,
     references: Mapping[str, Reference],
     n_1d: int,
@@ -57,9 +81,9 @@ def example_figures(
 ) -> dict[str, Figure]:
     """Per ME, good LS from different runs (1D overlaid with the reference, 2D side by side)."""
     picks = good_examples(lumisections, max(n_1d, n_2d))
-    hist = histograms[histograms["lumi"] > 0].set_index(["run", "lumi", "me"]).sort_index()
+    hist = rows_at(histograms, picks)
     out: dict[str, Figure] = {}
-    for me in sorted(histograms["me"].astype(str).unique()):
+    for me in sorted(as_table(histograms).mes()):
         rows = [(r, ls) for r, ls in picks if (r, ls, me) in hist.index]
         if not rows:
             continue

@@ -12,8 +12,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dqm_playground_ds.detection.reference import Reference
+from dqm_playground_ds.histogram_tables import HistogramTable
 from dqm_playground_ds.reporting.axes import AxisTitles, histogram_axes
-from dqm_playground_ds.reporting.examples import ls_text
+from dqm_playground_ds.reporting.examples import ls_text, rows_at
 from dqm_playground_ds.reporting.flagged import me_list
 from dqm_playground_ds.reporting.plotting import (
     Style,
@@ -71,7 +72,7 @@ def comparison_figure(
 
 def top_lumisection_figures(
     top: pd.DataFrame,
-    histograms: pd.DataFrame,
+    histograms: HistogramTable | pd.DataFrame,
     references: Mapping[str, Reference],
     me_scores: pd.DataFrame,
     n_mes: int,
@@ -83,7 +84,9 @@ def top_lumisection_figures(
     out: dict[str, Figure] = {}
     if top.empty:
         return out
-    hist = histograms[histograms["lumi"] > 0].set_index(["run", "lumi", "me"]).sort_index()
+    hist = rows_at(
+        histograms, [(int(r), int(ls)) for r, ls in zip(top["run"], top["lumi"], strict=True)]
+    )
     for row in top.to_dict(orient="records"):
         run, lumi, strategy = int(row["run"]), int(row["lumi"]), str(row["strategy"])
         prefix = top_prefix(row["rank"], run, lumi)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from dqm_playground_ds.histogram_tables import HistogramTable, as_table
 from dqm_playground_ds.reporting.run_summary import label_counts
 
 
@@ -16,6 +17,8 @@ def ls_per_run(lumisections: pd.DataFrame) -> pd.DataFrame:
     return counts
 
 
-def entries_per_ls(histograms: pd.DataFrame) -> pd.DataFrame:
-    """(run, lumi, me, entries) of every LS histogram (run-level rows, lumi 0, left out)."""
-    return histograms.loc[histograms["lumi"] > 0, ["run", "lumi", "me", "entries"]]
+def entries_per_ls(histograms: HistogramTable | pd.DataFrame) -> pd.DataFrame:
+    """(run, lumi, me, entries) of every LS histogram (run-level rows, lumi 0, left out); reads
+    those four columns only, not the bins."""
+    table = as_table(histograms).read(columns=["run", "lumi", "me", "entries"])
+    return table[table["lumi"] > 0].reset_index(drop=True)

@@ -24,6 +24,13 @@ from dqm_playground_ds.pipelines.data_extraction.params import ExtractionParams
 from dqm_playground_ds.readers.dqmio import read_dqmio
 from dqm_playground_ds.sources import DQMIOFiles, LegacyCSVFiles
 
+
+def _extract(*args, **kwargs):
+    """The node's outputs, its lazy table read into one frame."""
+    table, index = extract_histograms(*args, **kwargs)
+    return table.read(), index
+
+
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "dqmio"
 
 
@@ -124,11 +131,11 @@ def test_duplicate_keys_across_inputs_are_refused_by_default(tmp_path):
     shutil.copy(FIXTURES / "all_types.root", d / "two.root")
     source = DQMIOFiles(path=str(d))
     with pytest.raises(Exception, match="share a \\(run, lumi, me\\) key"):
-        extract_histograms(source, ExtractionParams(progress=False))
-    summed, _ = extract_histograms(source, ExtractionParams(progress=False, duplicates="sum"))
+        _extract(source, ExtractionParams(progress=False))
+    summed, _ = _extract(source, ExtractionParams(progress=False, duplicates="sum"))
     single = read_dqmio(FIXTURES / "all_types.root")
     np.testing.assert_array_equal(summed["entries"].to_numpy(), 2 * single["entries"].to_numpy())
-    first, _ = extract_histograms(source, ExtractionParams(progress=False, duplicates="first"))
+    first, _ = _extract(source, ExtractionParams(progress=False, duplicates="first"))
     assert len(first) == len(single)
 
 
@@ -140,16 +147,14 @@ def test_unknown_parameter_is_a_clear_error():
 
 
 def test_no_input_gives_an_empty_table(tmp_path):
-    histograms, index = extract_histograms(
-        DQMIOFiles(path=str(tmp_path)), ExtractionParams(progress=False)
-    )
+    histograms, index = _extract(DQMIOFiles(path=str(tmp_path)), ExtractionParams(progress=False))
     assert histograms.empty and index.empty
     assert next(iter(histograms.columns)) == "run"
 
 
 def test_legacy_csv_source(shared_real, tmp_path):
     source = LegacyCSVFiles(path=str(shared_real / "legacy-csv"))
-    histograms, index = extract_histograms(source, ExtractionParams(progress=False))
+    histograms, index = _extract(source, ExtractionParams(progress=False))
     assert (index["status"] == "ok").all()
     assert len(histograms) == 9
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dqm_playground_ds.histogram_tables import HistogramTable, as_table, lumisections
 from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.processing.labels import LumiMask, label_lumisections, parse_bad_runs
 from dqm_playground_ds.processing.preprocessing import FeatureSet, HistogramPreprocessor
@@ -22,13 +23,8 @@ from dqm_playground_ds.processing.split import APPLY, TRAIN, RunSplit
 log = logging.getLogger(__name__)
 
 
-def _lumisection_keys(histograms: pd.DataFrame) -> pd.DataFrame:
-    keys = histograms.loc[histograms["lumi"] > 0, ["run", "lumi"]].drop_duplicates()
-    return keys.sort_values(["run", "lumi"], ignore_index=True).astype("int64")
-
-
 def label_lumisections_node(
-    histograms: pd.DataFrame,
+    histograms: HistogramTable | pd.DataFrame,
     golden_json: Mapping[str, Any],
     dcs_json: Mapping[str, Any] | None,
     params: DataProcessingParams,
@@ -51,7 +47,7 @@ def label_lumisections_node(
         dcs = LumiMask.from_json(
             dcs_json, name="DCS JSON", overlap=overlap, overlap_setting=setting
         )
-    keys = _lumisection_keys(histograms)
+    keys = lumisections(histograms)  # the key columns only
     out = label_lumisections(
         keys["run"].to_numpy(),
         keys["lumi"].to_numpy(),
@@ -127,7 +123,9 @@ def _training_keys(lumisections: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit_preprocessor(
-    histograms: pd.DataFrame, lumisections: pd.DataFrame, params: DataProcessingParams
+    histograms: HistogramTable | pd.DataFrame,
+    lumisections: pd.DataFrame,
+    params: DataProcessingParams,
 ) -> HistogramPreprocessor:
     """Binning and reference shape of every ME from the good training LS only."""
     pre = HistogramPreprocessor(
@@ -137,7 +135,7 @@ def fit_preprocessor(
 
 
 def build_features(
-    histograms: pd.DataFrame,
+    histograms: HistogramTable | pd.DataFrame,
     lumisections: pd.DataFrame,
     preprocessor: HistogramPreprocessor,
     params: DataProcessingParams,
@@ -185,22 +183,32 @@ def _why_invalid(values: Any) -> str:
 
 
 def _explain_invalid(
-    detail: np.ndarray, histograms: pd.DataFrame, keys: pd.DataFrame
+    detail: np.ndarray, histograms: HistogramTable | pd.DataFrame, keys: pd.DataFrame
 ) -> np.ndarray:
-    """``me: invalid`` becomes ``me: invalid (2 NaN bin(s), 1 negative bin(s))``."""
+    """``me: invalid`` becomes ``me: invalid (2 NaN bin(s), 1 negative bin(s))``; reads the
+    invalid histograms only (their ME, their runs)."""
     rows = [i for i, d in enumerate(detail) if d and ": invalid" in d]
     if not rows:
         return detail
-    by_key = histograms.set_index(["run", "lumi", "me"])["data"]
+    wanted: dict[str, set[int]] = {}
+    for i in rows:
+        for part in str(detail[i]).split("; "):
+            me, _, reason = part.rpartition(": ")
+            if reason == "invalid":
+                wanted.setdefault(me, set()).add(int(keys["run"].iloc[i]))
+    table = as_table(histograms)
+    found: dict[tuple[int, int, str], Any] = {}
+    for me, runs in wanted.items():
+        got = table.read(me=me, runs=sorted(runs), columns=["run", "lumi", "me", "data"])
+        for run, lumi, values in zip(got["run"], got["lumi"], got["data"], strict=True):
+            found.setdefault((int(run), int(lumi), me), values)
     out = detail.copy()
     for i in rows:
         run, lumi = int(keys["run"].iloc[i]), int(keys["lumi"].iloc[i])
         parts = []
         for part in str(detail[i]).split("; "):
             me, _, reason = part.rpartition(": ")
-            values = by_key.get((run, lumi, me)) if reason == "invalid" else None
-            if isinstance(values, pd.Series):
-                values = values.iloc[0]
+            values = found.get((run, lumi, me)) if reason == "invalid" else None
             parts.append(part if values is None else f"{me}: invalid ({_why_invalid(values)})")
         out[i] = "; ".join(parts)
     return out

@@ -25,6 +25,7 @@ from dqm_playground_ds.detection.predictions import (
 )
 from dqm_playground_ds.detection.strategy import Strategy, assign_folds, fit_strategy
 from dqm_playground_ds.detection.verdicts import ml_certification, run_verdicts
+from dqm_playground_ds.histogram_tables import HistogramTable
 from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from dqm_playground_ds.processing.labels import LumiMask
 from dqm_playground_ds.processing.preprocessing import FeatureSet, HistogramPreprocessor
@@ -88,7 +89,7 @@ def score_lumisections(
 
 
 def inject_anomalies(
-    histograms: pd.DataFrame,
+    histograms: HistogramTable | pd.DataFrame,
     lumisections: pd.DataFrame,
     preprocessor: HistogramPreprocessor,
     params: DataScienceParams,

@@ -23,6 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dqm_playground_ds.detection.reference import references_from_table
+from dqm_playground_ds.histogram_tables import HistogramTable
 from dqm_playground_ds.pipelines.data_visualization.params import DataVisualizationParams
 from dqm_playground_ds.reporting import strategies as strategies_
 from dqm_playground_ds.reporting import top_lumisections as top_
@@ -72,7 +73,7 @@ def choose_report_strategy(
 
 
 def plot_data_overview(
-    histograms: pd.DataFrame, lumisections: pd.DataFrame, params: Params
+    histograms: HistogramTable | pd.DataFrame, lumisections: pd.DataFrame, params: Params
 ) -> dict[str, Figure]:
     """LS per run by label, and entries per LS of every ME: the check that extraction is sane."""
     style = params.style.style()
@@ -83,7 +84,7 @@ def plot_data_overview(
 
 
 def plot_good_examples(
-    histograms: pd.DataFrame,
+    histograms: HistogramTable | pd.DataFrame,
     lumisections: pd.DataFrame,
     me_references: pd.DataFrame,
     params: Params,
@@ -181,7 +182,7 @@ def select_top_lumisections(
 
 def plot_top_lumisections(
     top_lumisections: pd.DataFrame,
-    histograms: pd.DataFrame,
+    histograms: HistogramTable | pd.DataFrame,
     me_references: pd.DataFrame,
     me_scores: pd.DataFrame,
     params: Params,
@@ -242,7 +243,7 @@ def plot_score_correlations(
 
 
 def plot_me_correlations(
-    histograms: pd.DataFrame,
+    histograms: HistogramTable | pd.DataFrame,
     me_references: pd.DataFrame,
     lumisections: pd.DataFrame,
     params: Params,

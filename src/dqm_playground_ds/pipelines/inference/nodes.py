@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from dqm_playground_ds.histogram_tables import HistogramTable, as_table
 from dqm_playground_ds.models import FrozenModel, ModelStore, check_compatible
 from dqm_playground_ds.pipelines.data_processing.nodes import label_lumisections_node
 from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
@@ -51,7 +52,7 @@ def _load_partitions(partitions: Mapping[str, Callable[[], pd.DataFrame]]) -> pd
 
 
 def select_new_runs(
-    histograms: pd.DataFrame,
+    histograms: HistogramTable | pd.DataFrame,
     scored_runs: Mapping[str, Callable[[], pd.DataFrame]],
     model: FrozenModel,
     params: InferenceParams,
@@ -67,9 +68,9 @@ def select_new_runs(
         done = set(ledger.loc[mine, "run"].astype("int64").tolist())
     if params.skip_training_runs:
         done |= set(model.meta.get("training", {}).get("runs", []))
-    runs = histograms["run"].astype("int64")
-    new = histograms[~runs.isin(done)].reset_index(drop=True)
-    all_runs = sorted(set(runs.tolist()))
+    table = as_table(histograms)
+    all_runs = sorted(set(table.read(columns=["run"])["run"].astype("int64").tolist()))
+    new = table.read(runs=[r for r in all_runs if r not in done])  # the new runs' bins only
     log.info("inference: %d run(s) in the data, %d new: %s", len(all_runs),
              new["run"].nunique(), sorted(set(new["run"].tolist()))[:20])  # fmt: skip
     check_compatible(model.binning, new, f"model {model.name}@{model.version}")
