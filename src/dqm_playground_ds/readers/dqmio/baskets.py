@@ -37,7 +37,7 @@ def decompress(raw: bytes, start: int, compressed: int, objlen: int, source: Any
         out_size = head[6] | head[7] << 8 | head[8] << 16
         if size + _BLOCK_HEADER == compressed and out_size == objlen and head[:2] in _FAST:
             block = memoryview(raw)[start + _BLOCK_HEADER : start + compressed]
-            out = np.frombuffer(_FAST[head[:2]](block, objlen), dtype=np.uint8)
+            out = np.frombuffer(_FAST[bytes(head[:2])](block, objlen), dtype=np.uint8)
             if len(out) != objlen:
                 raise BasketError(f"a block decompressed to {len(out)} bytes, not {objlen}")
             return out
@@ -46,7 +46,7 @@ def decompress(raw: bytes, start: int, compressed: int, objlen: int, source: Any
     return np.asarray(result.get(0, objlen, Cursor(0), {}))
 
 
-_FAST = {
+_FAST: dict[bytes, Any] = {
     b"ZS": lambda block, n: cramjam.zstd.decompress(block, output_len=n),
     b"ZL": lambda block, n: zlib.decompress(block, bufsize=n),
 }

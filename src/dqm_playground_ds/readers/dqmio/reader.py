@@ -488,10 +488,22 @@ class DQMIOFile:
         raises :class:`IntegrityError` naming those that fail. ``threads`` read and decompress
         baskets while this thread decodes (``None``: min(4, usable CPUs); 1: no extra thread).
         """
+        for batch in self._batches(me, include_run_level, missing, chunk_bytes, verify, threads):
+            yield _frame([batch], self.path)
+
+    def _batches(
+        self,
+        me: MESpec,
+        include_run_level: bool,
+        missing: MissingMEs,
+        chunk_bytes: int,
+        verify: bool,
+        threads: int | None,
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Column batches of every selected type tree, in file order (shared by read and iter)."""
         n_threads = resolve_threads(threads)
         for sel in self.select(me, include_run_level=include_run_level, missing=missing):
-            for batch in self._iter_type(sel, chunk_bytes, verify, n_threads):
-                yield _frame([batch], self.path)
+            yield from self._iter_type(sel, chunk_bytes, verify, n_threads)
 
     def read(
         self,
@@ -504,12 +516,7 @@ class DQMIOFile:
         verify: bool = True,
         threads: int | None = None,
     ) -> pd.DataFrame:
-        n_threads = resolve_threads(threads)
-        batches = [
-            batch
-            for sel in self.select(me, include_run_level=include_run_level, missing=missing)
-            for batch in self._iter_type(sel, chunk_bytes, verify, n_threads)
-        ]
+        batches = list(self._batches(me, include_run_level, missing, chunk_bytes, verify, threads))
         table = _frame(batches, self.path, sort=True)
         return resolve_duplicates(table, duplicates, self.path)
 
