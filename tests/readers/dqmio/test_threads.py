@@ -103,3 +103,41 @@ def test_stream_closed_early_joins_the_pool(dqmio_fixture):
     assert _pool_threads()  # reading ahead while the caller holds the first piece
     stream.close()
     assert not _pool_threads()
+
+
+@pytest.mark.parametrize("algo", [b"ZL", b"ZS", b"L4"])
+def test_block_decompression_equals_uproots(algo):
+    """The direct single-block path (ZLIB, ZSTD) and the fallback give uproot's bytes."""
+    import zlib
+
+    import cramjam
+    import uproot.compression
+    import xxhash
+    from uproot.source.chunk import Chunk
+    from uproot.source.cursor import Cursor
+
+    from dqm_playground_ds.readers.dqmio.baskets import BasketError, decompress
+
+    payload = np.arange(5000, dtype=">f4").tobytes()
+    if algo == b"ZL":
+        block = zlib.compress(payload, 1)
+    elif algo == b"ZS":
+        block = bytes(cramjam.zstd.compress(payload))
+    else:
+        body = bytes(cramjam.lz4.compress_block(payload, store_size=False))
+        block = xxhash.xxh64(body).digest() + body
+    n, u = len(block), len(payload)
+    head = algo + b"\x01" + bytes([n & 255, n >> 8 & 255, n >> 16, u & 255, u >> 8 & 255, u >> 16])
+    raw = b"KEYBYTES" + head + block
+    ours = decompress(raw, 8, len(raw) - 8, u, None)
+    chunk = Chunk.wrap(None, np.frombuffer(raw, dtype=np.uint8))
+    theirs = uproot.compression.decompress(chunk, Cursor(8), {}, len(raw) - 8, u)
+    np.testing.assert_array_equal(ours, np.asarray(theirs.get(0, u, Cursor(0), {})))
+    assert ours.tobytes() == payload
+    if (
+        algo == b"ZL"
+    ):  # a header promising one byte more is refused (cramjam zstd pads, as in uproot)
+        v = u + 1
+        lying = head[:6] + bytes([v & 255, v >> 8 & 255, v >> 16])
+        with pytest.raises((BasketError, cramjam.DecompressionError)):
+            decompress(b"KEYBYTES" + lying + block, 8, len(raw) - 8, v, None)

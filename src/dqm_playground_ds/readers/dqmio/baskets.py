@@ -3,17 +3,21 @@
 uproot's ``TBranch.basket`` spends most of a small basket's time in Python while holding the GIL
 (an fsspec file opened per call, the model machinery), so threads cannot overlap it. Here a basket
 costs one ``os.pread`` on a file descriptor kept open (local files) or one ``source.chunk`` call,
-two ``struct`` unpacks and uproot's own ``decompress`` (zlib/zstd/lz4 release the GIL). The byte
-layout and arithmetic are those of ``uproot.models.TBasket.Model_TBasket.read_members`` for free
-(non-embedded) baskets, so the bytes and offsets are the same.
+two ``struct`` unpacks and one call of the decompressor (zlib and zstd release the GIL). A single
+ZSTD or ZLIB block, the case of every DQMIO basket, goes straight to the library uproot uses for it
+(cramjam, zlib); other algorithms and multi-block baskets go through uproot's own ``decompress``.
+The byte layout and arithmetic are those of ``uproot.models.TBasket.Model_TBasket.read_members``
+for free (non-embedded) baskets, so the bytes and offsets are the same.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import zlib
 from typing import Any
 
+import cramjam
 import numpy as np
 import uproot.compression
 from uproot.source.chunk import Chunk
@@ -22,6 +26,30 @@ from uproot.source.cursor import Cursor
 _KEY = struct.Struct(">ihiIhh")  # fNbytes, key version, fObjlen, fDatime, fKeylen, fCycle
 _BASKET = struct.Struct(">Hiiii")  # fVersion, fBufferSize, fNevBufSize, fNevBuf, fLast
 _OFFSETS = np.dtype(">i4")
+_BLOCK_HEADER = 9  # ROOT compression block: algorithm (2), method (1), sizes (3 + 3, little-endian)
+
+
+def decompress(raw: bytes, start: int, compressed: int, objlen: int, source: Any) -> np.ndarray:
+    """The ``objlen`` bytes that ``raw[start:start + compressed]`` (ROOT compression blocks) hold."""
+    if compressed > _BLOCK_HEADER:
+        head = raw[start : start + _BLOCK_HEADER]
+        size = head[3] | head[4] << 8 | head[5] << 16
+        out_size = head[6] | head[7] << 8 | head[8] << 16
+        if size + _BLOCK_HEADER == compressed and out_size == objlen and head[:2] in _FAST:
+            block = memoryview(raw)[start + _BLOCK_HEADER : start + compressed]
+            out = np.frombuffer(_FAST[bytes(head[:2])](block, objlen), dtype=np.uint8)
+            if len(out) != objlen:
+                raise BasketError(f"a block decompressed to {len(out)} bytes, not {objlen}")
+            return out
+    chunk = Chunk.wrap(source, np.frombuffer(raw, dtype=np.uint8))
+    result = uproot.compression.decompress(chunk, Cursor(start), {}, compressed, objlen)
+    return np.asarray(result.get(0, objlen, Cursor(0), {}))
+
+
+_FAST: dict[bytes, Any] = {
+    b"ZS": lambda block, n: cramjam.zstd.decompress(block, output_len=n),
+    b"ZL": lambda block, n: zlib.decompress(block, bufsize=n),
+}
 
 
 class BasketError(ValueError):
@@ -46,37 +74,34 @@ class BasketReader:
             os.close(self._fd)
             self._fd = None
 
-    def _bytes(self, start: int, stop: int) -> np.ndarray:
+    def _bytes(self, start: int, stop: int) -> bytes:
         if self._fd is not None:
             raw = os.pread(self._fd, stop - start, start)
         else:
-            raw = self._source.chunk(start, stop).raw_data
-        out = np.frombuffer(raw, dtype=np.uint8)
-        if len(out) != stop - start:
+            raw = bytes(self._source.chunk(start, stop).raw_data)
+        if len(raw) != stop - start:
             raise BasketError(
                 "the file is truncated or damaged: a record runs past the end of the file"
             )
-        return out
+        return raw
 
     def read(self, seek: int, nbytes: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(data, byte offsets) of the basket at ``seek`` spanning ``nbytes`` (key included)."""
         raw = self._bytes(seek, seek + nbytes)
         if nbytes < _KEY.size:
             raise BasketError(f"basket of {nbytes} bytes is shorter than its key")
-        fnbytes, _, objlen, _, keylen, _ = _KEY.unpack_from(raw.data, 0)
+        fnbytes, _, objlen, _, keylen, _ = _KEY.unpack_from(raw, 0)
         if fnbytes != nbytes or not _KEY.size + _BASKET.size < keylen <= nbytes or objlen < 0:
             raise BasketError(
                 f"basket key says {fnbytes} bytes, key length {keylen}, {objlen} uncompressed "
                 f"(the branch says {nbytes} bytes)"
             )
-        *_, last = _BASKET.unpack_from(raw.data, keylen - _BASKET.size - 1)
+        *_, last = _BASKET.unpack_from(raw, keylen - _BASKET.size - 1)
         compressed = fnbytes - keylen
         if compressed != objlen:
-            chunk = Chunk.wrap(self._source, raw)
-            out = uproot.compression.decompress(chunk, Cursor(keylen), {}, compressed, objlen)
-            content = out.get(0, objlen, Cursor(0), {})
-        else:
-            content = raw[keylen:].copy()  # uncompressed: do not keep the whole read alive
+            content = decompress(raw, keylen, compressed, objlen, self._source)
+        else:  # uncompressed: do not keep the whole read alive
+            content = np.frombuffer(raw, dtype=np.uint8, offset=keylen).copy()
         border = last - keylen
         if not 0 <= border <= objlen:
             raise BasketError(f"basket fLast {last} is outside its {objlen} bytes")

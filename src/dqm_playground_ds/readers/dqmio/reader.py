@@ -181,7 +181,14 @@ def _factorize_strings(strings: Any) -> tuple[np.ndarray, np.ndarray]:
 def _compact(
     data: np.ndarray, starts: np.ndarray, lengths: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Copy the given byte ranges into one small buffer; return it and the new starts."""
+    """Copy the given byte ranges into one small buffer; return it and the new starts.
+
+    Selected entries of one basket are mostly consecutive (MEs next to each other in a LS block):
+    then one slice copies them.
+    """
+    first, stop = int(starts[0]), int(starts[-1] + lengths[-1])
+    if (starts[1:] == starts[:-1] + lengths[:-1]).all():
+        return data[first:stop].copy(), starts - first
     new_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     index = np.repeat(starts - new_starts, lengths) + np.arange(int(lengths.sum()))
     return data[index], new_starts
@@ -481,10 +488,22 @@ class DQMIOFile:
         raises :class:`IntegrityError` naming those that fail. ``threads`` read and decompress
         baskets while this thread decodes (``None``: min(4, usable CPUs); 1: no extra thread).
         """
+        for batch in self._batches(me, include_run_level, missing, chunk_bytes, verify, threads):
+            yield _frame([batch], self.path)
+
+    def _batches(
+        self,
+        me: MESpec,
+        include_run_level: bool,
+        missing: MissingMEs,
+        chunk_bytes: int,
+        verify: bool,
+        threads: int | None,
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Column batches of every selected type tree, in file order (shared by read and iter)."""
         n_threads = resolve_threads(threads)
         for sel in self.select(me, include_run_level=include_run_level, missing=missing):
-            for batch in self._iter_type(sel, chunk_bytes, verify, n_threads):
-                yield _frame([batch], self.path)
+            yield from self._iter_type(sel, chunk_bytes, verify, n_threads)
 
     def read(
         self,
@@ -497,12 +516,7 @@ class DQMIOFile:
         verify: bool = True,
         threads: int | None = None,
     ) -> pd.DataFrame:
-        n_threads = resolve_threads(threads)
-        batches = [
-            batch
-            for sel in self.select(me, include_run_level=include_run_level, missing=missing)
-            for batch in self._iter_type(sel, chunk_bytes, verify, n_threads)
-        ]
+        batches = list(self._batches(me, include_run_level, missing, chunk_bytes, verify, threads))
         table = _frame(batches, self.path, sort=True)
         return resolve_duplicates(table, duplicates, self.path)
 
@@ -538,20 +552,19 @@ class DQMIOFile:
             return [self._fetch_basket(branch, tree_name, basket_starts, free, *j) for j in group]
 
         pending: list[_Part] = []
-        pending_sel: list[np.ndarray] = []
-        pending_bytes = 0
-        k = 0
+        pending_bytes = first = 0  # first: index into ``bounds`` of the first pending basket
         with closing(_prefetch(fetch, _group_jobs(jobs, free[2]), threads)) as groups:
             for part in (p for group in groups for p in group):
                 pending.append(part)
-                pending_sel.append(np.arange(bounds[k], bounds[k + 1]))
                 pending_bytes += len(part[0])
-                k += 1
                 if pending_bytes >= chunk_bytes:
-                    yield self._decode_chunk(sel, pending, pending_sel, verify)
-                    pending, pending_sel, pending_bytes = [], [], 0
+                    which = np.arange(bounds[first], bounds[first + len(pending)])
+                    yield self._decode_chunk(sel, pending, which, verify)
+                    first += len(pending)
+                    pending, pending_bytes = [], 0
         if pending:
-            yield self._decode_chunk(sel, pending, pending_sel, verify)
+            which = np.arange(bounds[first], bounds[first + len(pending)])
+            yield self._decode_chunk(sel, pending, which, verify)
 
     def _baskets(self) -> BasketReader:
         if self._basket_reader is None:
@@ -571,9 +584,6 @@ class DQMIOFile:
 
         Runs in worker threads: it only reads the file and the branch's metadata.
         """
-        where = (
-            f"{tree_name}/Value basket {b} (entries {basket_starts[b]}-{basket_starts[b + 1] - 1})"
-        )
         try:
             if b < free[0]:
                 data, offsets = self._baskets().read(int(free[1][b]), int(free[2][b]))
@@ -581,6 +591,7 @@ class DQMIOFile:
                 basket = branch.basket(b)
                 data, offsets = basket.data, basket.byte_offsets
         except Exception as exc:
+            where = _where(tree_name, basket_starts, b)
             raise DQMIOError(self.path, f"{where} cannot be read ({_describe(exc)})") from exc
         if offsets is None:
             raise DQMIOError(self.path, f"{tree_name}/Value basket {b} has no entry offsets")
@@ -589,10 +600,11 @@ class DQMIOFile:
                 self.path, f"{tree_name}/Value basket {b} holds fewer entries than its tree says"
             )
         offsets = offsets.astype(np.int64)
-        if (np.diff(offsets) < 0).any() or offsets[-1] > len(data):
+        if offsets[-1] > len(data) or (offsets[1:] < offsets[:-1]).any():
             raise DQMIOError(
                 self.path,
-                f"{where} has corrupt entry offsets (not increasing, or past its end)",
+                f"{_where(tree_name, basket_starts, b)} has corrupt entry offsets (not "
+                "increasing, or past its end)",
             )
         starts = offsets[local]
         lengths = offsets[local + 1] - starts
@@ -604,14 +616,14 @@ class DQMIOFile:
         self,
         sel: _Selected,
         baskets: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-        which_parts: list[np.ndarray],
+        which: np.ndarray,
         verify: bool = True,
     ) -> dict[str, np.ndarray]:
+        """Decode the selected entries ``which`` (indices into ``sel``) held by ``baskets``."""
         base = np.cumsum([0] + [len(d) for d, _, _ in baskets[:-1]])
         buf = baskets[0][0] if len(baskets) == 1 else np.concatenate([d for d, _, _ in baskets])
         starts = np.concatenate([s + o for (_, s, _), o in zip(baskets, base, strict=True)])
         lengths = np.concatenate([ln for _, _, ln in baskets])
-        which = np.concatenate(which_parts)
         name_ids = sel.name_ids[which]
         order = np.lexsort((lengths, name_ids))
         key_sorted = np.stack([name_ids[order], lengths[order]], axis=1)
@@ -725,6 +737,10 @@ class DQMIOFile:
             head_one = _gather(buf, st, 0, one.array_rel + 4)
             out.append(_vector_decode(buf, st, np.array([m]), one, head_one, verify))
         return out
+
+
+def _where(tree_name: str, basket_starts: np.ndarray, b: int) -> str:
+    return f"{tree_name}/Value basket {b} (entries {basket_starts[b]}-{basket_starts[b + 1] - 1})"
 
 
 def _group_jobs(
