@@ -3,11 +3,6 @@ node writing through it, and the source's deprecated ``partitions`` key."""
 
 from __future__ import annotations
 
-import shutil
-import uuid
-from pathlib import Path
-
-import fsspec
 import pytest
 from kedro.io import DataCatalog, DatasetError
 
@@ -23,30 +18,10 @@ def _extract(*args, **kwargs):
     table, index = extract_histograms(*args, **kwargs)
     return table.read(), index
 
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dqmio"
 PARAMS = ExtractionParams(progress=False)
 
 
-@pytest.fixture
-def inputs(tmp_path: Path) -> Path:
-    d = tmp_path / "in"
-    d.mkdir()
-    shutil.copy(FIXTURES / "all_types.root", d / "a.root")
-    shutil.copy(FIXTURES / "many_baskets.root", d / "b.root")
-    return d
-
-
-@pytest.fixture
-def memory_url():
-    url = f"memory://stores/{uuid.uuid4().hex}"
-    yield url
-    fs = fsspec.filesystem("memory")
-    if fs.exists(url):
-        fs.rm(url, recursive=True)
-
-
-def test_the_catalog_entry_loads_a_store_the_node_writes_through(inputs, memory_url):
+def test_the_catalog_entry_loads_a_store_the_node_writes_through(dqmio_folder, memory_url):
     catalog = DataCatalog.from_config(
         {
             "histogram_store": {
@@ -56,7 +31,7 @@ def test_the_catalog_entry_loads_a_store_the_node_writes_through(inputs, memory_
             },
             "raw_histogram_sources": {
                 "type": "dqm_playground_ds.datasets.HistogramSourceDataset",
-                "path": str(inputs),
+                "path": str(dqmio_folder),
             },
         }
     )
@@ -66,11 +41,11 @@ def test_the_catalog_entry_loads_a_store_the_node_writes_through(inputs, memory_
     histograms, index = _extract(catalog.load("raw_histogram_sources"), PARAMS, store)
     assert catalog.exists("histogram_store")
     assert (index["status"] == "ok").all()
-    assert len(histograms) == len(read_dqmio(inputs / "a.root")) + len(
-        read_dqmio(inputs / "b.root")
+    assert len(histograms) == len(read_dqmio(dqmio_folder / "a.root")) + len(
+        read_dqmio(dqmio_folder / "b.root")
     )
     assert len(read_partitions(store)) == len(histograms)
-    assert not (inputs.parent / "stores").exists()  # nothing landed on the local disk
+    assert not (dqmio_folder.parent / "stores").exists()  # nothing landed on the local disk
 
 
 def test_description_hides_credentials_and_save_is_refused(tmp_path):
@@ -84,10 +59,10 @@ def test_description_hides_credentials_and_save_is_refused(tmp_path):
         HistogramStoreDataset(path="nosuchprotocol://x").load()
 
 
-def test_the_partitions_key_still_works_with_a_deprecation_warning(inputs, tmp_path):
+def test_the_partitions_key_still_works_with_a_deprecation_warning(dqmio_folder, tmp_path):
     parts = tmp_path / "parts"
     with pytest.warns(FutureWarning, match="`partitions: .*` is deprecated.*histogram_store"):
-        source = HistogramSourceDataset(path=str(inputs), partitions=str(parts)).load()
+        source = HistogramSourceDataset(path=str(dqmio_folder), partitions=str(parts)).load()
     _extract(source, PARAMS)
     assert len(PartitionStore(parts).partition_ids()) == 2
     # the same place given twice is fine; two different places is an error naming both

@@ -7,6 +7,7 @@ import json
 import pytest
 from kedro.io import DataCatalog, DatasetError
 
+from dqm_playground_ds.datasets import HistogramSourceDataset
 from dqm_playground_ds.datasets.playground import (
     PlaygroundSourceDataset,
     PlaygroundTaskDataset,
@@ -100,6 +101,18 @@ def test_bad_source_configuration_fails_early():
         PlaygroundSourceDataset(dims=[3])
     with pytest.raises(DatasetError, match="on_bad_record"):
         PlaygroundSourceDataset(on_bad_record="maybe")
+
+
+def test_source_dataset_is_the_generic_source_of_kind_playground_api(platform):
+    """One client set-up: the same source as ``HistogramSourceDataset(kind="playground_api")``."""
+    config = {"base_url": platform.url, "titles": [TITLE_2D], "run_range": [RUNS[1], None]}
+    mine = PlaygroundSourceDataset(**config)
+    generic = HistogramSourceDataset(kind="playground_api", **config).load()
+    assert isinstance(mine, HistogramSourceDataset) and mine.exists()  # no request asked
+    assert mine.load().items() == generic.items()
+    assert mine.load().client.base_url == generic.client.base_url
+    with pytest.raises(DatasetError, match="serves kind 'playground_api', got 'dials'"):
+        PlaygroundSourceDataset(kind="dials")
 
 
 def test_task_dataset_loads_the_split(platform):

@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import fsspec
@@ -34,25 +33,6 @@ from dqm_playground_ds.sources import DQMIOFiles
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dqmio"
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "01_raw" / "dqmio"
-
-
-@pytest.fixture
-def inputs(tmp_path: Path) -> Path:
-    d = tmp_path / "in"
-    d.mkdir()
-    shutil.copy(FIXTURES / "all_types.root", d / "a.root")
-    shutil.copy(FIXTURES / "many_baskets.root", d / "b.root")
-    (d / "c_broken.root").write_bytes(b"not root at all" * 100)
-    return d
-
-
-@pytest.fixture
-def memory_url():
-    url = f"memory://stores/{uuid.uuid4().hex}"
-    yield url
-    fs = fsspec.filesystem("memory")
-    if fs.exists(url):
-        fs.rm(url, recursive=True)
 
 
 @pytest.fixture(params=["path", "file_url", "memory"])

@@ -26,16 +26,6 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dqmio"
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "01_raw" / "dqmio"
 
 
-@pytest.fixture
-def inputs(tmp_path: Path) -> Path:
-    d = tmp_path / "in"
-    d.mkdir()
-    shutil.copy(FIXTURES / "all_types.root", d / "a.root")
-    shutil.copy(FIXTURES / "many_baskets.root", d / "b.root")
-    (d / "c_broken.root").write_bytes(b"not root at all" * 100)
-    return d
-
-
 def _same_tables(a: pd.DataFrame, b: pd.DataFrame) -> None:
     a = a.sort_values(["run", "lumi", "me"], ignore_index=True)
     b = b.sort_values(["run", "lumi", "me"], ignore_index=True)

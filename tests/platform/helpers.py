@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dqm_playground_ds.detection.predictions import with_labels
 from dqm_playground_ds.platform import PlaygroundClient
 from dqm_playground_ds.platform.server import FaultPlan, LocalPlatform
 
@@ -121,7 +122,8 @@ def write_legacy_csv(table: pd.DataFrame, path: Any) -> None:
 def make_predictions(
     runs: Sequence[int] = (315322,), n_ls: int = 40, strategies: Sequence[str] = ("ae",)
 ) -> pd.DataFrame:
-    """A ``lumisection_predictions`` table as the anomaly-detection pipeline writes it."""
+    """A ``lumisection_predictions`` table as the anomaly-detection pipeline writes it: its
+    columns and dtypes come from the pipeline's own :func:`with_labels`, so they cannot drift."""
     rows = []
     for strategy in strategies:
         for run in runs:
@@ -136,22 +138,12 @@ def make_predictions(
                         "threshold": 0.8,
                         "is_anomalous": score > 0.8,
                         "top_mes": [TITLE_2D, TITLES_1D[0]],
-                        "label": "unknown",
-                        "split": "apply",
                     }
                 )
-    return pd.DataFrame(rows).astype(
-        {
-            "run": "int64",
-            "lumi": "int64",
-            "strategy": "string",
-            "score": "float64",
-            "threshold": "float64",
-            "is_anomalous": "bool",
-            "label": "string",
-            "split": "string",
-        }
-    )
+    lumisections = pd.DataFrame(
+        [(run, ls) for run in runs for ls in range(1, n_ls + 1)], columns=["run", "lumi"]
+    ).assign(label="unknown", label_reason="run_not_certified", split="apply", quality="ok")
+    return with_labels(pd.DataFrame(rows), lumisections)
 
 
 def start_platform(

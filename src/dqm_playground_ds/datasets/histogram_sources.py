@@ -9,12 +9,14 @@ extraction node asks for an item, so a broken file can be recorded and skipped, 
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, ClassVar
 
 from kedro.io import AbstractDataset, DatasetError
 
 from dqm_playground_ds.datasets.histogram_store import warn_partitions_key
 from dqm_playground_ds.sources import HistogramSource, make_source
+from dqm_playground_ds.sources.platforms import credentials_token, server_url
 
 
 class HistogramSourceDataset(AbstractDataset[None, HistogramSource]):
@@ -63,3 +65,41 @@ class HistogramSourceDataset(AbstractDataset[None, HistogramSource]):
         if self._has_credentials:
             shown["credentials"] = "***"
         return shown
+
+
+class PlatformSourceDataset(HistogramSourceDataset):
+    """A :class:`HistogramSourceDataset` whose ``kind`` is one web platform's (fixed by a subclass).
+
+    The server is resolved once (``base_url``, else the kind's environment variable, else its
+    local server) and shown with the token as ``***`` (from credentials or ``token_env``); saying
+    it exists costs no request: a missing server fails at load time.
+    """
+
+    KIND: ClassVar[str]
+    TOKEN_ENV: ClassVar[str]
+    DEFAULTS: ClassVar[dict[str, Any]] = {}  # shown in the description when not configured
+
+    def __init__(
+        self,
+        *,
+        kind: str | None = None,
+        credentials: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **config: Any,
+    ) -> None:
+        if kind not in (None, self.KIND):
+            raise DatasetError(f"{type(self).__name__} serves kind {self.KIND!r}, got {kind!r}")
+        self._token_given = credentials_token(credentials) is not None
+        base_url = server_url(self.KIND, config.get("base_url"))
+        config = {**self.DEFAULTS, **config, "base_url": base_url}
+        super().__init__(kind=self.KIND, credentials=credentials, metadata=metadata, **config)
+
+    def _exists(self) -> bool:
+        return True
+
+    def _describe(self) -> dict[str, Any]:
+        token_env = self._config.get("token_env") or self.TOKEN_ENV
+        token = self._token_given or bool(os.environ.get(token_env))
+        shown = {k: v for k, v in super()._describe().items() if v is not None}
+        shown.pop("credentials", None)  # shown as the token
+        return {**shown, "token": "***" if token else None}

@@ -22,7 +22,7 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 
 from dqm_playground_ds.atomic import atomic_write
-from dqm_playground_ds.datasets.histogram_store import warn_partitions_key
+from dqm_playground_ds.datasets.histogram_sources import PlatformSourceDataset
 from dqm_playground_ds.platform import (
     TOKEN_ENV,
     CapabilityError,
@@ -32,13 +32,10 @@ from dqm_playground_ds.platform import (
     TaskError,
     task_to_split,
 )
-from dqm_playground_ds.platform.source import PlaygroundAPI
 from dqm_playground_ds.platform.upload import validate_payload
+from dqm_playground_ds.sources.platforms import credentials_token, playground_client, server_url
 
 log = logging.getLogger(__name__)
-
-URL_ENV = "DQM_PLAYGROUND_URL"
-LOCAL_URL = "http://127.0.0.1:8000"
 
 
 class _PlaygroundDataset:
@@ -51,15 +48,16 @@ class _PlaygroundDataset:
         token_env: str,
         client_args: dict[str, Any] | None,
     ) -> None:
-        self._base_url = base_url or os.environ.get(URL_ENV) or LOCAL_URL
-        self._token = (credentials or {}).get("token") or None
+        self._base_url = server_url("playground_api", base_url)
+        self._credentials = credentials
+        self._token = credentials_token(credentials)
         self._token_env = token_env
         self._client_args = dict(client_args or {})
 
     def _client(self) -> PlaygroundClient:
         try:
-            return PlaygroundClient(
-                self._base_url, self._token, token_env=self._token_env, **self._client_args
+            return playground_client(
+                self._base_url, self._credentials, self._token_env, self._client_args
             )
         except (TypeError, ValueError) as exc:
             raise DatasetError(f"playground client for {self._base_url}: {exc}") from exc
@@ -77,80 +75,23 @@ class _PlaygroundDataset:
         }
 
 
-class PlaygroundSourceDataset(_PlaygroundDataset, AbstractDataset[None, PlaygroundAPI]):
-    """Histograms from the platform for the extraction pipeline (a lazy ``HistogramSource``).
+class PlaygroundSourceDataset(PlatformSourceDataset):
+    """Histograms from the platform for the extraction pipeline (a lazy ``HistogramSource``): the
+    same set-up as ``HistogramSourceDataset(kind="playground_api")``.
 
     Selection: ``titles`` (ME titles; ``null`` = all), ``dims`` ([1, 2]), ``runs`` (a list) or
     ``run_range`` ([first, last]), ``ls_range``, ``data_file`` (path substring) or
-    ``source_data_file`` (id); ``runs_per_item`` splits the runs into several queries.
-    ``cache_dir`` keeps every fetched page so an interrupted download resumes; ``partitions``
-    (deprecated) the extraction's partition store: declare a ``HistogramStoreDataset`` instead.
+    ``source_data_file`` (id); ``runs_per_item`` splits the runs into several queries;
+    ``on_bad_record`` (raise | skip). ``cache_dir`` keeps every fetched page so an interrupted
+    download resumes; ``partitions`` (deprecated) the extraction's partition store: declare a
+    ``HistogramStoreDataset`` instead.
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        credentials: dict[str, Any] | None = None,
-        token_env: str = TOKEN_ENV,
-        titles: list[str] | None = None,
-        dims: list[int] | None = None,
-        runs: list[int] | None = None,
-        run_range: list[int | None] | None = None,
-        ls_range: list[int | None] | None = None,
-        data_file: str | None = None,
-        source_data_file: int | None = None,
-        runs_per_item: int | None = None,
-        cache_dir: str | None = None,
-        partitions: str | None = None,
-        on_bad_record: str = "raise",
-        client_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._configure(base_url, credentials, token_env, client_args)
-        self.metadata = metadata
-        self._selection: dict[str, Any] = {
-            "titles": titles,
-            "dims": tuple(dims or (1, 2)),
-            "runs": runs,
-            "run_range": tuple(run_range) if run_range is not None else None,
-            "ls_range": tuple(ls_range) if ls_range is not None else None,
-            "data_file": data_file,
-            "source_data_file": source_data_file,
-            "runs_per_item": runs_per_item,
-        }
-        self._cache_dir = cache_dir
-        warn_partitions_key(partitions, "playground source")
-        self._partitions = partitions
-        self._on_bad_record = on_bad_record
-        if on_bad_record not in ("raise", "skip"):
-            raise DatasetError(f"on_bad_record must be 'raise' or 'skip', got {on_bad_record!r}")
-        self._source()  # fail at catalog creation on a bad selection
-
-    def _source(self) -> PlaygroundAPI:
-        try:
-            return PlaygroundAPI(
-                self._client(),
-                cache_dir=self._cache_dir,
-                partitions_dir=self._partitions,
-                on_bad_record=self._on_bad_record,
-                **self._selection,
-            )
-        except (TypeError, ValueError) as exc:
-            raise DatasetError(f"playground source: {exc}") from exc
-
-    def load(self) -> PlaygroundAPI:
-        return self._source()
+    KIND = "playground_api"
+    TOKEN_ENV = TOKEN_ENV
 
     def save(self, data: None) -> None:
         raise DatasetError("the playground histogram source is read-only")
-
-    def _exists(self) -> bool:
-        return True  # checking would cost a request; a missing server fails at load time
-
-    def _describe(self) -> dict[str, Any]:
-        selection = {k: v for k, v in self._selection.items() if v is not None}
-        return {**self._common(), **selection, "cache_dir": self._cache_dir}
 
 
 class PlaygroundTaskDataset(_PlaygroundDataset, AbstractDataset[None, dict[str, Any]]):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import shutil
-import uuid
 from pathlib import Path
 
-import fsspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,16 +30,6 @@ def _extract(*args, **kwargs):
 
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "dqmio"
-
-
-@pytest.fixture
-def memory_store():
-    """A fresh store URL on fsspec's in-memory filesystem, removed afterwards."""
-    url = f"memory://stores/{uuid.uuid4().hex}"
-    yield url
-    fs = fsspec.filesystem("memory")
-    if fs.exists(url):
-        fs.rm(url, recursive=True)
 
 
 @pytest.fixture
