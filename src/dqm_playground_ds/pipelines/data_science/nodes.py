@@ -14,15 +14,6 @@ import pandas as pd
 
 from dqm_playground_ds.detection.assessment import assess_strategies
 from dqm_playground_ds.detection.injection import inject_table
-from dqm_playground_ds.detection.predictions import (
-    INJECTION_SCORE_DTYPES,
-    check_aligned,
-    injection_predictions,
-    me_score_table,
-    own_rows,
-    strategy_predictions,
-    with_labels,
-)
 from dqm_playground_ds.detection.me_groups import (
     MEGroupFit,
     TrainingPlan,
@@ -33,6 +24,15 @@ from dqm_playground_ds.detection.me_groups import (
     select_me_groups,
 )
 from dqm_playground_ds.detection.me_groups import fit_me_group as fit_me_group_sets
+from dqm_playground_ds.detection.predictions import (
+    INJECTION_SCORE_DTYPES,
+    check_aligned,
+    injection_predictions,
+    me_score_table,
+    own_rows,
+    strategy_predictions,
+    with_labels,
+)
 from dqm_playground_ds.detection.strategy import Strategy, assign_folds, fit_strategy
 from dqm_playground_ds.detection.verdicts import ml_certification, run_verdicts
 from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
