@@ -47,6 +47,7 @@ def predictions() -> pd.DataFrame:
             "dcs_json": MemoryDataset(json.loads((RAW / "labels" / "dcs_on.json").read_text())),
             "split_definition": MemoryDataset({}),
             "bad_runs": MemoryDataset([]),
+            "me_group_fits": MemoryDataset({}),  # no ME group fan-out
             "params:data_processing": MemoryDataset(
                 DataProcessingParams.model_validate(_params("data_processing"))
             ),

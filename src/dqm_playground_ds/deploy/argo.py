@@ -60,6 +60,7 @@ class ArgoSettings:
     name: str | None = None  # default: dqm-playground-ds[-<pipeline>]
     group_by: str = "memory"
     extraction_shards: int = 0  # > 0: fan the extraction out over that many pods (default N)
+    science_me_groups: int = 0  # > 0: fan train_strategies' detectors out over N ME-group pods
     params: str = ""  # default of the `params` workflow parameter (kedro run --params)
     data_volume_claim: str | None = f"{APP}-data"  # null: no volume (object store via fsspec)
     credentials_secret: str | None = f"{APP}-credentials"  # null: no secret
@@ -97,13 +98,19 @@ class ArgoSettings:
         if settings.group_by not in GROUP_BY:
             raise ValueError(f"group_by must be one of {GROUP_BY}, got {settings.group_by!r}")
         check_profiles(settings.resources)
-        if not isinstance(settings.extraction_shards, int) or settings.extraction_shards < 0:
-            raise ValueError(f"extraction_shards must be >= 0, got {settings.extraction_shards!r}")
+        for key in ("extraction_shards", "science_me_groups"):
+            value = getattr(settings, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{key} must be an integer >= 0, got {value!r}")
         return settings
 
 
 def _workflow_spec(
-    settings: ArgoSettings, env: str, templates: list[dict[str, Any]], fan_out: bool
+    settings: ArgoSettings,
+    env: str,
+    templates: list[dict[str, Any]],
+    fan_out: bool,
+    me_groups: bool = False,
 ) -> dict[str, Any]:
     """Arguments, security, garbage collection, volumes and templates of the workflow."""
     spec: dict[str, Any] = {
@@ -126,6 +133,17 @@ def _workflow_spec(
                         }
                     ]
                     if fan_out
+                    else []
+                ),
+                *(
+                    [
+                        {
+                            "name": ME_GROUPS_PARAM,
+                            "value": str(settings.science_me_groups),
+                            "description": "training pods, one per ME group (0: none)",
+                        }
+                    ]
+                    if me_groups
                     else []
                 ),
             ]
@@ -208,7 +226,10 @@ def build_manifest(
                 entry["dependencies"] = [*entry.get("dependencies", []), fan_dag[-1]["name"]]
         dag[:0] = fan_dag
         templates += fan_templates
-    spec = _workflow_spec(settings, env, templates, fan_out)
+    me_groups = settings.science_me_groups > 0 and TRAIN_NODE in tags
+    if me_groups:
+        _me_group_fan_out(pipeline, tasks, catalog, shared_dirs, dag, templates, settings)
+    spec = _workflow_spec(settings, env, templates, fan_out, me_groups)
     metadata = _metadata(settings, pipeline_name, kind, env, len(pipeline.nodes), len(tasks))
     if kind == "cron":
         cron = {**copy.deepcopy(settings.cron), "workflowSpec": spec}
@@ -316,6 +337,94 @@ def _fan_out(
         {"name": join, "template": join, "dependencies": [shard]},
     ]
     return dag, templates
+
+
+TRAIN_NODE = "train_strategies"  # pipelines/data_science: the node the ME groups feed
+ME_GROUP_PIPELINE = "me_group"  # pipeline_registry.py: one group's share of its fitting
+ME_GROUP_DATASET = "me_group_fits"
+ME_GROUP_TASK = "fit-me-group"
+ME_GROUPS_PARAM = "science-me-groups"
+
+
+def _check_me_group_inputs(
+    pipeline: Pipeline, train: Task, catalog: Catalog, shared_dirs: tuple[str, ...]
+) -> list[str]:
+    """The nodes making train_strategies' inputs; refuses inputs the group pods could not read."""
+    node = next(n for n in pipeline.nodes if n.name == TRAIN_NODE)
+    producer = {ds: n.name for n in pipeline.nodes for ds in n.outputs}
+    task_of: dict[str, str] = {}
+    if ME_GROUP_DATASET not in node.inputs:
+        raise GroupingError(f"science_me_groups: node {TRAIN_NODE!r} does not read "
+                            f"{ME_GROUP_DATASET!r}")  # fmt: skip
+    for ds in node.inputs:
+        if is_parameter(ds):
+            continue
+        info = catalog.info(ds)
+        if info.memory or (info.location and not is_shared(info.location, shared_dirs,
+                                                           CONTAINER_PROJECT)):  # fmt: skip
+            raise GroupingError(
+                f"science_me_groups: {ds!r} ({info.location or 'in memory'}) is not on shared "
+                "storage: the ME group pods could not share it with the training pod"
+            )
+        if ds in producer and ds != ME_GROUP_DATASET:
+            task_of[ds] = producer[ds]
+    inside = sorted(ds for ds, n in task_of.items() if n in train.nodes)
+    if inside:
+        raise GroupingError(
+            f"science_me_groups: {inside} are made in the training pod ({train.name!r}) itself, "
+            "so no ME group pod can run between them and train_strategies; persist them and "
+            "group the nodes so that train_strategies has its own task"
+        )
+    return sorted(set(task_of.values()))
+
+
+def _me_group_fan_out(
+    pipeline: Pipeline,
+    tasks: list[Task],
+    catalog: Catalog,
+    shared_dirs: tuple[str, ...],
+    dag: list[dict[str, Any]],
+    templates: list[dict[str, Any]],
+    settings: ArgoSettings,
+) -> None:
+    """N ``kedro run --pipeline me_group`` pods (``withSequence``) after the tasks making the
+    features, before the training task, which then requires their N results."""
+    if ME_GROUP_TASK in {t.name for t in tasks}:
+        raise GroupingError(f"task name {ME_GROUP_TASK!r} is needed by the ME group fan-out")
+    train = next(t for t in tasks if TRAIN_NODE in t.nodes)
+    makers = _check_me_group_inputs(pipeline, train, catalog, shared_dirs)  # node names
+    task_of = {n: t.name for t in tasks for n in t.nodes}
+    deps = sorted({task_of[n] for n in makers})
+    count = f"{{{{workflow.parameters.{ME_GROUPS_PARAM}}}}}"
+    params = "{{workflow.parameters.params}}"
+    tags = {n.name: n.tags for n in pipeline.nodes}
+    args = ["--pipeline", ME_GROUP_PIPELINE, "--env", "{{workflow.parameters.env}}", "--params",
+            f"{params},data_science.me_groups.group={{{{inputs.parameters.group}}}}"]  # fmt: skip
+    resources = task_resources([(TRAIN_NODE, tags[TRAIN_NODE])], settings.resources)
+    what = "fit every detector set for the MEs of one group (kedro run --pipeline me_group)"
+    templates.append(
+        {
+            **_template(
+                ME_GROUP_TASK,
+                _container(settings, ["kedro", "run"], args, resources),
+                settings,
+                what,
+            ),
+            "inputs": {"parameters": [{"name": "group"}]},
+        }
+    )
+    entry: dict[str, Any] = {"name": ME_GROUP_TASK, "template": ME_GROUP_TASK}
+    if deps:
+        entry["dependencies"] = deps
+    entry["withSequence"] = {"count": count}  # N known up front: no listing pod needed
+    entry["arguments"] = {"parameters": [{"name": "group", "value": f"{{{{item}}}}/{count}"}]}
+    position = next(i for i, e in enumerate(dag) if e["name"] == train.name)
+    dag.insert(position, entry)
+    dag[position + 1]["dependencies"] = sorted({*dag[position + 1].get("dependencies", []),
+                                                ME_GROUP_TASK})  # fmt: skip
+    container = next(t for t in templates if t["name"] == train.name)["container"]
+    i = container["args"].index("--params") + 1
+    container["args"][i] += f",data_science.me_groups.expected={count}"
 
 
 def _template(
@@ -475,6 +584,8 @@ def generate(
     if pipeline_name not in pipelines:
         raise KeyError(f"no pipeline {pipeline_name!r}; registered: {sorted(pipelines)}")
     validate_output = overrides.pop("validate", True)
+    if overrides.get("science_me_groups") and ME_GROUP_PIPELINE not in pipelines:
+        raise KeyError(f"science_me_groups needs the {ME_GROUP_PIPELINE!r} pipeline registered")
     schedules = overrides.pop("schedules", None)
     settings = ArgoSettings.from_config(argo_config, **overrides)
     if schedules:
@@ -540,6 +651,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="fan the extraction out over N pods (0: one pod; argo.yml: extraction_shards)",
     )
+    p.add_argument(
+        "--science-me-groups",
+        type=int,
+        help="fan train_strategies' detector fits out over N ME-group pods (0: in its own pod; "
+        "argo.yml: science_me_groups)",
+    )
     p.add_argument("--name", help="metadata.name (default: dqm-playground-ds[-<pipeline>][-cron])")
     p.add_argument("--namespace", help="metadata.namespace")
     p.add_argument("--params", help="default of the params parameter (kedro run --params)")
@@ -563,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         "image": args.image,
         "group_by": args.group_by,
         "extraction_shards": args.extraction_shards,
+        "science_me_groups": args.science_me_groups,
         "name": args.name,
         "namespace": args.namespace,
         "params": args.params,

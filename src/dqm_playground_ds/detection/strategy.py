@@ -25,7 +25,7 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,8 +158,19 @@ class MEDetectorSet:
         self.spec = spec
         self.random_state = random_state
 
-    def fit(self, features: FeatureSet, rows: np.ndarray, n_jobs: int = 1) -> MEDetectorSet:
-        """One detector per ME on ``rows`` (subsampled to ``max_train``); MEs over ``n_jobs``."""
+    def fit(
+        self,
+        features: FeatureSet,
+        rows: np.ndarray,
+        n_jobs: int = 1,
+        only: Collection[str] | None = None,
+    ) -> MEDetectorSet:
+        """One detector per ME on ``rows`` (subsampled to ``max_train``); MEs over ``n_jobs``.
+
+        ``only``: fit just these of the matching MEs (one ME group of a fan-out; may leave none).
+        The subsample and every ME's model do not depend on the other MEs, so the models are those
+        of the full fit; ``features`` stays whole (the integral ratio and run context use all MEs).
+        """
         spec = self.spec
         rng = np.random.default_rng(self.random_state)
         if spec.max_train and len(rows) > spec.max_train:
@@ -168,6 +179,12 @@ class MEDetectorSet:
         self.mes_ = [m for m, f in features.mes.items() if spec.applies_to(m, f.dim)]
         if not self.mes_:
             raise StrategyError(f"detector {spec.name!r}: no ME matches mes={spec.mes!r}")
+        if only is not None:
+            keep = set(only)
+            self.mes_ = [m for m in self.mes_ if m in keep]
+        if not self.mes_:
+            self.models_ = {}
+            return self
         ratio = features.integral_ratio() if self.needs_ == "integral_ratio" else None
         runs = features.keys["run"].to_numpy()[rows] if "run" in features.keys else None
         tasks = [
@@ -209,7 +226,7 @@ class MEDetectorSet:
         rows = np.arange(len(features)) if rows is None else np.asarray(rows)
         out = np.full((len(rows), len(self.mes_)), np.nan)
         ok = features.scorable[rows]
-        if not ok.any():
+        if not ok.any() or not self.mes_:
             return out
         ratio = features.integral_ratio() if self.needs_ == "integral_ratio" else None
         tasks = [
@@ -309,23 +326,25 @@ def fit_detector_set(
     oof_rows: np.ndarray | None = None,
     oof_folds: np.ndarray | None = None,
     n_jobs: int = 1,
+    only: Collection[str] | None = None,
 ) -> tuple[MEDetectorSet, np.ndarray]:
     """Final detector set on all training rows and the out-of-fold scores of ``oof_rows``.
 
     ``oof_rows`` (default: the training rows) are scored by the model of their fold
-    (``oof_folds``), fitted on the training rows of the other folds.
+    (``oof_folds``), fitted on the training rows of the other folds. ``only``: restrict to these
+    MEs (:meth:`MEDetectorSet.fit`): the columns are then exactly those of the full fit.
     """
     if oof_rows is None:
         oof_rows, oof_folds = train_rows, folds
     oof = None
     for f in np.unique(folds):
-        part = MEDetectorSet(spec, random_state).fit(features, train_rows[folds != f], n_jobs)
+        part = MEDetectorSet(spec, random_state).fit(features, train_rows[folds != f], n_jobs, only)
         held = oof_folds == f
         scores = part.anomaly_scores(features, oof_rows[held], n_jobs=n_jobs)
         if oof is None:
             oof = np.full((len(oof_rows), scores.shape[1]), np.nan)
         oof[held] = scores
-    final = MEDetectorSet(spec, random_state).fit(features, train_rows, n_jobs)
+    final = MEDetectorSet(spec, random_state).fit(features, train_rows, n_jobs, only)
     if oof is None:  # no fold: nothing scored out of fold
         oof = np.full((len(oof_rows), len(final.mes_)), np.nan)
     return final, oof
@@ -398,7 +417,12 @@ class Strategy:
         return StrategyScores(raw, z, self.combiner.anomaly_score(raw), mes, importance)
 
 
-def _applicable(spec: StrategySpec, features: FeatureSet) -> list[DetectorSpec]:
+def cache_key(preprocessing: str, det: DetectorSpec) -> str:
+    """Identity of a fitted detector set across strategies: its features and its ``key()``."""
+    return f"{preprocessing}|{det.key()}"
+
+
+def applicable(spec: StrategySpec, features: FeatureSet, quiet: bool = False) -> list[DetectorSpec]:
     """The strategy's detectors that match some ME of the data (the others are logged, skipped)."""
     detectors = [
         d for d in spec.detectors if any(d.applies_to(m, f.dim) for m, f in features.mes.items())
@@ -408,7 +432,7 @@ def _applicable(spec: StrategySpec, features: FeatureSet) -> list[DetectorSpec]:
             f"strategy {spec.name!r}: no detector applies to any ME of the data "
             f"({sorted(features.mes)}); check the detectors' mes/dims"
         )
-    for d in spec.detectors:
+    for d in [] if quiet else spec.detectors:
         if d not in detectors:
             log.info("strategy %s: detector %s matches no ME (mes=%r, dims=%s): skipped",
                      spec.name, d.name, d.mes, list(d.dims))  # fmt: skip
@@ -454,10 +478,10 @@ def fit_strategy(
         oof_rows, oof_folds = train_rows, folds
     oof_rows = np.asarray(oof_rows)
     good = np.isin(oof_rows, train_rows)
-    detectors = _applicable(spec, features)
+    detectors = applicable(spec, features)
     sets, oofs = [], []
     for det in detectors:
-        key = f"{spec.preprocessing}|{det.key()}"
+        key = cache_key(spec.preprocessing, det)
         if key not in cache:
             log.info("strategy %s: fitting %s (%s)", spec.name, det.name, det.kind)
             cache[key] = fit_detector_set(

@@ -80,6 +80,7 @@ def result() -> DataCatalog:
             "dcs_json": MemoryDataset(dcs),
             "split_definition": MemoryDataset({}),
             "bad_runs": MemoryDataset([]),
+            "me_group_fits": MemoryDataset({}),  # no ME group fan-out
             "params:data_processing": MemoryDataset(
                 DataProcessingParams.model_validate({**PROCESSING, "split": split})
             ),
@@ -210,6 +211,7 @@ def _run(hist, split, golden, dcs, science=None):
             "dcs_json": MemoryDataset(dcs),
             "split_definition": MemoryDataset({}),
             "bad_runs": MemoryDataset([]),
+            "me_group_fits": MemoryDataset({}),  # no ME group fan-out
             "params:data_processing": MemoryDataset(
                 DataProcessingParams.model_validate({**PROCESSING, "split": split})
             ),

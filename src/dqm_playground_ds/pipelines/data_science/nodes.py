@@ -14,6 +14,16 @@ import pandas as pd
 
 from dqm_playground_ds.detection.assessment import assess_strategies
 from dqm_playground_ds.detection.injection import inject_table
+from dqm_playground_ds.detection.me_groups import (
+    MEGroupFit,
+    TrainingPlan,
+    fit_fingerprint,
+    needed_sets,
+    parse_group,
+    partition_name,
+    select_me_groups,
+)
+from dqm_playground_ds.detection.me_groups import fit_me_group as fit_me_group_sets
 from dqm_playground_ds.detection.predictions import (
     INJECTION_SCORE_DTYPES,
     check_aligned,
@@ -34,14 +44,10 @@ from dqm_playground_ds.processing.split import APPLY, TRAIN
 log = logging.getLogger(__name__)
 
 
-def train_strategies(
+def _training_plan(
     me_features: dict[str, FeatureSet], lumisections: pd.DataFrame, params: DataScienceParams
-) -> dict[str, Strategy]:
-    """Fit every active strategy on the good training LS, calibrated on out-of-fold scores.
-
-    Every scorable LS of the training split (bad ones too) gets an out-of-fold score, by folds of
-    whole runs, so that the real labels of training runs can judge the strategies.
-    """
+) -> TrainingPlan:
+    """The strategies, the good training rows and the out-of-fold rows with their run folds."""
     train_mask = lumisections["train"].to_numpy(dtype=bool)
     in_split = (lumisections["split"] == TRAIN).to_numpy(dtype=bool)
     scorable = lumisections["scorable"].to_numpy(dtype=bool) if "scorable" in lumisections else True
@@ -49,20 +55,81 @@ def train_strategies(
     oof_folds = assign_folds(lumisections.iloc[oof_rows], params.calibration_folds)
     train_rows = np.flatnonzero(train_mask)
     folds = oof_folds[np.searchsorted(oof_rows, train_rows)]
-    cache: dict[str, Any] = {}
-    models = {}
-    jobs = params.jobs()
-    for spec in params.strategy_specs():
+    specs = tuple(params.strategy_specs())
+    for spec in specs:
         if spec.preprocessing not in me_features:
             raise ValueError(f"strategy {spec.name!r}: preprocessing {spec.preprocessing!r} "
                              f"not among {sorted(me_features)}")  # fmt: skip
-        features = me_features[spec.preprocessing]
-        check_aligned(features, lumisections)
-        models[spec.name] = fit_strategy(
-            spec, features, train_rows, folds, cache, params.seed, oof_rows, oof_folds, jobs
+        check_aligned(me_features[spec.preprocessing], lumisections)
+    return TrainingPlan(specs, train_rows, folds, oof_rows, oof_folds, params.seed)
+
+
+def _group_cache(
+    plan: TrainingPlan,
+    me_features: dict[str, FeatureSet],
+    results: dict[str, Any],
+    expected: int,
+) -> dict[str, Any]:
+    """Detector sets merged from complete ME group results of these inputs, else nothing."""
+    if not results and not expected:
+        return {}
+    fingerprint = fit_fingerprint(plan, me_features, needed_sets(plan, me_features))
+    cache, notes = select_me_groups(results, fingerprint, expected)
+    for note in notes:
+        log.warning("me_group_fits: %s: ignored", note)
+    if cache is None and expected:
+        raise ValueError(
+            f"me_groups.expected={expected}: no complete ME group results of the current inputs "
+            f"in me_group_fits ({'; '.join(notes) or 'none saved'}); run `kedro run --pipeline "
+            "me_group --params data_science.me_groups.group=i/N` for every i, or set expected: 0"
         )
+    if cache is not None:
+        log.info("me_group_fits: %d detector set(s) merged from the ME groups", len(cache))
+    elif results:
+        log.warning("me_group_fits: no complete set of the current inputs: fitting every ME here")
+    return cache or {}
+
+
+def train_strategies(
+    me_features: dict[str, FeatureSet],
+    lumisections: pd.DataFrame,
+    params: DataScienceParams,
+    me_group_fits: dict[str, Any] | None = None,
+) -> dict[str, Strategy]:
+    """Fit every active strategy on the good training LS, calibrated on out-of-fold scores.
+
+    Every scorable LS of the training split (bad ones too) gets an out-of-fold score, by folds of
+    whole runs, so that the real labels of training runs can judge the strategies. Detector sets
+    come from ``me_group_fits`` (pipeline ``me_group``) when every group of these inputs is there.
+    """
+    plan = _training_plan(me_features, lumisections, params)
+    cache = _group_cache(plan, me_features, me_group_fits or {}, params.me_groups.expected)
+    models = {}
+    jobs = params.jobs()
+    for spec in plan.specs:
+        models[spec.name] = fit_strategy(spec, me_features[spec.preprocessing], plan.train_rows,
+                                         plan.folds, cache, plan.random_state, plan.oof_rows,
+                                         plan.oof_folds, jobs)  # fmt: skip
         log.info("strategy %s: threshold %.4g", spec.name, models[spec.name].threshold)
     return models
+
+
+def fit_me_group(
+    me_features: dict[str, FeatureSet], lumisections: pd.DataFrame, params: DataScienceParams
+) -> dict[str, MEGroupFit]:
+    """The detector sets of one ME group (``me_groups.group``: ``i/N``), one partition of
+    ``me_group_fits``: N such runs (pods) share the fitting of train_strategies."""
+    if params.me_groups.group is None:
+        raise ValueError(
+            "fit_me_group: which ME group? kedro run --pipeline me_group --params "
+            "data_science.me_groups.group=i/N (0 <= i < N)"
+        )
+    index, count = parse_group(params.me_groups.group)
+    plan = _training_plan(me_features, lumisections, params)
+    fit = fit_me_group_sets(plan, me_features, index, count, params.jobs())
+    log.info("ME group %s: %d ME(s) %s, %d detector set(s)", fit.label, len(fit.mes), fit.mes,
+             len(fit.sets))  # fmt: skip
+    return {partition_name(index, count): fit}
 
 
 def score_lumisections(

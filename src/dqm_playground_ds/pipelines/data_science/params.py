@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dqm_playground_ds.detection.evaluation import BestStrategyCriteria
 from dqm_playground_ds.detection.injection import ANOMALY_TYPES, AnomalyType
+from dqm_playground_ds.detection.me_groups import parse_group
 from dqm_playground_ds.detection.strategy import StrategyError, StrategySpec
 from dqm_playground_ds.pipelines.params import Params
 from dqm_playground_ds.workers import resolve_jobs
@@ -39,6 +40,20 @@ class CertificationParams(Params):
     within: Literal["none", "dcs", "golden"] = "none"
 
 
+class MEGroupParams(Params):
+    """Training fanned out over ME groups (pipeline ``me_group``; Argo ``science_me_groups``)."""
+
+    group: str | None = None  # fit_me_group: the group "i/N" this run fits (a runtime param)
+    expected: int = Field(0, ge=0)  # train_strategies: N > 0 requires the N group results
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_group(value)
+        return value
+
+
 class DataScienceParams(Params):
     seed: int = 20180417
     n_jobs: int | None = None  # processes fitting/scoring MEs in parallel; null = usable CPUs
@@ -52,6 +67,7 @@ class DataScienceParams(Params):
     strategies: dict[str, dict[str, Any]] = Field(default_factory=dict)  # the catalogue, in YAML
     injection: InjectionParams = InjectionParams()
     evaluation: EvaluationParams = EvaluationParams()
+    me_groups: MEGroupParams = MEGroupParams()
 
     @field_validator("strategies")
     @classmethod

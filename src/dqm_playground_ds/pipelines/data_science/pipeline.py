@@ -3,6 +3,7 @@ from kedro.pipeline import Node, Pipeline
 from dqm_playground_ds.pipelines.data_science.nodes import (
     certify_lumisections,
     evaluate,
+    fit_me_group,
     inject_anomalies,
     judge_runs,
     score_injections,
@@ -16,7 +17,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         [
             Node(
                 train_strategies,
-                inputs=["me_features", "lumisections", "params:data_science"],
+                inputs=["me_features", "lumisections", "params:data_science", "me_group_fits"],
                 outputs="strategy_models",
                 name="train_strategies",
             ),
@@ -65,6 +66,22 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 name="evaluate",
                 tags=["evaluation"],
             ),
+        ],
+        tags=["detection"],
+    )
+
+
+def create_me_group_pipeline(**kwargs: object) -> Pipeline:
+    """One ME group's share of train_strategies (registered as ``me_group``, never in a default
+    run): ``kedro run --pipeline me_group --params data_science.me_groups.group=i/N``."""
+    return Pipeline(
+        [
+            Node(
+                fit_me_group,
+                inputs=["me_features", "lumisections", "params:data_science"],
+                outputs="me_group_fits",
+                name="fit_me_group",
+            )
         ],
         tags=["detection"],
     )
