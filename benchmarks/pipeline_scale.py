@@ -22,6 +22,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,47 +48,72 @@ def _template_2d(k: int, ny: int, nx: int) -> np.ndarray:
     return (p / p.sum()).reshape(-1)
 
 
-def make_histograms(n_ls: int, map_size: tuple[int, int], seed: int = 0) -> pd.DataFrame:
-    """Poisson histograms around per-ME templates; entries per LS decay along each run."""
-    rng = np.random.default_rng(seed)
-    runs = 300000 + np.arange(n_ls) // RUN_LEN
-    lumis = 1 + np.arange(n_ls) % RUN_LEN
-    lumi_scale = (
-        np.exp(-lumis / 3000) * rng.uniform(0.7, 1.3, size=runs.max() - 299999)[runs - 300000]
-    )
-    ny, nx = map_size
-    frames = []
-    specs = [(f"Bench/1D/me_{k:02d}", 1, _template_1d(k), 20000) for k in range(10)]
-    specs += [(f"Bench/2D/map_{k}", 2, _template_2d(k, ny, nx), 50000) for k in range(2)]
-    for me, dim, template, mean_entries in specs:
+class SyntheticHistograms:
+    """The benchmark's histogram table, generated one ME at a time (a :class:`HistogramTable`):
+    Poisson counts around per-ME templates, entries per LS decaying along each run. Each ME has
+    its own seed, so any ME comes out the same whichever is asked first."""
+
+    def __init__(self, n_ls: int, map_size: tuple[int, int], seed: int = 0) -> None:
+        self.n_ls, self.map_size, self.seed = n_ls, map_size, seed
+        ny, nx = map_size
+        self.specs = [(f"Bench/1D/me_{k:02d}", 1, _template_1d(k), 20000) for k in range(10)]
+        self.specs += [(f"Bench/2D/map_{k}", 2, _template_2d(k, ny, nx), 50000) for k in range(2)]
+
+    def mes(self) -> list[str]:
+        return [spec[0] for spec in self.specs]
+
+    def read(self, me=None, runs=None, columns=None) -> pd.DataFrame:
+        if me is None or runs is not None or columns is not None:
+            raise NotImplementedError("the benchmark generates one whole ME at a time")
+        k = self.mes().index(me)
+        _, dim, template, mean_entries = self.specs[k]
+        ny, nx = self.map_size
+        runs_ = 300000 + np.arange(self.n_ls) // RUN_LEN
+        lumis = 1 + np.arange(self.n_ls) % RUN_LEN
+        per_run = np.random.default_rng([self.seed]).uniform(0.7, 1.3, size=runs_.max() - 299999)
+        lumi_scale = np.exp(-lumis / 3000) * per_run[runs_ - 300000]
+        rng = np.random.default_rng([self.seed, k])
         lam = (mean_entries * lumi_scale).astype(np.float32)[:, None] * template[None, :].astype(
             np.float32
         )
         counts = rng.poisson(lam).astype(np.float64)
-        data = np.empty(n_ls, dtype=object)
+        del lam
+        data = np.empty(self.n_ls, dtype=object)
         data[:] = list(counts)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "run": runs,
-                    "lumi": lumis,
-                    "me": me,
-                    "dim": np.int8(dim),
-                    "entries": counts.sum(axis=1),
-                    "x_min": 0.0,
-                    "x_max": 100.0 if dim == 1 else float(nx),
-                    "x_bins": np.int32(template.size if dim == 1 else nx),
-                    "y_min": np.nan if dim == 1 else 0.0,
-                    "y_max": np.nan if dim == 1 else float(ny),
-                    "y_bins": np.int32(0 if dim == 1 else ny),
-                    "data": data,
-                    "source": "synthetic",
-                }
-            )
+        out = pd.DataFrame(
+            {
+                "run": runs_,
+                "lumi": lumis,
+                "me": me,
+                "dim": np.int8(dim),
+                "entries": counts.sum(axis=1),
+                "x_min": 0.0,
+                "x_max": 100.0 if dim == 1 else float(nx),
+                "x_bins": np.int32(template.size if dim == 1 else nx),
+                "y_min": np.nan if dim == 1 else 0.0,
+                "y_max": np.nan if dim == 1 else float(ny),
+                "y_bins": np.int32(0 if dim == 1 else ny),
+                "data": data,
+                "source": "synthetic",
+            }
         )
-        del lam, counts
-    out = pd.concat(frames, ignore_index=True)
-    return out.astype({"me": "string", "source": "string"})
+        return out.astype({"me": "string", "source": "string"})
+
+
+def make_histograms(n_ls: int, map_size: tuple[int, int], seed: int = 0) -> pd.DataFrame:
+    """The whole synthetic table in memory (small sizes only)."""
+    table = SyntheticHistograms(n_ls, map_size, seed)
+    return pd.concat([table.read(me=me) for me in table.mes()], ignore_index=True)
+
+
+def write_histograms(n_ls: int, map_size: tuple[int, int], path: Path) -> None:
+    """``histograms.parquet`` as the extraction node saves it, one ME at a time (not counted)."""
+    from dqm_playground_ds.datasets import ParquetTableDataset
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ParquetTableDataset(filepath=str(path), schema="histograms").save(  # atomic: temp + rename
+        SyntheticHistograms(n_ls, map_size)
+    )
 
 
 def _params() -> tuple[dict, dict]:
@@ -101,11 +127,12 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_one(
-    n_ls: int, map_size: tuple[int, int], strategies: list[str] | None, n_jobs: int | None = None
-) -> dict:
-    """One size, in this process: returns stage times (s) and peak RSS (MB)."""
+def run_one(data: Path, strategies: list[str] | None, n_jobs: int | None = None) -> dict:
+    """One size, in this process, from its ``histograms.parquet`` loaded lazily as the catalog
+    does: returns stage times (s) and peak RSS (MB)."""
+    from dqm_playground_ds.datasets import ParquetTableDataset
     from dqm_playground_ds.detection.strategy import assign_folds, fit_strategy
+    from dqm_playground_ds.histogram_tables import lumisections
     from dqm_playground_ds.pipelines.data_processing import nodes as dp_nodes
     from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
     from dqm_playground_ds.pipelines.data_science import nodes as ds_nodes
@@ -116,11 +143,11 @@ def run_one(
     if strategies:
         ds["active_strategies"] = strategies
     times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    hist = make_histograms(n_ls, map_size)
-    times["generate (not counted)"] = time.perf_counter() - t0
     rss_generated = rss_mb()
-    runs = np.unique(hist["run"].to_numpy())
+    hist = ParquetTableDataset(filepath=str(data), schema="histograms", lazy=True).load()
+    keys = lumisections(hist)
+    n_ls = len(keys)
+    runs = np.unique(keys["run"].to_numpy())
     n_train = max(1, round(0.7 * len(runs)))
     dp["split"] = {
         "name": "bench",
@@ -134,7 +161,8 @@ def run_one(
         start = time.perf_counter()
         out = fn(*args)
         times[name] = time.perf_counter() - start
-        print(f"  [{n_ls}] {name}: {times[name]:.1f} s", file=sys.stderr, flush=True)
+        print(f"  [{n_ls}] {name}: {times[name]:.1f} s, peak RSS {rss_mb():.0f} MB",
+              file=sys.stderr, flush=True)  # fmt: skip
         return out
 
     labelled = stage("labels", dp_nodes.label_lumisections_node, hist, golden, {}, dp)
@@ -172,7 +200,7 @@ def run_one(
         "times": times,
         "wall": counted,
         "peak_rss_mb": rss_mb(),
-        "rss_after_generate_mb": rss_generated,
+        "rss_after_imports_mb": rss_generated,
         "flag_rate": flagged,
         "n_train_ls": int(ls["train"].sum()),
         "n_jobs": dsp.jobs(),
@@ -192,18 +220,35 @@ def main() -> None:
         default=[0],
         help="n_jobs to compare (0 = the default, every usable CPU), e.g. 1 2",
     )
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process mode
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "dqm_pipeline_scale",
+        help="where the generated histograms.parquet of each size are kept between runs",
+    )
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # child process mode
+    parser.add_argument("--generate", type=int, help=argparse.SUPPRESS)  # child process mode
     args = parser.parse_args()
+    if args.generate:
+        write_histograms(args.generate, tuple(args.map_size), args.one)
+        return
     if args.one:
-        result = run_one(args.one, tuple(args.map_size), args.strategies, args.jobs[0] or None)
+        result = run_one(args.one, args.strategies, args.jobs[0] or None)
         print("RESULT " + json.dumps(result))
         return
     sizes = [2000] if args.smoke else args.sizes
     print(f"load average: {os.getloadavg()}, cpus: {os.cpu_count()}")
     results = []
     for n, jobs in ((n, j) for n in sizes for j in args.jobs):
-        cmd = [sys.executable, __file__, "--one", str(n), "--map-size", *map(str, args.map_size),
-               "--jobs", str(jobs)]  # fmt: skip
+        data = args.cache / f"histograms_{n}_{args.map_size[0]}x{args.map_size[1]}.parquet"
+        if not data.exists():  # generated in its own process: not counted, not in the peak
+            start = time.perf_counter()
+            gen = [sys.executable, __file__, "--generate", str(n), "--one", str(data),
+                   "--map-size", *map(str, args.map_size)]  # fmt: skip
+            subprocess.run(gen, check=True)
+            print(f"generated {data} ({data.stat().st_size / 1e6:.0f} MB) in "
+                  f"{time.perf_counter() - start:.0f} s")  # fmt: skip
+        cmd = [sys.executable, __file__, "--one", str(data), "--jobs", str(jobs)]
         if args.strategies:
             cmd += ["--strategies", *args.strategies]
         start = time.perf_counter()
@@ -219,8 +264,8 @@ def main() -> None:
         for k, v in res["times"].items():
             print(f"  {k:<34} {v:8.1f} s")
         print(f"  {'total (processing+training+scoring)':<34} {res['wall']:8.1f} s")
-        print(f"  peak RSS {res['peak_rss_mb']:.0f} MB (after generating the table: "
-              f"{res['rss_after_generate_mb']:.0f} MB)")  # fmt: skip
+        print(f"  peak RSS {res['peak_rss_mb']:.0f} MB (after the imports: "
+              f"{res['rss_after_imports_mb']:.0f} MB)")  # fmt: skip
         print(f"  flag rate per strategy: {res['flag_rate']}")
     base = results[0]
     print(
