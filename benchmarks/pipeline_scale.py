@@ -130,7 +130,7 @@ def rss_mb() -> float:
 def run_one(data: Path, strategies: list[str] | None, n_jobs: int | None = None) -> dict:
     """One size, in this process, from its ``histograms.parquet`` loaded lazily as the catalog
     does: returns stage times (s) and peak RSS (MB)."""
-    from dqm_playground_ds.datasets import ParquetTableDataset
+    from dqm_playground_ds.datasets import FeatureStoreDataset, ParquetTableDataset
     from dqm_playground_ds.detection.strategy import assign_folds, fit_strategy
     from dqm_playground_ds.histogram_tables import lumisections
     from dqm_playground_ds.pipelines.data_processing import nodes as dp_nodes
@@ -169,6 +169,10 @@ def run_one(data: Path, strategies: list[str] | None, n_jobs: int | None = None)
     split = stage("split", dp_nodes.assign_split, labelled, None, dp)
     pre = stage("fit_preprocessor", dp_nodes.fit_preprocessor, hist, split, dp)
     features, ls = stage("build_features", dp_nodes.build_features, hist, split, pre, dp)
+    # what the catalog does between the nodes: me_features written one ME at a time, then mapped
+    store = FeatureStoreDataset(path=str(data.with_name(data.stem + "_features")))
+    stage("save me_features", store.save, features)
+    features = store.load()
     del hist
     # what the train_strategies node does, strategy by strategy to time each (shared cache:
     # strategies with the same detectors reuse the fitted models, as in the node)

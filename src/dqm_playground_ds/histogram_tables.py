@@ -13,6 +13,10 @@ saves, or the partitions of the store) with the filters pushed down to their row
 one ME each: reading one ME costs about that ME's share of the files, and peak memory follows the
 largest ME, not the table. :class:`FrameTable` serves an in-memory frame through the same calls
 (small samples, tests, notebooks); :func:`as_table` takes either.
+
+:func:`iter_batches` goes further for the steps that need a whole ME but not all at once
+(preprocessing, the snapshot writer): a table that can (``iter_read``) streams the ME in batches of
+a few thousand rows, so memory follows a batch, not the ME; 300k LS of a 32x32 map are 2.5 GB.
 """
 
 from __future__ import annotations
@@ -31,9 +35,17 @@ from fsspec.implementations.local import LocalFileSystem
 
 from dqm_playground_ds.schema import COLUMNS, HISTOGRAM_SCHEMA, KEY, Duplicates, empty_histograms
 
-__all__ = ["FrameTable", "HistogramTable", "ParquetHistograms", "as_table", "table_to_pandas"]
+__all__ = [
+    "FrameTable",
+    "HistogramTable",
+    "ParquetHistograms",
+    "as_table",
+    "iter_batches",
+    "table_to_pandas",
+]
 
 KEY_COLUMNS = ["run", "lumi", "me"]
+BATCH_ROWS = 2048  # rows per streamed batch: 16 MB of a 32x32 map in float64
 
 
 @runtime_checkable
@@ -80,6 +92,38 @@ def iter_mes(
     t = as_table(table)
     for me in t.mes() if mes is None else mes:
         yield me, t.read(me=me, **read)
+
+
+def iter_batches(
+    table: HistogramTable | pd.DataFrame,
+    me: str,
+    runs: Iterable[int] | None = None,
+    columns: Sequence[str] | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """The rows of one ME in batches (no order promised across batches; a key is never split
+    over two). A table without ``iter_read`` gives one batch: the whole :meth:`read`."""
+    t = as_table(table)
+    streamed = getattr(t, "iter_read", None)
+    if streamed is None:
+        yield t.read(me=me, runs=runs, columns=columns)
+        return
+    yield from streamed(me=me, runs=runs, columns=columns, batch_rows=batch_rows)
+
+
+def run_batches(runs: np.ndarray, batch_rows: int) -> list[list[int]]:
+    """Consecutive runs grouped so that each group holds at most ``batch_rows`` of the rows whose
+    run ``runs`` lists (a bigger run is a group of its own)."""
+    values, counts = np.unique(np.asarray(runs), return_counts=True)
+    groups: list[list[int]] = []
+    size = 0
+    for run, n in zip(values.tolist(), counts.tolist(), strict=True):
+        if not groups or size + n > batch_rows:
+            groups.append([])
+            size = 0
+        groups[-1].append(int(run))
+        size += n
+    return groups
 
 
 def _check_columns(columns: Sequence[str] | None, where: str) -> None:
@@ -211,6 +255,41 @@ class ParquetHistograms:
         return dataset.to_table(
             columns=list(columns) if columns else None, filter=_filter(me, runs)
         )
+
+    def iter_read(
+        self,
+        me: str,
+        runs: Iterable[int] | None = None,
+        columns: Sequence[str] | None = None,
+        batch_rows: int = BATCH_ROWS,
+    ) -> Iterator[pd.DataFrame]:
+        """:meth:`read` of one ME in batches of about ``batch_rows`` rows, in file order.
+
+        Without a duplicates policy the scan streams record batches (a couple read ahead); with
+        one, the ME's keys are read first and the runs grouped, so that a key and its duplicates
+        meet in one batch and the policy applies as in :meth:`read`.
+        """
+        _check_columns(columns, self.name)
+        runs = None if runs is None else list(runs)
+        if self.duplicates is not None:
+            keys = self.read(me=me, runs=runs, columns=["run", "lumi"])
+            for group in run_batches(keys["run"].to_numpy(), batch_rows):
+                yield self.read(me=me, runs=group, columns=columns)
+            return
+        dataset = self._dataset()
+        if dataset is None:
+            return
+        scan = dataset.to_batches(
+            columns=list(columns) if columns else None,
+            filter=_filter(me, runs),
+            batch_size=batch_rows,
+            batch_readahead=2,
+            fragment_readahead=1,
+        )
+        for batch in scan:
+            if batch.num_rows:
+                df = table_to_pandas(pa.Table.from_batches([batch]))
+                yield df.astype({k: v for k, v in COLUMNS.items() if k != "data" and k in df})
 
     def read(
         self,

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -105,19 +105,28 @@ def _logged(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[logging.LogRe
         root.setLevel(level)
 
 
-def parallel_map(fn: Callable[..., Any], tasks: list[tuple[Any, ...]], n_jobs: int) -> list[Any]:
+def parallel_map(
+    fn: Callable[..., Any],
+    tasks: Iterable[tuple[Any, ...]],
+    n_jobs: int,
+    n_tasks: int | None = None,
+) -> list[Any]:
     """``[fn(*t) for t in tasks]``, in order, over ``n_jobs`` loky worker processes.
+
+    ``tasks`` may be a generator (give ``n_tasks``): a task's inputs are then built only when a
+    worker is about to take it (a few ahead), so one ME's arrays are alive at a time, not all.
 
     loky starts clean interpreters (a forked child of a process whose OpenMP/BLAS threads are
     running can hang forever) and hands large arrays over as memory maps. Each result depends on
     its task alone, so the output is the same whatever ``n_jobs``; what the workers log is logged
     here, through this process's handlers (Kedro's console, files, test capture).
     """
-    if n_jobs <= 1 or len(tasks) < 2:
+    n = len(tasks) if n_tasks is None else n_tasks  # type: ignore[arg-type]
+    if n_jobs <= 1 or n < 2:
         return [fn(*t) for t in tasks]
     from joblib import Parallel, delayed
 
-    out = Parallel(n_jobs=min(n_jobs, len(tasks)), backend="loky")(
+    out = Parallel(n_jobs=min(n_jobs, n), backend="loky", return_as="generator")(
         delayed(_logged)(fn, *t) for t in tasks
     )
     results = []

@@ -18,6 +18,7 @@ def _extract(*args, **kwargs):
     table, index = extract_histograms(*args, **kwargs)
     return table.read(), index
 
+
 PARAMS = ExtractionParams(progress=False)
 
 

@@ -25,11 +25,11 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_filepath_str, get_protocol_and_path
 
 from dqm_playground_ds.atomic import atomic_write
-from dqm_playground_ds.histogram_tables import ParquetHistograms, as_table
+from dqm_playground_ds.histogram_tables import ParquetHistograms, as_table, iter_batches
 from dqm_playground_ds.schema import HISTOGRAM_SCHEMA, validate_histograms
 
 SCHEMAS = {"histograms": HISTOGRAM_SCHEMA}
-ROW_GROUP_ROWS = 16384  # rows per row group: bounds the writer's memory, keeps run filters useful
+ROW_GROUP_ROWS = 2048  # rows per row group: a reader decodes one at a time (16 MB of a 32x32 map)
 
 
 class ParquetTableDataset(AbstractDataset[Any, Any]):
@@ -97,15 +97,16 @@ class ParquetTableDataset(AbstractDataset[Any, Any]):
         def write(f: Any) -> None:
             with pq.ParquetWriter(f, HISTOGRAM_SCHEMA) as writer:
                 for me in table.mes():
-                    rows = validate_histograms(table.read(me=me), name=f"{name}, ME {me}")
-                    for start in range(0, len(rows), self._row_group_rows):
-                        part = rows.iloc[start : start + self._row_group_rows]
-                        writer.write_table(
-                            pa.Table.from_pandas(
-                                part, schema=HISTOGRAM_SCHEMA, preserve_index=False
+                    for batch in iter_batches(table, me, batch_rows=self._row_group_rows):
+                        rows = validate_histograms(batch, name=f"{name}, ME {me}")
+                        for start in range(0, len(rows), self._row_group_rows):
+                            part = rows.iloc[start : start + self._row_group_rows]
+                            writer.write_table(
+                                pa.Table.from_pandas(
+                                    part, schema=HISTOGRAM_SCHEMA, preserve_index=False
+                                )
                             )
-                        )
-                    del rows
+                        del rows, batch
 
         return write
 

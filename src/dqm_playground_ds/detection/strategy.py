@@ -187,12 +187,12 @@ class MEDetectorSet:
             return self
         ratio = features.integral_ratio() if self.needs_ == "integral_ratio" else None
         runs = features.keys["run"].to_numpy()[rows] if "run" in features.keys else None
-        tasks = [
+        tasks = (
             (spec, self.random_state, tuple(features.mes[me].shape),
              _detector_input(features, me, self.needs_, rows, ratio), runs)
             for me in self.mes_
-        ]  # fmt: skip
-        fitted = parallel_map(_fit_detector, tasks, n_jobs)
+        )  # fmt: skip
+        fitted = parallel_map(_fit_detector, tasks, n_jobs, n_tasks=len(self.mes_))
         self.models_ = dict(zip(self.mes_, fitted, strict=True))
         return self
 
@@ -229,10 +229,11 @@ class MEDetectorSet:
         if not ok.any() or not self.mes_:
             return out
         ratio = features.integral_ratio() if self.needs_ == "integral_ratio" else None
-        tasks = [
-            self._score_task(features, j, rows[ok], ratio, context) for j in range(len(self.mes_))
-        ]
-        for j, column in enumerate(parallel_map(_anomaly, tasks, n_jobs)):
+        scored = rows[ok]
+        tasks = (
+            self._score_task(features, j, scored, ratio, context) for j in range(len(self.mes_))
+        )
+        for j, column in enumerate(parallel_map(_anomaly, tasks, n_jobs, n_tasks=len(self.mes_))):
             out[ok, j] = column
         return out
 

@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from dqm_playground_ds.detection.reference import Reference
-from dqm_playground_ds.histogram_tables import HistogramTable, as_table
+from dqm_playground_ds.histogram_tables import HistogramTable, as_table, iter_batches
 
 log = logging.getLogger(__name__)
 
@@ -241,15 +241,53 @@ class MEPreprocessor:
 # ------------------------------------------------------------------------------------------------
 # feature containers
 # ------------------------------------------------------------------------------------------------
-@dataclass
-class MEFeatures:
-    """Counts of one ME after crop/rebin, one row per LS of the owning :class:`FeatureSet`."""
+class CountsSource(Protocol):
+    """Where an ME's counts come from when they are not an array in memory."""
 
-    me: str
-    dim: int
-    shape: tuple[int, ...]
-    normalisation: str
-    counts: np.ndarray  # float32 (n_ls, n_bins); 0 where the LS cannot be scored
+    def load(self) -> np.ndarray: ...
+
+
+class MEFeatures:
+    """Counts of one ME after crop/rebin, one row per LS of the owning :class:`FeatureSet`.
+
+    ``counts`` is an array, or a :class:`CountsSource` asked on each access: a memory-mapped file
+    of the feature store (the pages go when the caller drops the array, so a pass over the MEs
+    holds one ME at a time) or the histogram table itself (:meth:`HistogramPreprocessor.transform`
+    with ``lazy=True``).
+    """
+
+    def __init__(
+        self,
+        me: str,
+        dim: int,
+        shape: tuple[int, ...],
+        normalisation: str,
+        counts: np.ndarray | CountsSource,
+    ) -> None:
+        self.me, self.dim, self.shape, self.normalisation = me, dim, tuple(shape), normalisation
+        self._counts = counts
+
+    def __repr__(self) -> str:
+        where = "array" if isinstance(self._counts, np.ndarray) else type(self._counts).__name__
+        return f"MEFeatures({self.me!r}, dim={self.dim}, shape={self.shape}, {where})"
+
+    @property
+    def counts(self) -> np.ndarray:
+        """float32 (n_ls, n_bins); 0 where the LS cannot be scored."""
+        c = self._counts
+        return c if isinstance(c, np.ndarray) else c.load()
+
+    @property
+    def source(self) -> np.ndarray | CountsSource:
+        """The array or the source behind ``counts`` (two variants may share one)."""
+        return self._counts
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        c = self._counts
+        if not (isinstance(c, np.ndarray) or getattr(c, "portable", False)):
+            state["_counts"] = c.compute() if hasattr(c, "compute") else c.load()
+        return state
 
     def values(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Normalised features (float32); rows with nothing to normalise are 0."""
@@ -259,6 +297,44 @@ class MEFeatures:
         norm = c.sum(axis=1) if self.normalisation == "l1" else c.max(axis=1, initial=0.0)
         out = np.zeros_like(c)
         np.divide(c, norm[:, None], out=out, where=norm[:, None] > 0)
+        return out
+
+
+class TableCounts:
+    """One ME's preprocessed counts, computed from the histogram table when asked (kept after
+    the first :meth:`load`; :meth:`compute` does not keep them, for a writer going ME by ME)."""
+
+    portable = False
+
+    def __init__(
+        self,
+        preprocessor: HistogramPreprocessor,
+        me: str,
+        pp: MEPreprocessor,
+        table: HistogramTable,
+        index: pd.Index,
+        key_columns: list[str],
+        runs: list[int] | None,
+    ) -> None:
+        self.preprocessor, self.me, self.pp = preprocessor, me, pp
+        self.table, self.index, self.key_columns, self.runs = table, index, key_columns, runs
+        self._array: np.ndarray | None = None
+
+    def load(self) -> np.ndarray:
+        if self._array is None:
+            self._array = self.compute()
+        return self._array
+
+    def compute(self) -> np.ndarray:
+        pre = self.preprocessor
+        out = np.zeros((len(self.index), int(np.prod(self.pp.shape))), np.float32)
+        filled = np.zeros(len(self.index), dtype=bool)
+        for batch in pre._batches_of(self.table, self.me, self.runs, self.key_columns):
+            rows, pos = pre._positions(self.me, batch, self.index, self.key_columns, filled)
+            start = 0
+            for raw, _, _ in pre._raw_chunks(rows, self.me):
+                out[pos[start : start + len(raw)]] = self.pp(raw)
+                start += len(raw)
         return out
 
 
@@ -333,15 +409,20 @@ def _key_index(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Index:
     return pd.MultiIndex.from_frame(frame.loc[:, list(columns)])
 
 
-def _training_rows(table: HistogramTable, me: str, train_keys: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``me`` at the training LS (read for the training runs only)."""
+def _training_batches(
+    table: HistogramTable,
+    me: str,
+    train_keys: pd.DataFrame,
+    columns: Sequence[str] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The rows of ``me`` at the training LS, in batches (read for the training runs only)."""
     runs = np.unique(train_keys["run"].to_numpy()).tolist()
-    rows = table.read(me=me, runs=runs)
-    rows = rows[rows["lumi"] > 0]
-    in_train = _key_index(train_keys, ("run", "lumi")).get_indexer(
-        _key_index(rows, ("run", "lumi"))
-    )
-    return rows[in_train >= 0]
+    index = _key_index(train_keys, ("run", "lumi"))
+    for batch in iter_batches(table, me, runs=runs, columns=columns):
+        rows = batch[batch["lumi"] > 0]
+        in_train = index.get_indexer(_key_index(rows, ("run", "lumi")))
+        if (in_train >= 0).any():
+            yield rows[in_train >= 0]
 
 
 class HistogramPreprocessor:
@@ -382,13 +463,19 @@ class HistogramPreprocessor:
         self.n_train_: dict[str, int] = {}
         present = table.mes()
         ok_keys: dict[str, pd.Index] = {}
+        binning_columns = ["run", "lumi", *BINNING_COLUMNS]
         for me in present:
-            rows = _training_rows(table, me, train_keys)
-            if rows.empty:
+            bins = list(_training_batches(table, me, train_keys, binning_columns))
+            if not bins:
                 continue
-            self._fit_binning(me, rows)
-            codes = np.concatenate([c for _, c, _ in self._raw_chunks(rows, me)])
-            ok_keys[me] = _key_index(rows[codes == OK], ("run", "lumi"))
+            self._fit_binning(me, pd.concat(bins, ignore_index=True))
+            del bins
+            ok = [
+                rows.loc[np.concatenate([c for _, c, _ in self._raw_chunks(rows, me)]) == OK,
+                         ["run", "lumi"]]
+                for rows in _training_batches(table, me, train_keys)
+            ]  # fmt: skip
+            ok_keys[me] = _key_index(pd.concat(ok, ignore_index=True), ("run", "lumi"))
         if not self.binning_:
             raise PreprocessingError("no histogram of any training LS: cannot fit preprocessing")
         self.mes_ = sorted(self.binning_)
@@ -443,15 +530,25 @@ class HistogramPreprocessor:
             )
         self.fitted_references_: dict[str, Reference] = {}
         for me in self.mes_:
-            rows = _training_rows(table, me, train_keys)
-            rows = rows[_key_index(rows, ("run", "lumi")).isin(ok_keys)]
-            rows = rows.sort_values(["run", "lumi"], kind="stable")
-            X = np.vstack([raw for raw, _, _ in self._raw_chunks(rows, me)])
-            ref = Reference.fit(X, groups=rows["run"].to_numpy(), method=REFERENCE_METHOD)
+            parts, keys = [], []
+            for batch in _training_batches(table, me, train_keys):
+                rows = batch[_key_index(batch, ("run", "lumi")).isin(ok_keys)]
+                if len(rows):
+                    parts.append(np.vstack([raw for raw, _, _ in self._raw_chunks(rows, me)]))
+                    keys.append(rows[["run", "lumi"]].to_numpy())
+            if not parts:
+                raise PreprocessingError(f"{me}: no training LS passes the quality cuts")
+            X = np.vstack(parts) if len(parts) > 1 else parts[0]
+            del parts
+            run_lumi = np.vstack(keys)
+            order = np.lexsort((run_lumi[:, 1], run_lumi[:, 0]))  # (run, lumi) order
+            if not (order == np.arange(len(order))).all():
+                X, run_lumi = X[order], run_lumi[order]
+            ref = Reference.fit(X, groups=run_lumi[:, 0], method=REFERENCE_METHOD)
             del X
             self.fitted_references_[me] = ref
             self.reference_[me] = ref.shape
-            self.n_train_[me] = len(rows)
+            self.n_train_[me] = len(run_lumi)
 
     def _n_raw(self, me: str) -> int:
         b = self.binning_[me]
@@ -492,12 +589,14 @@ class HistogramPreprocessor:
         histograms: HistogramTable | pd.DataFrame,
         keys: pd.DataFrame | None = None,
         key_columns: Sequence[str] = ("run", "lumi"),
+        lazy: bool = False,
     ) -> dict[str, FeatureSet]:
         """One :class:`FeatureSet` per variant, rows in the order of ``keys``.
 
         ``keys`` defaults to the sorted distinct (run, lumi > 0) of the table; ``key_columns``
         lets another key (e.g. an injected sample id) identify the LS. The table is read one ME
-        at a time, the runs of ``keys`` only.
+        at a time, the runs of ``keys`` only. ``lazy``: quality and integrals now, each ME's
+        counts only when asked (:class:`TableCounts`), so a writer holds one ME at a time.
         """
         if not hasattr(self, "preprocessors_"):
             raise PreprocessingError("HistogramPreprocessor is not fitted")
@@ -515,13 +614,17 @@ class HistogramPreprocessor:
         n, mes = len(keys), self.mes_
         quality = np.full((n, len(mes)), MISSING, dtype=np.int8)
         integral = np.full((n, len(mes)), np.nan)
-        counts, owners = self._count_arrays(n)
         runs = np.unique(keys["run"].to_numpy()).tolist() if "run" in key_columns else None
+        if lazy:
+            counts = self._table_counts(table, index, key_columns, runs)
+            owners: dict[str, list[tuple[str, MEPreprocessor]]] = {me: [] for me in mes}
+        else:
+            counts, owners = self._count_arrays(n)
         for j, me in enumerate(mes):
-            rows = table.read(me=me, runs=runs)
-            if "lumi" in key_columns and "lumi" in rows.columns:
-                rows = rows[rows["lumi"] > 0]
-            self._fill(me, j, rows, index, key_columns, quality, integral, counts, owners)
+            filled = np.zeros(n, dtype=bool)
+            for batch in self._batches_of(table, me, runs, key_columns):
+                rows, pos = self._positions(me, batch, index, key_columns, filled)
+                self._fill(me, j, rows, pos, quality, integral, counts, owners)
         self._log_quality(quality, mes)
         return {
             v: FeatureSet(
@@ -532,6 +635,34 @@ class HistogramPreprocessor:
             )
             for v, pps in self.preprocessors_.items()
         }
+
+    @staticmethod
+    def _batches_of(
+        table: HistogramTable, me: str, runs: list[int] | None, key_columns: list[str]
+    ) -> Iterator[pd.DataFrame]:
+        for batch in iter_batches(table, me, runs=runs):
+            if "lumi" in key_columns and "lumi" in batch.columns:
+                batch = batch[batch["lumi"] > 0]  # noqa: PLW2901
+            yield batch
+
+    def _table_counts(
+        self,
+        table: HistogramTable,
+        index: pd.Index,
+        key_columns: list[str],
+        runs: list[int] | None,
+    ) -> dict[str, dict[str, Any]]:
+        """Per variant and ME, its :class:`TableCounts`; identical settings share one."""
+        shared: dict[tuple[str, MEConfig], TableCounts] = {}
+        counts: dict[str, dict[str, Any]] = {}
+        for v, pps in self.preprocessors_.items():
+            counts[v] = {}
+            for me, pp in pps.items():
+                key = (me, pp.config)
+                if key not in shared:
+                    shared[key] = TableCounts(self, me, pp, table, index, key_columns, runs)
+                counts[v][me] = shared[key]
+        return counts
 
     def _count_arrays(
         self, n: int
@@ -557,20 +688,13 @@ class HistogramPreprocessor:
         me: str,
         j: int,
         rows: pd.DataFrame,
-        index: pd.Index,
-        key_columns: list[str],
+        pos: np.ndarray,
         quality: np.ndarray,
         integral: np.ndarray,
-        counts: dict[str, dict[str, np.ndarray]],
+        counts: dict[str, dict[str, Any]],
         owners: dict[str, list[tuple[str, MEPreprocessor]]],
     ) -> None:
-        """Quality, integral and preprocessed counts of one ME's histograms at their LS's row."""
-        if rows.empty:
-            return
-        pos = index.get_indexer(_key_index(rows, key_columns))
-        rows, pos = rows[pos >= 0], pos[pos >= 0]
-        if np.unique(pos).size != pos.size:
-            raise PreprocessingError(f"{me}: duplicate histograms for one LS key")
+        """Quality, integral and preprocessed counts of one ME's histograms at rows ``pos``."""
         start = 0
         for raw, codes, integ in self._raw_chunks(rows, me):
             p = pos[start : start + len(raw)]
@@ -580,7 +704,28 @@ class HistogramPreprocessor:
             for v, pp in owners[me]:
                 counts[v][me][p] = pp(raw)
 
-    def _features(self, me: str, pp: MEPreprocessor, counts: np.ndarray) -> MEFeatures:
+    @staticmethod
+    def _positions(
+        me: str,
+        rows: pd.DataFrame,
+        index: pd.Index,
+        key_columns: list[str],
+        filled: np.ndarray,
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """The rows whose key is in ``index`` and their row there; ``filled`` marks the rows
+        already met (a key twice, in one batch or two, is an error)."""
+        if rows.empty:
+            return rows, np.zeros(0, dtype=np.intp)
+        pos = index.get_indexer(_key_index(rows, key_columns))
+        rows, pos = rows[pos >= 0], pos[pos >= 0]
+        if np.unique(pos).size != pos.size or filled[pos].any():
+            raise PreprocessingError(f"{me}: duplicate histograms for one LS key")
+        filled[pos] = True
+        return rows, pos
+
+    def _features(
+        self, me: str, pp: MEPreprocessor, counts: np.ndarray | CountsSource
+    ) -> MEFeatures:
         return MEFeatures(me, self.dim_[me], pp.shape, pp.config.normalisation, counts)
 
     @staticmethod

@@ -142,10 +142,12 @@ def build_features(
 ) -> tuple[dict[str, FeatureSet], pd.DataFrame]:
     """Per-ME feature matrices of every LS and the labelled LS table with its quality.
 
-    ``train`` marks the LS the detectors learn from: training split, golden, quality ok.
+    ``train`` marks the LS the detectors learn from: training split, golden, quality ok. The
+    counts are computed from the table when asked (``lazy``): the ``me_features`` dataset writes
+    them one ME at a time, so this step never holds every ME's features at once.
     """
     keys = lumisections[["run", "lumi"]]
-    features = preprocessor.transform(histograms, keys)
+    features = preprocessor.transform(histograms, keys, lazy=True)
     first = next(iter(features.values()))
     quality, detail = first.ls_quality()
     detail = _explain_invalid(detail, histograms, keys)
