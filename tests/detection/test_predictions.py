@@ -114,3 +114,29 @@ def test_the_default_targets_are_the_projects():
     table = _injected_table({"a": [0.949, 0.96]})
     assert choose_best(table)["targets"]["injected_auc_ge_every_type"] is False
     assert BestStrategyCriteria().targets.real_auc_min == 0.95
+
+
+def test_me_scores_json_is_json_dumps_of_the_rounded_scores():
+    import json
+    import math
+
+    from dqm_playground_ds.detection.predictions import me_scores_json
+    from dqm_playground_ds.detection.strategy import StrategyScores
+
+    rng = np.random.default_rng(3)
+    imp = rng.normal(0, 3, size=(400, 4)) * rng.choice([1e-4, 1, 1e5], size=(400, 4))
+    imp[rng.random((400, 4)) < 0.3] = np.nan
+    imp[0] = [np.inf, -np.inf, 0.0, -0.0]
+    imp[1] = np.nan
+    mes = ["A/one", 'B/"quoted"', "C/ünïcode", "D/x"]
+    sc = StrategyScores(imp, imp, imp[:, 0], mes, imp)
+    expected = [
+        json.dumps(
+            {m: round(float(v), 3) for m, v in zip(mes, row, strict=True) if not math.isnan(v)}
+        )
+        for row in imp
+    ]
+    assert me_scores_json(sc) == expected
+    assert me_scores_json(StrategyScores(imp[:, :0], imp[:, :0], imp[:, 0], [], imp[:, :0]))[
+        :2
+    ] == ["{}", "{}"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -62,3 +63,23 @@ def test_n_jobs_setting():
     assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
     with pytest.raises(ValueError, match="n_jobs must be >= 1, -1 or null"):
         DataScienceParams.model_validate({"n_jobs": 0})
+
+
+def test_mapped_features_give_the_same_numbers_and_reach_workers_as_paths(prepared, tmp_path):
+    import pickle
+
+    from dqm_playground_ds.detection.strategy import _detector_input, _MappedRows
+    from dqm_playground_ds.processing.feature_store import read_features, write_features
+
+    hist, features, ls = prepared
+    write_features(tmp_path / "features", features)
+    mapped = read_features(tmp_path / "features")
+    fs = mapped["fine"]
+    rows = np.arange(len(fs))
+    task_input = _detector_input(fs, fs.me_names[-1], "values", rows, None, in_worker=True)
+    assert isinstance(task_input, _MappedRows)
+    assert len(pickle.dumps(task_input)) < 2000 + rows.nbytes  # the rows, not the bins
+    np.testing.assert_array_equal(task_input.get(), fs.mes[fs.me_names[-1]].values(rows))
+    reference = _predict(hist, features, ls, n_jobs=1)
+    pd.testing.assert_frame_equal(_predict(hist, mapped, ls, n_jobs=2), reference)
+    pd.testing.assert_frame_equal(_predict(hist, mapped, ls, n_jobs=1), reference)

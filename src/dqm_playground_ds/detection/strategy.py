@@ -35,7 +35,7 @@ import pandas as pd
 from dqm_playground_ds.detection.combine import ScoreCombiner, me_importance
 from dqm_playground_ds.detection.detectors import RunContext, make_detector
 from dqm_playground_ds.detection.thresholds import threshold_for_rate
-from dqm_playground_ds.processing.preprocessing import OK, FeatureSet
+from dqm_playground_ds.processing.preprocessing import OK, FeatureSet, MEFeatures
 from dqm_playground_ds.workers import parallel_map
 
 log = logging.getLogger(__name__)
@@ -138,9 +138,37 @@ class StrategySpec:
         )
 
 
+class _MappedRows:
+    """A detector input a worker reads itself: the rows of an ME whose counts are a file of the
+    feature store. It pickles as the path and the row numbers, not as the array, so nothing
+    is copied to the worker; the worker's result is the same as from the array."""
+
+    def __init__(self, features: MEFeatures, needs: str, rows: np.ndarray) -> None:
+        self.features, self.needs, self.rows = features, needs, rows
+
+    def get(self) -> np.ndarray:
+        if self.needs == "counts":
+            return self.features.counts[self.rows]
+        return self.features.values(self.rows)
+
+
+def _resolved(x: Any) -> Any:
+    return x.get() if isinstance(x, _MappedRows) else x
+
+
 def _detector_input(
-    features: FeatureSet, me: str, needs: str, rows: np.ndarray, ratio: np.ndarray | None
-) -> np.ndarray:
+    features: FeatureSet,
+    me: str,
+    needs: str,
+    rows: np.ndarray,
+    ratio: np.ndarray | None,
+    in_worker: bool = False,
+) -> Any:
+    """The array a detector of ``me`` reads; ``in_worker``: a :class:`_MappedRows` where the
+    counts are a file a worker can map (the parent then builds no copy for it)."""
+    f = features.mes[me]
+    if in_worker and needs in ("counts", "values") and getattr(f.source, "portable", False):
+        return _MappedRows(f, needs, rows)
     if needs == "counts":
         return features.mes[me].counts[rows]
     if needs == "values":
@@ -187,13 +215,15 @@ class MEDetectorSet:
             return self
         ratio = features.integral_ratio() if self.needs_ == "integral_ratio" else None
         runs = features.keys["run"].to_numpy()[rows] if "run" in features.keys else None
+        order = _largest_first(features, self.mes_)
         tasks = (
-            (spec, self.random_state, tuple(features.mes[me].shape),
-             _detector_input(features, me, self.needs_, rows, ratio), runs)
-            for me in self.mes_
+            (spec, self.random_state, tuple(features.mes[self.mes_[j]].shape),
+             _detector_input(features, self.mes_[j], self.needs_, rows, ratio, n_jobs > 1), runs)
+            for j in order
         )  # fmt: skip
-        fitted = parallel_map(_fit_detector, tasks, n_jobs, n_tasks=len(self.mes_))
-        self.models_ = dict(zip(self.mes_, fitted, strict=True))
+        fitted = parallel_map(_fit_detector, tasks, n_jobs, n_tasks=len(order))
+        by_me = {self.mes_[j]: model for j, model in zip(order, fitted, strict=True)}
+        self.models_ = {me: by_me[me] for me in self.mes_}
         return self
 
     @property
@@ -230,10 +260,10 @@ class MEDetectorSet:
             return out
         ratio = features.integral_ratio() if self.needs_ == "integral_ratio" else None
         scored = rows[ok]
-        tasks = (
-            self._score_task(features, j, scored, ratio, context) for j in range(len(self.mes_))
-        )
-        for j, column in enumerate(parallel_map(_anomaly, tasks, n_jobs, n_tasks=len(self.mes_))):
+        order = _largest_first(features, self.mes_)
+        tasks = (self._score_task(features, j, scored, ratio, context, n_jobs > 1) for j in order)
+        columns = parallel_map(_anomaly, tasks, n_jobs, n_tasks=len(order))
+        for j, column in zip(order, columns, strict=True):
             out[ok, j] = column
         return out
 
@@ -244,10 +274,11 @@ class MEDetectorSet:
         scored: np.ndarray,
         ratio: np.ndarray | None,
         context: tuple[FeatureSet, np.ndarray] | None,
-    ) -> tuple[Any, np.ndarray, np.ndarray | None, RunContext | None]:
+        in_worker: bool = False,
+    ) -> tuple[Any, Any, np.ndarray | None, RunContext | None]:
         """(model, inputs, runs, run context) of the ``j``-th ME: all a worker needs to score it."""
         me = self.mes_[j]
-        x = _detector_input(features, me, self.needs_, scored, ratio)
+        x = _detector_input(features, me, self.needs_, scored, ratio, in_worker)
         model = self.models_[me]
         if not getattr(model, "uses_groups", False):
             return model, x, None, None
@@ -267,7 +298,7 @@ class MEDetectorSet:
         pos = np.full(len(ctx_features), -1)
         pos[ctx_rows] = np.arange(len(ctx_rows))
         own = np.where(own_rows >= 0, pos[np.maximum(own_rows, 0)], -1)
-        cx = _detector_input(ctx_features, me, self.needs_, ctx_rows, ratio)
+        cx = _detector_input(ctx_features, me, self.needs_, ctx_rows, ratio, in_worker)
         ctx_runs = ctx_features.keys["run"].to_numpy()[ctx_rows]
         return model, x, runs, RunContext(cx, ctx_runs, own)
 
@@ -276,6 +307,7 @@ def _fit_detector(
     spec: DetectorSpec, random_state: int, shape: tuple[int, ...], x: np.ndarray, runs: Any
 ) -> Any:
     """One ME's detector (module level: it may run in a worker process)."""
+    x = _resolved(x)
     det, _ = make_detector(spec.kind, dict(spec.params))
     if "random_state" in det.get_params() and "random_state" not in spec.params:
         det.set_params(random_state=random_state)
@@ -286,7 +318,16 @@ def _fit_detector(
     return det.fit(x)
 
 
-def _anomaly(model: Any, x: np.ndarray, runs: Any, context: RunContext | None) -> np.ndarray:
+def _largest_first(features: FeatureSet, mes: list[str]) -> list[int]:
+    """Positions of ``mes``, the MEs with most bins first: a worker that takes the big 2D maps
+    first is not left alone with one at the end (the results go back in ``mes`` order)."""
+    return sorted(range(len(mes)), key=lambda j: -int(np.prod(features.mes[mes[j]].shape)))
+
+
+def _anomaly(model: Any, x: Any, runs: Any, context: RunContext | None) -> np.ndarray:
+    x = _resolved(x)
+    if context is not None and isinstance(context.X, _MappedRows):
+        context = RunContext(context.X.get(), context.groups, context.own)
     if context is None:
         return model.anomaly_score(x)
     return model.anomaly_score(x, groups=runs, context=context)
