@@ -1,17 +1,21 @@
-"""Processing + training + scoring of the default strategies at 10k, 30k, 100k lumisections (LS).
+"""Processing + training + scoring of the default strategies at 10k, 100k, 300k lumisections (LS).
 
 Synthetic table: N LS x (10 1D MEs of 100 bins + 2 2D maps of ``--map-size`` bins), in runs of
-1000 LS; 70 % of the runs train, the rest are applied. Each size runs in a fresh process (so the
-peak RSS is its own), calling the real node functions of ``data_processing`` and ``data_science``
-(labels, split, quality cuts, preprocessing, every default strategy with its out-of-fold
-calibration, scoring of every LS) with the parameters of ``conf/base``. Injection and evaluation
-are not timed (they scale with ``n_per_type``, not with N).
+1000 LS; 70 % of the runs train, the rest are applied. The table is generated one ME at a time
+into a ``histograms.parquet`` (as the extraction saves it; in its own process, cached in
+``--cache``, not counted). Each size then runs in a fresh process (so the peak RSS is its own) as
+``kedro run`` would: the table loaded lazily, the real node functions of ``data_processing`` and
+``data_science`` (labels, split, quality cuts, preprocessing, the ``me_features`` store written
+one ME at a time and mapped back, every default strategy with its out-of-fold calibration,
+scoring of every LS) with the parameters of ``conf/base``. Injection and evaluation are not timed
+(they scale with ``n_per_type``, not with N).
 
-    python benchmarks/pipeline_scale.py --sizes 10000 30000 100000   # ~11 min on 2 cores
+    python benchmarks/pipeline_scale.py --sizes 10000 100000 300000   # ~1 h on 2 cores
+    python benchmarks/pipeline_scale.py --sizes 100000 --jobs 1 2     # workers: 1 vs 2
     python benchmarks/pipeline_scale.py --smoke                       # 2000 LS, ~1 min
 
-Prints wall time per stage, peak RSS, and time and memory per LS relative to the smallest size
-(1.0 = linear growth).
+Prints wall time and peak RSS per stage, and time per LS relative to the first size (1.0 =
+linear growth).
 """
 
 from __future__ import annotations
