@@ -42,7 +42,7 @@ class FeatureStoreDataset(AbstractDataset[dict, dict]):
         protocol, location = get_protocol_and_path(path)
         self._url = path
         self._local = protocol in ("file", "")
-        self._fs = None
+        self._fs: Any = None
         if not self._local:  # fsspec's own split: kedro's drops the host of some protocols
             self._fs, location = fsspec.core.url_to_fs(
                 path, **(credentials or {}), **(fs_args or {})

@@ -126,7 +126,7 @@ def _write_into(folder: Path, features: Mapping[str, FeatureSet]) -> dict[str, A
 
 def _computed(f: MEFeatures) -> np.ndarray:
     source = f.source
-    return source.compute() if hasattr(source, "compute") else f.counts  # type: ignore[union-attr]
+    return source.compute() if hasattr(source, "compute") else f.counts
 
 
 def read_features(path: str | os.PathLike[str]) -> dict[str, FeatureSet]:
