@@ -56,3 +56,16 @@ def test_a_float32_pca_frozen_before_projects_in_float32(features):
     z = project(pca, features)
     assert z.dtype == np.float32
     np.testing.assert_array_equal(z, pca.transform(features))
+
+
+@pytest.mark.parametrize("kind", ["pca", "nmf", "autoencoder"])
+def test_reconstruction_scores_by_chunks_equal_the_whole_batch(kind, monkeypatch):
+    from dqm_playground_ds.detection.detectors import make_detector
+
+    rng = np.random.default_rng(5)
+    X = rng.poisson(50 * np.linspace(0.2, 1.0, 30), size=(120, 30)).astype(np.float32)
+    det, _ = make_detector(kind, {"max_iter": 30} if kind == "autoencoder" else {})
+    det.fit(X[:80])
+    whole = det.anomaly_score(X)
+    monkeypatch.setattr(reconstruction, "PROJECT_CHUNK", 7)  # 40 LS in 6 chunks
+    np.testing.assert_allclose(det.anomaly_score(X), whole, rtol=1e-10, atol=1e-12)

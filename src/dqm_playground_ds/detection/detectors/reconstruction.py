@@ -34,6 +34,17 @@ class _Reconstruction(BaseDetector):
         return self._reconstruct(self._validate(X, reset=False))
 
     def _anomaly(self, X: np.ndarray) -> np.ndarray:
+        # chunk by chunk: each LS is reconstructed on its own, and the float64 copies of every
+        # scored LS at once (300k LS of a 2D map: 7 GB for the autoencoder) never exist
+        if len(X) <= PROJECT_CHUNK:
+            return self._chunk_anomaly(X)
+        out = np.empty(len(X))
+        for start in range(0, len(X), PROJECT_CHUNK):
+            x = X[start : start + PROJECT_CHUNK]
+            out[start : start + len(x)] = self._chunk_anomaly(x)
+        return out
+
+    def _chunk_anomaly(self, X: np.ndarray) -> np.ndarray:
         residual = X - self._reconstruct(X)
         return top_n_mean(residual.astype(np.float64) ** 2, self.top_n)
 
@@ -74,7 +85,7 @@ class PCAReconstruction(_Reconstruction):
         out = np.empty(len(X))
         for start in range(0, len(X), PROJECT_CHUNK):
             x = X[start : start + PROJECT_CHUNK]
-            out[start : start + len(x)] = super()._anomaly(x.astype(self.pca_.components_.dtype))
+            out[start : start + len(x)] = self._chunk_anomaly(x.astype(self.pca_.components_.dtype))
         return out
 
 
