@@ -150,3 +150,34 @@ def test_window_follows_a_drift_in_run_number():
         RunNeighbors(window=2).fit(V[:48], groups=np.repeat(list("abcd"), 12)).anomaly_score(
             V[:12], groups=["a"] * 12
         )
+
+
+@pytest.mark.parametrize("mode", ["run", "causal"])
+def test_scoring_by_batches_of_whole_runs_equals_scoring_all_at_once(train, mode, monkeypatch):
+    from dqm_playground_ds.detection.detectors import run_aware
+
+    X, g = train
+    test, tg = runs_with_calibration(9, seed=4)
+    tg = tg[::-1].copy()  # runs not in order, interleaved below
+    test = test[::-1].copy()
+    perm = np.random.default_rng(2).permutation(len(test))
+    test, tg = test[perm], tg[perm]
+    # context: every LS of the runs, scored rows are half of them standing for themselves
+    scored = np.arange(0, len(test), 2)
+    ctx = RunContext(test, tg, scored)
+    V, Vt = X / X.sum(1, keepdims=True), test / test.sum(1, keepdims=True)
+    detectors = [
+        (WithinRunDeviation(mode=mode, statistic="scan").fit(X, groups=g), test, ctx),
+        (RunNeighbors(mode=mode).fit(V, groups=g), Vt, RunContext(Vt, tg, scored)),
+    ]
+    for det, data, context in detectors:
+        whole = det.anomaly_score(data[scored], groups=tg[scored], context=context)
+        alone = det.anomaly_score(data, groups=tg)
+        monkeypatch.setattr(run_aware, "SCORE_CHUNK_ROWS", 2 * LS_PER_RUN)  # 2 runs a batch
+        np.testing.assert_allclose(
+            det.anomaly_score(data[scored], groups=tg[scored], context=context), whole, rtol=1e-9
+        )
+        np.testing.assert_allclose(det.anomaly_score(data, groups=tg), alone, rtol=1e-9)
+        monkeypatch.undo()
+    chunks = run_aware._run_chunks(np.repeat([3, 1, 2, 4], [5, 5, 20, 4]), 10)
+    assert [c.tolist() for c in chunks] == [[1], [2], [3, 4]]

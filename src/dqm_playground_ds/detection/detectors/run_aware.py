@@ -63,6 +63,24 @@ def _as_groups(groups, n: int, each: bool = True) -> np.ndarray:
     return groups
 
 
+SCORE_CHUNK_ROWS = 16384  # scored LS per batch of whole runs
+
+
+def _run_chunks(groups: np.ndarray, max_rows: int) -> list[np.ndarray]:
+    """The runs of ``groups`` in consecutive batches of at most ``max_rows`` rows (a bigger run
+    is a batch of its own)."""
+    values, counts = np.unique(groups, return_counts=True)
+    batches, start, size = [], 0, 0
+    for i, n in enumerate(counts.tolist()):
+        if size and size + n > max_rows:
+            batches.append(values[start:i])
+            start, size = i, 0
+        size += n
+    if len(values):
+        batches.append(values[start:])
+    return batches
+
+
 def group_sums(inverse: np.ndarray, X: np.ndarray, n_groups: int) -> np.ndarray:
     """Row sums per group (a sparse product: np.add.at is ~50x slower on wide histograms)."""
     ind = sparse.csr_matrix(
@@ -133,11 +151,30 @@ class _GroupedDetector(BaseDetector):
         check_is_fitted(self, "offset_")
         X = self._validate(X, reset=False)
         groups = _as_groups(groups, len(X), self._each_its_own_run)
+        own_context = context is None
         if context is None:
             context = RunContext(X, groups, np.arange(len(X)))
         elif len(context.own) != len(X):
             raise ValueError(f"context.own has {len(context.own)} entries for {len(X)} samples")
-        return self._anomaly_grouped(X, groups, context).astype(np.float64)
+        if len(X) <= SCORE_CHUNK_ROWS:
+            return self._anomaly_grouped(X, groups, context).astype(np.float64)
+        # a row's score depends on its run only: whole runs at a time keep the (rows, bins)
+        # float64 run sums and pulls of a batch, not of every scored LS (9 GB at 300k LS)
+        out = np.empty(len(X))
+        for runs in _run_chunks(groups, SCORE_CHUNK_ROWS):
+            rows = np.flatnonzero(np.isin(groups, runs))
+            x = X[rows]
+            if own_context:
+                sub = RunContext(x, groups[rows], np.arange(len(rows)))
+            else:
+                ctx_rows = np.flatnonzero(np.isin(context.groups, runs))
+                pos = np.full(len(context.groups), -1)
+                pos[ctx_rows] = np.arange(len(ctx_rows))
+                own = context.own[rows]
+                own = np.where(own >= 0, pos[np.maximum(own, 0)], -1)
+                sub = RunContext(context.X[ctx_rows], context.groups[ctx_rows], own)
+            out[rows] = self._anomaly_grouped(x, groups[rows], sub)
+        return out
 
     def score_samples(self, X, groups=None) -> np.ndarray:
         return -self.anomaly_score(X, groups)
