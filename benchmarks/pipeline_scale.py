@@ -14,7 +14,8 @@ scoring of every LS) with the parameters of ``conf/base``. Injection and evaluat
     python benchmarks/pipeline_scale.py --sizes 100000 --jobs 1 2     # workers: 1 vs 2
     python benchmarks/pipeline_scale.py --smoke                       # 2000 LS, ~1 min
 
-Prints wall time and peak RSS per stage, and time per LS relative to the first size (1.0 =
+Prints wall time and peak RSS per stage, the peak memory of the run with its workers (summed
+proportional set size of the process tree, sampled every 0.5 s), and time per LS relative to the first size (1.0 =
 linear growth).
 """
 
@@ -27,6 +28,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -129,6 +131,49 @@ def _params() -> tuple[dict, dict]:
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _tree_pss_mb(root: int) -> float:
+    """Proportional set size (MB) of ``root`` and all its descendants (the loky workers): the
+    machine's memory the run holds, shared memory-mapped pages counted once overall."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += parents.get(pid, [])
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in rollup.splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1]) / 1024.0
+                break
+    return total
+
+
+class TreeMemory(threading.Thread):
+    """Samples :func:`_tree_pss_mb` of a process every ``interval`` s and keeps the maximum."""
+
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak_mb = pid, interval, 0.0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, _tree_pss_mb(self.pid))
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        self.join()
+        return self.peak_mb
 
 
 def run_one(data: Path, strategies: list[str] | None, n_jobs: int | None = None) -> dict:
@@ -260,12 +305,17 @@ def main() -> None:
         if args.strategies:
             cmd += ["--strategies", *args.strategies]
         start = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        sampler = TreeMemory(proc.pid)
+        sampler.start()
+        stdout, _ = proc.communicate()
+        tree_peak = sampler.stop()
         if proc.returncode:
             sys.exit(f"size {n} failed (exit {proc.returncode})")
-        line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+        line = next(x for x in stdout.splitlines() if x.startswith("RESULT "))
         res = json.loads(line[len("RESULT ") :])
         res["process_wall"] = time.perf_counter() - start
+        res["tree_peak_mb"] = tree_peak
         results.append(res)
         print(f"\n== {n} LS ({res['n_train_ls']} training LS), n_jobs {res['n_jobs']}, "
               f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
@@ -273,18 +323,20 @@ def main() -> None:
             print(f"  {k:<34} {v:8.1f} s")
         print(f"  {'total (processing+training+scoring)':<34} {res['wall']:8.1f} s")
         print(f"  peak RSS {res['peak_rss_mb']:.0f} MB (after the imports: "
-              f"{res['rss_after_imports_mb']:.0f} MB)")  # fmt: skip
+              f"{res['rss_after_imports_mb']:.0f} MB); peak PSS with the workers "
+              f"{res['tree_peak_mb']:.0f} MB")  # fmt: skip
         print(f"  flag rate per strategy: {res['flag_rate']}")
     base = results[0]
     print(
-        "\n| LS | n_jobs | wall | peak RSS (main process) | time/LS vs first | speed-up vs n_jobs of the first row |"
+        "\n| LS | n_jobs | wall | peak RSS (main process) | peak PSS (with workers) "
+        "| time/LS vs first | speed-up vs n_jobs of the first row |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         t_ratio = (r["wall"] / r["n_ls"]) / (base["wall"] / base["n_ls"])
         same = next(x for x in results if x["n_ls"] == r["n_ls"])
         print(f"| {r['n_ls']:,} | {r['n_jobs']} | {r['wall']:.0f} s | {r['peak_rss_mb'] / 1024:.2f} GB "
-              f"| {t_ratio:.2f} | {same['wall'] / r['wall']:.2f}x |")  # fmt: skip
+              f"| {r['tree_peak_mb'] / 1024:.2f} GB | {t_ratio:.2f} | {same['wall'] / r['wall']:.2f}x |")  # fmt: skip
 
 
 if __name__ == "__main__":
