@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import uproot
 
-from dqm_playground_ds.readers.dqmio import integrity
+from dqm_playground_ds.readers.dqmio import integrity, names
 from dqm_playground_ds.readers.dqmio.baskets import BasketReader
 from dqm_playground_ds.readers.dqmio.errors import DQMIOError, IntegrityError, MissingMEError
 from dqm_playground_ds.readers.dqmio.layout import (
@@ -51,9 +51,11 @@ MAX_DEFAULT_THREADS = 4  # beyond this, decoding in the calling thread is the bo
 _AHEAD_PER_THREAD = 2  # basket groups in flight per worker: keeps workers busy, memory bounded
 _GROUP_BYTES = 256 * 1024  # compressed bytes of baskets read and decompressed as one task
 _GROUP_BASKETS = 64
+_COMPACT_RUNS = 32  # runs of consecutive selected entries in a basket copied by slices
 _Part = tuple[np.ndarray, np.ndarray, np.ndarray]  # selected entries' bytes, starts, lengths
 
 _Job = TypeVar("_Job")
+_J = TypeVar("_J")
 _Out = TypeVar("_Out")
 
 
@@ -163,19 +165,7 @@ def _factorize_strings(strings: Any) -> tuple[np.ndarray, np.ndarray]:
     layout = ak.to_layout(strings)
     offsets = np.asarray(layout.offsets, dtype=np.int64)
     content = np.asarray(layout.content.data, dtype=np.uint8)
-    lengths = np.diff(offsets)
-    n = len(lengths)
-    if n == 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
-    width = max(int(lengths.max()), 1)
-    fixed = np.zeros(n * width, dtype=np.uint8)  # names padded with NULs to one width
-    pos = np.repeat(np.arange(n, dtype=np.int64) * width - offsets[:-1], lengths)
-    pos += np.arange(offsets[0], offsets[-1])
-    fixed[pos] = content[offsets[0] : offsets[-1]]
-    codes, uniques = pd.factorize(
-        fixed.view(f"S{width}"), sort=True
-    )  # UTF-8 byte order = str order
-    return codes.astype(np.int64), np.array([u.decode() for u in uniques], dtype=object)
+    return names.factorize(content[offsets[0] : offsets[-1]], np.diff(offsets))
 
 
 def _compact(
@@ -183,15 +173,21 @@ def _compact(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Copy the given byte ranges into one small buffer; return it and the new starts.
 
-    Selected entries of one basket are mostly consecutive (MEs next to each other in a LS block):
-    then one slice copies them.
+    Selected entries of one basket are mostly a few runs of consecutive entries (MEs next to each
+    other in a LS block): one slice per run, not an index array per byte.
     """
-    first, stop = int(starts[0]), int(starts[-1] + lengths[-1])
-    if (starts[1:] == starts[:-1] + lengths[:-1]).all():
-        return data[first:stop].copy(), starts - first
     new_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    index = np.repeat(starts - new_starts, lengths) + np.arange(int(lengths.sum()))
-    return data[index], new_starts
+    breaks = np.flatnonzero(starts[1:] != starts[:-1] + lengths[:-1]) + 1
+    if len(breaks) > _COMPACT_RUNS:
+        index = np.repeat(starts - new_starts, lengths) + np.arange(int(lengths.sum()))
+        return data[index], new_starts
+    out = np.empty(int(lengths.sum()), dtype=np.uint8)
+    first = [0, *breaks.tolist()]
+    last = [*(breaks - 1).tolist(), len(starts) - 1]
+    s, e, n = starts.tolist(), (starts + lengths).tolist(), new_starts.tolist()
+    for i, j in zip(first, last, strict=True):
+        out[n[i] : n[i] + e[j] - s[i]] = data[s[i] : e[j]]
+    return out, new_starts
 
 
 def _strip_flow(values: np.ndarray, layout: EntryLayout) -> np.ndarray:
@@ -325,18 +321,71 @@ class DQMIOFile:
         codes, uniques = self._name_codes(type_code)
         return uniques[codes]
 
-    def _name_codes(self, type_code: int) -> tuple[np.ndarray, np.ndarray]:
+    def _name_codes(
+        self, type_code: int, threads: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(code per entry, sorted unique names): names repeat every LS, so they are factorized."""
         if type_code not in self._names:
-            tree = self._tree(type_code)
+            tree_name = TYPE_NAMES[type_code]
             try:
-                strings = tree["FullName"].array(library="ak")
+                branch = self._tree(type_code)["FullName"]
+                interp = getattr(branch, "interpretation", None)  # None: not a TBranch
+                lean = (
+                    isinstance(interp, uproot.interpretation.strings.AsStrings)
+                    and interp.header_bytes == 0
+                    and interp.length_bytes == "1-5"
+                )
+                if lean:
+                    codes = self._read_names(branch, tree_name, resolve_threads(threads))
+                else:  # not the std::string TBranch DQMIO writes: let uproot interpret it
+                    codes = _factorize_strings(branch.array(library="ak"))
+            except DQMIOError:
+                raise
             except Exception as exc:
                 raise DQMIOError(
-                    self.path, f"cannot read {TYPE_NAMES[type_code]}/FullName ({_describe(exc)})"
+                    self.path, f"cannot read {tree_name}/FullName ({_describe(exc)})"
                 ) from exc
-            self._names[type_code] = _factorize_strings(strings)
+            self._names[type_code] = codes
         return self._names[type_code]
+
+    def _read_names(
+        self, branch: Any, tree_name: str, threads: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``FullName`` from its raw baskets, decompressed on the thread pool (``names.py``)."""
+        free = _free_baskets(branch)
+        self._baskets()  # created here, before any worker thread needs it
+
+        def fetch(group: list[tuple[int, None]]) -> list[tuple[np.ndarray, np.ndarray]]:
+            out = []
+            for b, _ in group:
+                try:
+                    if b < free[0]:
+                        data, offsets = self._baskets().read(int(free[1][b]), int(free[2][b]))
+                    else:  # embedded in the TBranch
+                        basket = branch.basket(b)
+                        data, offsets = basket.data, basket.byte_offsets
+                    if offsets is None:
+                        raise names.NamesError("the basket has no entry offsets")
+                    out.append(names.parse_strings(data, offsets))
+                except Exception as exc:
+                    raise DQMIOError(
+                        self.path,
+                        f"cannot read {tree_name}/FullName basket {b} ({_describe(exc)})",
+                    ) from exc
+            return out
+
+        jobs: list[tuple[int, None]] = [(b, None) for b in range(int(branch.num_baskets))]
+        with closing(_prefetch(fetch, _group_jobs(jobs, free[2]), threads)) as groups:
+            parts = [p for group in groups for p in group]
+        lengths = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.int64)
+        if len(lengths) != int(branch.num_entries):
+            raise DQMIOError(
+                self.path,
+                f"{tree_name}/FullName baskets hold {len(lengths)} names, the tree has "
+                f"{int(branch.num_entries)} entries",
+            )
+        chars = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.uint8)
+        return names.factorize(chars, lengths)
 
     def _type_codes(self) -> list[int]:
         types = np.unique(self.indices["Type"])
@@ -407,6 +456,7 @@ class DQMIOFile:
         *,
         include_run_level: bool = False,
         missing: MissingMEs = "raise",
+        threads: int | None = None,
     ) -> list[_Selected]:
         patterns = as_patterns(me)
         selected: list[_Selected] = []
@@ -414,7 +464,7 @@ class DQMIOFile:
         unsupported: dict[str, str] = {}
         all_names: set[str] = set()
         for t in self._type_codes():
-            inverse, uniq = self._name_codes(t)
+            inverse, uniq = self._name_codes(t, threads)
             all_names.update(uniq.tolist())
             mask_u, unmatched = match_names(uniq, patterns)
             if patterns is not None:
@@ -502,7 +552,10 @@ class DQMIOFile:
     ) -> Iterator[dict[str, np.ndarray]]:
         """Column batches of every selected type tree, in file order (shared by read and iter)."""
         n_threads = resolve_threads(threads)
-        for sel in self.select(me, include_run_level=include_run_level, missing=missing):
+        selected = self.select(
+            me, include_run_level=include_run_level, missing=missing, threads=n_threads
+        )
+        for sel in selected:
             yield from self._iter_type(sel, chunk_bytes, verify, n_threads)
 
     def read(
@@ -743,13 +796,11 @@ def _where(tree_name: str, basket_starts: np.ndarray, b: int) -> str:
     return f"{tree_name}/Value basket {b} (entries {basket_starts[b]}-{basket_starts[b + 1] - 1})"
 
 
-def _group_jobs(
-    jobs: list[tuple[int, np.ndarray]], sizes: np.ndarray
-) -> list[list[tuple[int, np.ndarray]]]:
+def _group_jobs(jobs: list[tuple[int, _J]], sizes: np.ndarray) -> list[list[tuple[int, _J]]]:
     """Consecutive baskets in groups of about ``_GROUP_BYTES`` in the file: one task per group
     keeps the per-task overhead (which holds the GIL) small next to the decompression."""
-    groups: list[list[tuple[int, np.ndarray]]] = []
-    current: list[tuple[int, np.ndarray]] = []
+    groups: list[list[tuple[int, _J]]] = []
+    current: list[tuple[int, _J]] = []
     size = 0
     for job in jobs:
         current.append(job)
