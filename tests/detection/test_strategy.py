@@ -83,3 +83,36 @@ def test_mapped_features_give_the_same_numbers_and_reach_workers_as_paths(prepar
     reference = _predict(hist, features, ls, n_jobs=1)
     pd.testing.assert_frame_equal(_predict(hist, mapped, ls, n_jobs=2), reference)
     pd.testing.assert_frame_equal(_predict(hist, mapped, ls, n_jobs=1), reference)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_out_of_fold_scores_are_those_of_one_model_per_fold(prepared, n_jobs):
+    """The folds' models are fitted and scored as tasks of one pool: the out-of-fold scores
+    must be those of fitting each fold's model on the other folds and scoring its own LS."""
+    from dqm_playground_ds.detection.strategy import (
+        DetectorSpec,
+        MEDetectorSet,
+        assign_folds,
+        fit_detector_set,
+    )
+
+    _, features, ls = prepared
+    fs = features["default"]
+    train = np.flatnonzero(ls["train"].to_numpy())
+    folds = assign_folds(ls.iloc[train], 3)
+    oof_rows = np.flatnonzero(ls["split"].to_numpy() == "train")  # also LS that do not train
+    oof_folds = np.array([folds[train == r][0] if r in train else r % 3 for r in oof_rows])
+    for spec in (
+        DetectorSpec.from_dict({"name": "w", "kind": "within_run"}, "w"),
+        DetectorSpec.from_dict({"name": "k", "kind": "knn", "max_train": 20}, "k"),
+    ):
+        final, oof = fit_detector_set(spec, fs, train, folds, 3, oof_rows, oof_folds, n_jobs)
+        expected = np.full_like(oof, np.nan)
+        for f in range(3):
+            part = MEDetectorSet(spec, 3).fit(fs, train[folds != f])
+            held = oof_folds == f
+            expected[held] = part.anomaly_scores(fs, oof_rows[held])
+        np.testing.assert_array_equal(oof, expected)
+        whole = MEDetectorSet(spec, 3).fit(fs, train)
+        np.testing.assert_array_equal(final.anomaly_scores(fs), whole.anomaly_scores(fs))
+        assert not np.isnan(oof[np.isin(oof_rows, train)]).all()

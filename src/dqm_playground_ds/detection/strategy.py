@@ -199,6 +199,22 @@ class MEDetectorSet:
         The subsample and every ME's model do not depend on the other MEs, so the models are those
         of the full fit; ``features`` stays whole (the integral ratio and run context use all MEs).
         """
+        rows, ratio, runs = self._prepare(features, rows, only)
+        if not self.mes_:
+            self.models_ = {}
+            return self
+        order = _largest_first(features, self.mes_)
+        tasks = (self._fit_args(features, j, rows, ratio, runs, n_jobs > 1) for j in order)
+        fitted = parallel_map(_fit_detector, tasks, n_jobs, n_tasks=len(order))
+        by_me = {self.mes_[j]: model for j, model in zip(order, fitted, strict=True)}
+        self.models_ = {me: by_me[me] for me in self.mes_}
+        return self
+
+    def _prepare(
+        self, features: FeatureSet, rows: np.ndarray, only: Collection[str] | None
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Set ``mes_`` and ``needs_``; return the (subsampled) training rows, the integral ratio
+        if the detector reads it, and the run of every training row."""
         spec = self.spec
         rng = np.random.default_rng(self.random_state)
         if spec.max_train and len(rows) > spec.max_train:
@@ -211,20 +227,24 @@ class MEDetectorSet:
             keep = set(only)
             self.mes_ = [m for m in self.mes_ if m in keep]
         if not self.mes_:
-            self.models_ = {}
-            return self
+            return rows, None, None
         ratio = features.integral_ratio() if self.needs_ == "integral_ratio" else None
         runs = features.keys["run"].to_numpy()[rows] if "run" in features.keys else None
-        order = _largest_first(features, self.mes_)
-        tasks = (
-            (spec, self.random_state, tuple(features.mes[self.mes_[j]].shape),
-             _detector_input(features, self.mes_[j], self.needs_, rows, ratio, n_jobs > 1), runs)
-            for j in order
-        )  # fmt: skip
-        fitted = parallel_map(_fit_detector, tasks, n_jobs, n_tasks=len(order))
-        by_me = {self.mes_[j]: model for j, model in zip(order, fitted, strict=True)}
-        self.models_ = {me: by_me[me] for me in self.mes_}
-        return self
+        return rows, ratio, runs
+
+    def _fit_args(
+        self,
+        features: FeatureSet,
+        j: int,
+        rows: np.ndarray,
+        ratio: np.ndarray | None,
+        runs: np.ndarray | None,
+        in_worker: bool,
+    ) -> tuple[Any, ...]:
+        """The arguments of :func:`_fit_detector` for the ``j``-th ME."""
+        me = self.mes_[j]
+        x = _detector_input(features, me, self.needs_, rows, ratio, in_worker)
+        return self.spec, self.random_state, tuple(features.mes[me].shape), x, runs
 
     @property
     def columns(self) -> list[tuple[str, str]]:
@@ -261,13 +281,21 @@ class MEDetectorSet:
         ratio = features.integral_ratio() if self.needs_ == "integral_ratio" else None
         scored = rows[ok]
         order = _largest_first(features, self.mes_)
-        tasks = (self._score_task(features, j, scored, ratio, context, n_jobs > 1) for j in order)
+        tasks = (
+            (self.models_[self.mes_[j]],
+             *self._score_args(features, j, scored, ratio, context, n_jobs > 1))
+            for j in order
+        )  # fmt: skip
         columns = parallel_map(_anomaly, tasks, n_jobs, n_tasks=len(order))
         for j, column in zip(order, columns, strict=True):
             out[ok, j] = column
         return out
 
-    def _score_task(
+    def _uses_groups(self) -> bool:
+        det, _ = make_detector(self.spec.kind, dict(self.spec.params))
+        return bool(getattr(det, "uses_groups", False))
+
+    def _score_args(
         self,
         features: FeatureSet,
         j: int,
@@ -275,13 +303,13 @@ class MEDetectorSet:
         ratio: np.ndarray | None,
         context: tuple[FeatureSet, np.ndarray] | None,
         in_worker: bool = False,
-    ) -> tuple[Any, Any, np.ndarray | None, RunContext | None]:
-        """(model, inputs, runs, run context) of the ``j``-th ME: all a worker needs to score it."""
+    ) -> tuple[Any, np.ndarray | None, RunContext | None]:
+        """(inputs, runs, run context) of the ``j``-th ME: with its model, all a worker needs to
+        score it (the model is not needed to build them: a fold's model can be fitted there)."""
         me = self.mes_[j]
         x = _detector_input(features, me, self.needs_, scored, ratio, in_worker)
-        model = self.models_[me]
-        if not getattr(model, "uses_groups", False):
-            return model, x, None, None
+        if not self._uses_groups():
+            return x, None, None
         runs = features.keys["run"].to_numpy()[scored]
         if context is None:
             ctx_features, own_rows = features, scored
@@ -300,7 +328,7 @@ class MEDetectorSet:
         own = np.where(own_rows >= 0, pos[np.maximum(own_rows, 0)], -1)
         cx = _detector_input(ctx_features, me, self.needs_, ctx_rows, ratio, in_worker)
         ctx_runs = ctx_features.keys["run"].to_numpy()[ctx_rows]
-        return model, x, runs, RunContext(cx, ctx_runs, own)
+        return x, runs, RunContext(cx, ctx_runs, own)
 
 
 def _fit_detector(
@@ -378,18 +406,59 @@ def fit_detector_set(
     """
     if oof_rows is None:
         oof_rows, oof_folds = train_rows, folds
-    oof = None
-    for f in np.unique(folds):
-        part = MEDetectorSet(spec, random_state).fit(features, train_rows[folds != f], n_jobs, only)
-        held = oof_folds == f
-        scores = part.anomaly_scores(features, oof_rows[held], n_jobs=n_jobs)
-        if oof is None:
-            oof = np.full((len(oof_rows), scores.shape[1]), np.nan)
-        oof[held] = scores
-    final = MEDetectorSet(spec, random_state).fit(features, train_rows, n_jobs, only)
-    if oof is None:  # no fold: nothing scored out of fold
-        oof = np.full((len(oof_rows), len(final.mes_)), np.nan)
+    oof_rows, oof_folds = np.asarray(oof_rows), np.asarray(oof_folds)
+    in_worker = n_jobs > 1
+    final = MEDetectorSet(spec, random_state)
+    final_rows, ratio, runs = final._prepare(features, train_rows, only)
+    oof = np.full((len(oof_rows), len(final.mes_)), np.nan)
+    if not final.mes_:
+        final.models_ = {}
+        return final, oof
+    # every fold's model of every ME and the final models are independent tasks of one pool: a
+    # fold's model is fitted and scores its held-out LS in the worker (only scores come back),
+    # and no worker waits at the end of a fold for the others. The inputs of a task are built
+    # when it is dispatched, so at most a few tasks' arrays exist at once.
+    plans: dict[int, tuple[MEDetectorSet, np.ndarray, Any, Any, np.ndarray | None]] = {
+        -1: (final, final_rows, ratio, runs, None)
+    }
+    held_rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for f in np.unique(folds).tolist():
+        part = MEDetectorSet(spec, random_state)
+        rows, part_ratio, part_runs = part._prepare(features, train_rows[folds != f], only)
+        held = np.flatnonzero(oof_folds == f)
+        ok = features.scorable[oof_rows[held]]
+        if ok.any():  # a fold with nothing to score needs no model
+            held_rows[f] = (held, ok)
+            plans[f] = (part, rows, part_ratio, part_runs, oof_rows[held][ok])
+    rank = {j: r for r, j in enumerate(_largest_first(features, final.mes_))}
+    order = sorted(  # biggest MEs first, the final model last of each ME
+        ((f, j) for f in plans for j in range(len(final.mes_))),
+        key=lambda t: (rank[t[1]], t[0] < 0, t[0]),
+    )
+
+    def task(f: int, j: int) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
+        det, rows, r, g, scored = plans[f]
+        fit = det._fit_args(features, j, rows, r, g, in_worker)
+        if scored is None:
+            return fit, None
+        return fit, det._score_args(features, j, scored, r, None, in_worker)
+
+    results = parallel_map(_train_task, (task(f, j) for f, j in order), n_jobs, n_tasks=len(order))
+    models: dict[str, Any] = {}
+    for (f, j), result in zip(order, results, strict=True):
+        if f < 0:
+            models[final.mes_[j]] = result
+        else:
+            held, ok = held_rows[f]
+            oof[held[ok], j] = result
+    final.models_ = {me: models[me] for me in final.mes_}
     return final, oof
+
+
+def _train_task(fit: tuple[Any, ...], score: tuple[Any, ...] | None) -> Any:
+    """A final model, or a fold's model's scores of its held-out LS (it may run in a worker)."""
+    model = _fit_detector(*fit)
+    return model if score is None else _anomaly(model, *score)
 
 
 @dataclass
