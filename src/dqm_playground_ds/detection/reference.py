@@ -62,7 +62,8 @@ class Reference:
         keep = n > 0  # an empty sample carries no shape information
         if groups is not None and len(groups) != len(keep):
             raise ValueError(f"groups has {len(groups)} entries for {len(keep)} samples")
-        X, n = X[keep], n[keep]
+        if not keep.all():
+            X, n = X[keep], n[keep]
         if len(X) == 0:
             raise ValueError("reference: every training sample is empty (zero integral)")
         groups = None if groups is None else np.asarray(groups)[keep]
@@ -74,15 +75,22 @@ class Reference:
             return cls(p, n_ref, _within(X, n, p, n_ref, method), n_groups, method)
         assert groups is not None  # n_groups >= 2
         _, inverse = np.unique(groups, return_inverse=True)
-        g_total = np.zeros((n_groups, X.shape[1]))
-        np.add.at(g_total, inverse, X)
+        members: list[Any]
+        if (np.diff(inverse) >= 0).all():  # LS in run order (as the preprocessing fits): slices
+            starts = np.concatenate(([0], np.flatnonzero(np.diff(inverse)) + 1))
+            g_total = np.add.reduceat(X, starts, axis=0)
+            members = [slice(a, b) for a, b in zip(starts, [*starts[1:], len(X)], strict=True)]
+        else:
+            g_total = np.zeros((n_groups, X.shape[1]))
+            np.add.at(g_total, inverse, X)
+            members = [inverse == g for g in range(n_groups)]
         g_n = g_total.sum(axis=1)
         g_frac = g_total / g_n[:, None]
         p = g_frac.mean(axis=0)
         within = np.zeros_like(p)
-        for g in range(n_groups):
-            sel = inverse == g
-            within += _within(X[sel], n[sel], g_frac[g], g_n[g], method) * sel.sum()
+        sizes = np.bincount(inverse, minlength=n_groups)
+        for g, sel in enumerate(members):
+            within += _within(X[sel], n[sel], g_frac[g], g_n[g], method) * sizes[g]
         within /= len(X)
         between = g_frac.var(axis=0, ddof=1) - (p * (1 - p) / g_n[:, None]).mean(axis=0)
         between = np.clip(between, 0.0, None) if method == "beta_binomial" else 0.0

@@ -529,26 +529,33 @@ class HistogramPreprocessor:
                 "no training LS passes the quality cuts in every ME: no reference can be fitted"
             )
         self.fitted_references_: dict[str, Reference] = {}
+        order = np.lexsort(
+            (ok_keys.get_level_values(1).to_numpy(), ok_keys.get_level_values(0).to_numpy())
+        )
+        ok_sorted = ok_keys[order]  # (run, lumi) order
         for me in self.mes_:
-            parts, keys = [], []
+            # filled in place at each LS's (run, lumi) position: one copy of the counts, not the
+            # batches, their stack and its sorted copy (the 2D maps of 300k LS are GBs each)
+            X = np.zeros((len(ok_sorted), self._n_raw(me)))
+            filled = np.zeros(len(ok_sorted), dtype=bool)
             for batch in _training_batches(table, me, train_keys):
-                rows = batch[_key_index(batch, ("run", "lumi")).isin(ok_keys)]
-                if len(rows):
-                    parts.append(np.vstack([raw for raw, _, _ in self._raw_chunks(rows, me)]))
-                    keys.append(rows[["run", "lumi"]].to_numpy())
-            if not parts:
+                pos = ok_sorted.get_indexer(_key_index(batch, ("run", "lumi")))
+                rows, pos = batch[pos >= 0], pos[pos >= 0]
+                start = 0
+                for raw, _, _ in self._raw_chunks(rows, me):
+                    X[pos[start : start + len(raw)]] = raw
+                    start += len(raw)
+                filled[pos] = True
+            if not filled.any():
                 raise PreprocessingError(f"{me}: no training LS passes the quality cuts")
-            X = np.vstack(parts) if len(parts) > 1 else parts[0]
-            del parts
-            run_lumi = np.vstack(keys)
-            order = np.lexsort((run_lumi[:, 1], run_lumi[:, 0]))  # (run, lumi) order
-            if not (order == np.arange(len(order))).all():
-                X, run_lumi = X[order], run_lumi[order]
-            ref = Reference.fit(X, groups=run_lumi[:, 0], method=REFERENCE_METHOD)
+            if not filled.all():  # an ME's table changed between the two reads
+                X = X[filled]
+            runs = ok_sorted.get_level_values(0).to_numpy()[filled]
+            ref = Reference.fit(X, groups=runs, method=REFERENCE_METHOD)
             del X
             self.fitted_references_[me] = ref
             self.reference_[me] = ref.shape
-            self.n_train_[me] = len(run_lumi)
+            self.n_train_[me] = int(filled.sum())
 
     def _n_raw(self, me: str) -> int:
         b = self.binning_[me]
