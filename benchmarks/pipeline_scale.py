@@ -7,7 +7,8 @@ into a ``histograms.parquet`` (as the extraction saves it; in its own process, c
 ``kedro run`` would: the table loaded lazily, the real node functions of ``data_processing`` and
 ``data_science`` (labels, split, quality cuts, preprocessing, the ``me_features`` store written
 one ME at a time and mapped back, every default strategy with its out-of-fold calibration,
-scoring of every LS) with the parameters of ``conf/base``. Injection and evaluation are not timed
+scoring of every LS, the predictions and per-ME scores written by their datasets one strategy at a
+time) with the parameters of ``conf/base``. Injection and evaluation are not timed
 (they scale with ``n_per_type``, not with N).
 
     python benchmarks/pipeline_scale.py --sizes 10000 100000 300000   # ~1 h on 2 cores
@@ -245,8 +246,17 @@ def run_one(data: Path, strategies: list[str] | None, n_jobs: int | None = None)
             None,
             dsp.jobs(),
         )
-    preds, _ = stage("score", ds_nodes.score_lumisections, models, features, ls, dsp)
-    flagged = preds.groupby("strategy", observed=True)["is_anomalous"].mean().round(4).to_dict()
+    preds, me_scores = stage("score", ds_nodes.score_lumisection_parts, models, features, ls, dsp)
+    # what the catalog does with the node's outputs: written one strategy at a time
+    out = data.with_name(data.stem + "_outputs")
+    out.mkdir(exist_ok=True)
+    pred_set = ParquetTableDataset(filepath=str(out / "lumisection_predictions.parquet"))
+    stage("save lumisection_predictions", pred_set.save, preds)
+    stage("save me_scores", ParquetTableDataset(filepath=str(out / "me_scores.parquet")).save,
+          me_scores)  # fmt: skip
+    del preds, me_scores
+    flags = pd.read_parquet(pred_set._path, columns=["strategy", "is_anomalous"])
+    flagged = flags.groupby("strategy", observed=True)["is_anomalous"].mean().round(4).to_dict()
     counted = sum(v for k, v in times.items() if "not counted" not in k)
     return {
         "n_ls": n_ls,

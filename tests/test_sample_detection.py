@@ -16,6 +16,7 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from dqm_playground_ds.frame_parts import as_frame
 from dqm_playground_ds.pipelines.data_processing import create_pipeline as processing
 from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.pipelines.data_science import create_pipeline as detection
@@ -57,7 +58,7 @@ def predictions() -> pd.DataFrame:
     pipeline = (processing() + detection()).only_nodes("label_lumisections", "assign_split",
         "fit_preprocessor", "build_features", "train_strategies", "score_lumisections")  # fmt: skip
     out = SequentialRunner().run(pipeline, catalog)
-    return out["lumisection_predictions"].load()
+    return as_frame(out["lumisection_predictions"].load())
 
 
 def _problems() -> list[dict]:

@@ -80,3 +80,32 @@ def test_histogram_source_dataset(tmp_path):
     assert source.items() == [str(tmp_path / "a.root")]
     with pytest.raises(Exception, match="unknown histogram source kind"):
         HistogramSourceDataset(kind="ftp", path=str(tmp_path))
+
+
+def test_frame_parts_are_written_part_by_part_and_load_as_their_frame(tmp_path):
+    from dqm_playground_ds.frame_parts import FrameParts
+
+    def part(k: int):
+        return lambda: pd.DataFrame(
+            {"run": np.arange(3) + 10 * k, "strategy": pd.array([f"s{k}"] * 3, "string"),
+             "top": [["a"], [], ["b", "c"]], "score": [0.1 * k, np.nan, 1.0]}
+        )  # fmt: skip
+
+    parts = FrameParts([part(k) for k in range(3)])
+    ds = ParquetTableDataset(filepath=str(tmp_path / "t.parquet"))
+    ds.save(parts)
+    assert pq.ParquetFile(tmp_path / "t.parquet").metadata.num_row_groups == 3  # one per part
+    loaded = ds.load()
+    expected = parts.to_frame()
+    assert loaded.drop(columns="top").equals(expected.drop(columns="top"))
+    assert [list(t) for t in loaded["top"]] == [list(t) for t in expected["top"]]
+    pd.testing.assert_frame_equal(loaded, pd.read_parquet(tmp_path / "t.parquet"))
+
+    def bad():
+        return pd.DataFrame({"run": ["x"], "strategy": pd.array(["s"], "string"),
+                             "top": [[]], "score": [1.0]})  # fmt: skip
+
+    broken = ParquetTableDataset(filepath=str(tmp_path / "broken.parquet"))
+    with pytest.raises(DatasetError, match=r"broken\.parquet: part 1 does not fit"):
+        broken.save(FrameParts([part(0), bad]))
+    assert list(tmp_path.iterdir()) == [tmp_path / "t.parquet"]  # no half-written file

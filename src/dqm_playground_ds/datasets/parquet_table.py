@@ -5,6 +5,8 @@ per ME, from a frame or from any :class:`~dqm_playground_ds.histogram_tables.His
 extraction hands over a lazy view of its partition store): memory follows one ME, not the table.
 ``lazy: true`` loads a :class:`~dqm_playground_ds.histogram_tables.ParquetHistograms` instead of a
 frame, so the steps after it read one ME at a time with the filter pushed down to those row groups.
+Without a schema, a frame or a :class:`~dqm_playground_ds.frame_parts.FrameParts` is saved (the
+latter part by part) and loaded as a frame.
 
 A step that fails half-way must not leave a file that a later step would trust: the table is written
 to a temporary file beside the target and renamed into place only when complete (local filesystems;
@@ -25,6 +27,7 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_filepath_str, get_protocol_and_path
 
 from dqm_playground_ds.atomic import atomic_write
+from dqm_playground_ds.frame_parts import FrameParts
 from dqm_playground_ds.histogram_tables import ParquetHistograms, as_table, iter_batches
 from dqm_playground_ds.schema import HISTOGRAM_SCHEMA, validate_histograms
 
@@ -74,6 +77,8 @@ class ParquetTableDataset(AbstractDataset[Any, Any]):
     def save(self, data: Any) -> None:
         if self._schema == "histograms":
             write = self._histogram_writer(data)
+        elif isinstance(data, FrameParts):
+            write = self._parts_writer(data)
         else:
             table = pa.Table.from_pandas(data, preserve_index=False)
             write = lambda f: pq.write_table(table, f)  # noqa: E731
@@ -107,6 +112,33 @@ class ParquetTableDataset(AbstractDataset[Any, Any]):
                                 )
                             )
                         del rows, batch
+
+        return write
+
+    def _parts_writer(self, data: FrameParts) -> Callable[[Any], None]:
+        """Write a :class:`FrameParts` one part at a time (the schema of the first part)."""
+
+        def write(f: Any) -> None:
+            writer, schema = None, None
+            try:
+                for k, part in enumerate(data):
+                    try:
+                        table = pa.Table.from_pandas(part, schema=schema, preserve_index=False)
+                    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+                        raise DatasetError(
+                            f"{self._path}: part {k} does not fit the first part's columns ({exc})"
+                        ) from exc
+                    if writer is None:
+                        schema = table.schema
+                        writer = pq.ParquetWriter(f, schema)
+                    writer.write_table(table)
+                    del part, table
+                if writer is None:  # no part: an empty table with the columns
+                    empty = pd.DataFrame(columns=data.columns or [])
+                    pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), f)
+            finally:
+                if writer is not None:
+                    writer.close()
 
         return write
 

@@ -7,6 +7,7 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from dqm_playground_ds.frame_parts import as_frame
 from dqm_playground_ds.pipelines.data_processing import create_pipeline as processing
 from dqm_playground_ds.pipelines.data_processing.params import DataProcessingParams
 from dqm_playground_ds.pipelines.data_science import create_pipeline as detection
@@ -102,7 +103,7 @@ class Kept(MemoryDataset):
 
 
 def test_predictions_table(result):
-    p = result["lumisection_predictions"].load()
+    p = as_frame(result["lumisection_predictions"].load())
     for column in ("run", "lumi", "strategy", "score", "threshold", "is_anomalous", "top_mes",
                    "label", "me_scores", "split", "quality"):  # fmt: skip
         assert column in p.columns
@@ -121,7 +122,7 @@ def test_predictions_table(result):
 def test_training_ls_carry_out_of_fold_scores(result):
     model = result["strategy_models"].load()["reference"]
     features = result["me_features"].load()["fine"]
-    p = result["lumisection_predictions"].load()
+    p = as_frame(result["lumisection_predictions"].load())
     ref = p[p["strategy"] == "reference"].reset_index(drop=True)
     ls = result["lumisections"].load()
     np.testing.assert_array_equal(ref[["run", "lumi"]], ls[["run", "lumi"]])
@@ -158,7 +159,7 @@ def test_metrics_only_on_held_out_runs(result):
     assert set(metrics["strategies"]["reference"]["injected"]) == {"dead_region", "shift"}
     runs = result["flagged_per_run"].load()
     assert set(runs["run"]) == {1, 2, 3, 4, 5}
-    me_scores = result["me_scores"].load()
+    me_scores = as_frame(result["me_scores"].load())
     assert {"run", "lumi", "strategy", "me", "score", "raw_chi2"} <= set(me_scores.columns)
 
 
@@ -239,7 +240,7 @@ def test_one_training_run_and_a_single_ls_run(caplog):
         out = _run(hist, split, golden, dcs)
     assert "blocks of consecutive LS" in caplog.text
     assert "one training run" in caplog.text
-    p = out["lumisection_predictions"].load()
+    p = as_frame(out["lumisection_predictions"].load())
     single = p[(p["run"] == 6)]
     assert np.isfinite(single["score"]).all()  # the within-run term is neutral, not NaN
     runs = out["run_predictions"].load()
@@ -258,7 +259,7 @@ def test_labelled_training_runs_choose_the_best_strategy_out_of_fold():
     split = {"name": "t", "train": {"runs": [1, 2, 3, 7]}, "apply": {"runs": [4, 5]}}
     science = {**DETECTION, "injection": {"enabled": False}}
     out = _run(hist, split, golden, dcs, science)
-    p = out["lumisection_predictions"].load()
+    p = as_frame(out["lumisection_predictions"].load())
     train_bad = p[(p["run"] == 7) & (p["label"] == "bad") & (p["strategy"] == "reference")]
     assert len(train_bad) == 7 and np.isfinite(train_bad["score"]).all()
     model = out["strategy_models"].load()["reference"]

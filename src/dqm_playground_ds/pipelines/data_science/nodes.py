@@ -7,6 +7,8 @@ in :mod:`dqm_playground_ds.detection` (strategies, predictions, assessment, verd
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -33,8 +35,14 @@ from dqm_playground_ds.detection.predictions import (
     strategy_predictions,
     with_labels,
 )
-from dqm_playground_ds.detection.strategy import Strategy, assign_folds, fit_strategy
+from dqm_playground_ds.detection.strategy import (
+    Strategy,
+    StrategyScores,
+    assign_folds,
+    fit_strategy,
+)
 from dqm_playground_ds.detection.verdicts import ml_certification, run_verdicts
+from dqm_playground_ds.frame_parts import FrameParts, as_frame
 from dqm_playground_ds.histogram_tables import HistogramTable
 from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
 from dqm_playground_ds.processing.labels import LumiMask
@@ -139,20 +147,49 @@ def score_lumisections(
     params: DataScienceParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predictions per (LS, strategy) and the per-ME score table (training LS out of fold)."""
+    predictions, scores = score_lumisection_parts(
+        strategy_models, me_features, lumisections, params
+    )
+    return predictions.to_frame(), scores.to_frame()
+
+
+def score_lumisection_parts(
+    strategy_models: dict[str, Strategy],
+    me_features: dict[str, FeatureSet],
+    lumisections: pd.DataFrame,
+    params: DataScienceParams,
+) -> tuple[FrameParts, FrameParts]:
+    """:func:`score_lumisections` as the pipeline runs it: every LS is scored here, and the two
+    tables go to their datasets one strategy at a time (the per-ME table alone is LS x MEs x
+    strategies rows: 13M at 100k LS), so neither is ever whole in memory."""
     keys = lumisections[["run", "lumi"]].reset_index(drop=True)
-    preds, long = [], []
+    scored = []
     cache: dict = {}  # strategies sharing detectors score them once
     for name, model in strategy_models.items():
         features = me_features[model.spec.preprocessing]
         check_aligned(features, lumisections)
         sc = model.anomaly_scores(features, cache=cache, n_jobs=params.jobs())
-        preds.append(strategy_predictions(name, model, features, lumisections, sc,
-                                          params.flag_quality_failures, params.me_scores_json))  # fmt: skip
-        long.append(me_score_table(model, sc, keys, name))
-    predictions = with_labels(pd.concat(preds, ignore_index=True), lumisections)
-    for name, grp in predictions.groupby("strategy", observed=True):
-        log.info("strategy %s: %d of %d LS flagged", name, int(grp["is_anomalous"].sum()), len(grp))
-    return predictions, pd.concat(long, ignore_index=True)
+        scored.append((name, model, features, replace(sc, z=sc.z[:0])))  # z: not needed here
+    del cache
+
+    def predictions(name: str, model: Strategy, features: FeatureSet, sc: StrategyScores):
+        frame = strategy_predictions(name, model, features, lumisections, sc,
+                                     params.flag_quality_failures, params.me_scores_json)  # fmt: skip
+        log.info("strategy %s: %d of %d LS flagged", name, int(frame["is_anomalous"].sum()),
+                 len(frame))  # fmt: skip
+        return with_labels(frame, lumisections)
+
+    def me_scores(name: str, model: Strategy, features: FeatureSet, sc: StrategyScores):
+        return me_score_table(model, sc, keys, name)
+
+    first = [
+        c for c in dict.fromkeys(d for _, m, _, _ in scored for _, d in m.columns)
+    ]  # detector columns in the order pd.concat of the parts gives them
+    score_columns = ["run", "lumi", "strategy", "me", "score", *(f"raw_{d}" for d in first)]
+    return (
+        FrameParts([partial(predictions, *s) for s in scored]),
+        FrameParts([partial(me_scores, *s) for s in scored], score_columns),
+    )
 
 
 def inject_anomalies(
@@ -212,7 +249,7 @@ def score_injections(
 
 
 def evaluate(
-    lumisection_predictions: pd.DataFrame,
+    lumisection_predictions: pd.DataFrame | FrameParts,
     injection_scores: pd.DataFrame,
     params: DataScienceParams,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -220,6 +257,7 @@ def evaluate(
 
     Returns (metrics.json, per-strategy table, ROC points, flags per run).
     """
+    lumisection_predictions = as_frame(lumisection_predictions)
     return assess_strategies(
         lumisection_predictions,
         injection_scores,
@@ -231,8 +269,11 @@ def evaluate(
     )
 
 
-def judge_runs(lumisection_predictions: pd.DataFrame, params: DataScienceParams) -> pd.DataFrame:
+def judge_runs(
+    lumisection_predictions: pd.DataFrame | FrameParts, params: DataScienceParams
+) -> pd.DataFrame:
     """Per (run, strategy): run score, LS counts, flagged LS, run threshold and verdict."""
+    lumisection_predictions = as_frame(lumisection_predictions)
     p = params.run_verdicts
     out = run_verdicts(lumisection_predictions, p.false_alarm_rate, p.min_flagged_lumisections,
                        p.min_flagged_fraction)  # fmt: skip
@@ -242,7 +283,7 @@ def judge_runs(lumisection_predictions: pd.DataFrame, params: DataScienceParams)
 
 
 def certify_lumisections(
-    lumisection_predictions: pd.DataFrame,
+    lumisection_predictions: pd.DataFrame | FrameParts,
     run_predictions: pd.DataFrame,
     golden_json: dict[str, Any],
     dcs_json: dict[str, Any] | None,
@@ -250,6 +291,7 @@ def certify_lumisections(
 ) -> dict[str, dict[str, list[list[int]]]]:
     """ML certification JSON per strategy: the LS it calls good (``certification.within``:
     ``none``, ``dcs`` or ``golden`` keeps only LS also in that mask)."""
+    lumisection_predictions = as_frame(lumisection_predictions)
     within = params.certification.within
     mask = None
     if within != "none":

@@ -7,7 +7,7 @@ from dqm_playground_ds.pipelines.data_science.nodes import (
     inject_anomalies,
     judge_runs,
     score_injections,
-    score_lumisections,
+    score_lumisection_parts,
     train_strategies,
 )
 
@@ -22,7 +22,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 name="train_strategies",
             ),
             Node(
-                score_lumisections,
+                score_lumisection_parts,
                 inputs=["strategy_models", "me_features", "lumisections", "params:data_science"],
                 outputs=["lumisection_predictions", "me_scores"],
                 name="score_lumisections",

@@ -23,6 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dqm_playground_ds.detection.reference import references_from_table
+from dqm_playground_ds.frame_parts import FrameParts, as_frame
 from dqm_playground_ds.histogram_tables import HistogramTable
 from dqm_playground_ds.pipelines.data_visualization.params import DataVisualizationParams
 from dqm_playground_ds.reporting import strategies as strategies_
@@ -64,9 +65,10 @@ Pngs = Mapping[str, bytes]
 
 
 def choose_report_strategy(
-    lumisection_predictions: pd.DataFrame, metrics: Mapping[str, Any], params: Params
+    lumisection_predictions: pd.DataFrame | FrameParts, metrics: Mapping[str, Any], params: Params
 ) -> str:
     """Whose flags the report lists: ``report_strategy``, else the metrics' best strategy."""
+    lumisection_predictions = as_frame(lumisection_predictions)
     return strategies_.choose_report_strategy(
         lumisection_predictions, metrics, params.report_strategy
     )
@@ -102,7 +104,7 @@ def plot_good_examples(
 
 
 def summarise_runs(
-    lumisection_predictions: pd.DataFrame,
+    lumisection_predictions: pd.DataFrame | FrameParts,
     lumisections: pd.DataFrame,
     report_strategy: str,
     params: Params,
@@ -110,6 +112,7 @@ def summarise_runs(
 ) -> pd.DataFrame:
     """One row per run: LS per label, flags and run verdict of the report strategy, and whether
     it is a detail run (the most flagged ones plus ``detail_runs.runs``)."""
+    lumisection_predictions = as_frame(lumisection_predictions)
     return run_summary_table(
         lumisection_predictions,
         lumisections,
@@ -121,12 +124,13 @@ def summarise_runs(
 
 
 def plot_run_overview_map(
-    lumisection_predictions: pd.DataFrame,
+    lumisection_predictions: pd.DataFrame | FrameParts,
     lumisections: pd.DataFrame,
     report_strategy: str,
     params: Params,
 ) -> Figure:
     """Every run at once: a run x LS map of labels and score / threshold (binned axes)."""
+    lumisection_predictions = as_frame(lumisection_predictions)
     d = ls_ratio_table(lumisection_predictions, lumisections, report_strategy)
     return plot_run_overview(
         d,
@@ -138,9 +142,10 @@ def plot_run_overview_map(
 
 
 def plot_score_timeseries_per_run(
-    lumisection_predictions: pd.DataFrame, run_summary: pd.DataFrame, params: Params
+    lumisection_predictions: pd.DataFrame | FrameParts, run_summary: pd.DataFrame, params: Params
 ) -> dict[str, Figure]:
     """One figure per detail run: a panel per strategy with score, threshold, flags, labels."""
+    lumisection_predictions = as_frame(lumisection_predictions)
     q = params.timeseries
     chosen = strategies_.select_strategies(lumisection_predictions, q.strategies)
     preds = lumisection_predictions[lumisection_predictions["run"].isin(detail_runs(run_summary))]
@@ -158,17 +163,19 @@ def plot_score_timeseries_per_run(
 
 
 def list_flagged_lumisections(
-    lumisection_predictions: pd.DataFrame, report_strategy: str
+    lumisection_predictions: pd.DataFrame | FrameParts, report_strategy: str
 ) -> pd.DataFrame:
     """Every LS flagged by the report strategy, all runs (the full table behind the report's
     capped one), with how many strategies agree."""
+    lumisection_predictions = as_frame(lumisection_predictions)
     return flagged_table(lumisection_predictions, report_strategy)
 
 
 def select_top_lumisections(
-    lumisection_predictions: pd.DataFrame, report_strategy: str, params: Params
+    lumisection_predictions: pd.DataFrame | FrameParts, report_strategy: str, params: Params
 ) -> pd.DataFrame:
     """The flagged LS worth opening first: the peak of each block, quality failures skipped."""
+    lumisection_predictions = as_frame(lumisection_predictions)
     q = params.top_lumisections
     return top_.select_top_lumisections(
         lumisection_predictions,
@@ -184,11 +191,12 @@ def plot_top_lumisections(
     top_lumisections: pd.DataFrame,
     histograms: HistogramTable | pd.DataFrame,
     me_references: pd.DataFrame,
-    me_scores: pd.DataFrame,
+    me_scores: pd.DataFrame | FrameParts,
     params: Params,
 ) -> dict[str, Figure]:
     """For each top LS: the per-ME scores and its leading MEs against the reference, with the
     reference test's pulls (1D ratio and pull panels, 2D data/reference/pull maps)."""
+    me_scores = as_frame(me_scores)
     return top_lumisection_figures(
         top_lumisections,
         histograms,
@@ -223,13 +231,14 @@ def plot_auc_summary(strategy_metrics: pd.DataFrame, params: Params) -> Figure:
 
 
 def plot_score_correlations(
-    me_scores: pd.DataFrame,
+    me_scores: pd.DataFrame | FrameParts,
     lumisections: pd.DataFrame,
     report_strategy: str,
     params: Params,
 ) -> Figure:
     """Rank correlation between per-ME scores over the LS that pass the quality cuts: strongly
     correlated MEs carry the same information (a max-type combination counts it twice)."""
+    me_scores = as_frame(me_scores)
     q = params.correlation
     wanted = q.strategies if q.strategies is not None else [report_strategy]
     scores = me_scores.merge(quality_ok_keys(lumisections), on=["run", "lumi"])
@@ -268,7 +277,7 @@ def build_report(
     strategy_metrics: pd.DataFrame,
     run_summary: pd.DataFrame,
     flagged_lumisections: pd.DataFrame,
-    lumisection_predictions: pd.DataFrame,
+    lumisection_predictions: pd.DataFrame | FrameParts,
     lumisections: pd.DataFrame,
     top_lumisections: pd.DataFrame,
     overview_plots: Pngs,
@@ -283,6 +292,7 @@ def build_report(
     params: Params,
 ) -> str:
     """The HTML report (:mod:`dqm_playground_ds.reporting.sections`) of the tables and PNGs."""
+    lumisection_predictions = as_frame(lumisection_predictions)
     tables = ReportTables(
         report_strategy,
         metrics,

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from dqm_playground_ds.detection.strategy import Strategy
+from dqm_playground_ds.frame_parts import FrameParts, as_frame
 from dqm_playground_ds.models import FrozenModel, ModelFormatError, freeze
 from dqm_playground_ds.models.frozen import check_encodable
 from dqm_playground_ds.pipelines.data_science.params import DataScienceParams
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 def freeze_models(
     strategy_models: dict[str, Strategy],
     preprocessor: HistogramPreprocessor,
-    lumisection_predictions: pd.DataFrame,
+    lumisection_predictions: pd.DataFrame | FrameParts,
     metrics: dict[str, Any],
     params: DataScienceParams,
 ) -> dict[str, FrozenModel]:
@@ -28,6 +29,7 @@ def freeze_models(
     A strategy the format cannot hold (an estimator without a codec) is logged and skipped: it
     stays usable in the training run only. Every detector of the project has a codec.
     """
+    lumisection_predictions = as_frame(lumisection_predictions)
     out: dict[str, FrozenModel] = {}
     version = None
     settings = params.model_dump(by_alias=True)

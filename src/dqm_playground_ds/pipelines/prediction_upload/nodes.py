@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from dqm_playground_ds.frame_parts import FrameParts, as_frame
 from dqm_playground_ds.pipelines.prediction_upload.params import UploadParams
 from dqm_playground_ds.platform.upload import build_payload
 
@@ -14,13 +15,14 @@ log = logging.getLogger(__name__)
 
 
 def build_prediction_payload(
-    lumisection_predictions: pd.DataFrame, params: UploadParams
+    lumisection_predictions: pd.DataFrame | FrameParts, params: UploadParams
 ) -> dict[str, Any]:
     """The upload document (``docs/prediction-payload.md``) for the selected predictions.
 
     The ``dry_run`` flag travels in the document, so the upload dataset writes the local copy in
     every case and sends it only when asked.
     """
+    lumisection_predictions = as_frame(lumisection_predictions)
     p = params
     payload = build_payload(
         lumisection_predictions,
