@@ -116,3 +116,30 @@ def test_out_of_fold_scores_are_those_of_one_model_per_fold(prepared, n_jobs):
         whole = MEDetectorSet(spec, 3).fit(fs, train)
         np.testing.assert_array_equal(final.anomaly_scores(fs), whole.anomaly_scores(fs))
         assert not np.isnan(oof[np.isin(oof_rows, train)]).all()
+
+
+def test_scoring_in_batches_equals_scoring_every_ls_at_once(prepared, tmp_path, monkeypatch):
+    """A worker scores an ME by batches of LS (whole runs for run-aware detectors), each read
+    from the feature store when scored: the scores are those of one call on every LS."""
+    from dqm_playground_ds.detection import strategy
+    from dqm_playground_ds.processing.feature_store import read_features, write_features
+
+    _, features, ls = prepared
+    write_features(tmp_path / "features", features)
+    fs = read_features(tmp_path / "features")["default"]
+    train = np.flatnonzero(ls["train"].to_numpy())
+    for kind, params in (("within_run", {}), ("run_knn", {"n_neighbors": 1}), ("knn", {})):
+        spec = strategy.DetectorSpec.from_dict({"name": kind, "kind": kind, "params": params}, kind)
+        det = strategy.MEDetectorSet(spec, 0).fit(fs, train)
+        rows = np.flatnonzero(fs.scorable)
+        whole = det.anomaly_scores(fs, rows)
+        monkeypatch.setattr(strategy, "SCORE_CHUNK_ROWS", 20)  # several batches of 15-LS runs
+        for in_worker in (False, True):
+            tasks = [(det.models_[det.mes_[j]],
+                      *det._score_args(fs, j, rows, None, None, in_worker)) for j in range(len(det.mes_))]  # fmt: skip
+            if in_worker:
+                assert isinstance(tasks[0][1], strategy._MappedRows)
+            got = np.column_stack([strategy._anomaly(*t) for t in tasks])
+            # float32 features: a kNN distance of 0 can come out as 4e-9 in another batch
+            np.testing.assert_allclose(got, whole, rtol=1e-6, atol=1e-6)
+        monkeypatch.undo()

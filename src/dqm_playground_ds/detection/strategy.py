@@ -34,6 +34,7 @@ import pandas as pd
 
 from dqm_playground_ds.detection.combine import ScoreCombiner, me_importance
 from dqm_playground_ds.detection.detectors import RunContext, make_detector
+from dqm_playground_ds.detection.detectors.run_aware import SCORE_CHUNK_ROWS, run_chunks
 from dqm_playground_ds.detection.thresholds import threshold_for_rate
 from dqm_playground_ds.processing.preprocessing import OK, FeatureSet, MEFeatures
 from dqm_playground_ds.workers import parallel_map
@@ -352,13 +353,42 @@ def _largest_first(features: FeatureSet, mes: list[str]) -> list[int]:
     return sorted(range(len(mes)), key=lambda j: -int(np.prod(features.mes[mes[j]].shape)))
 
 
+def _rows_of(x: Any, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of a detector input (read from the feature store when it is mapped)."""
+    if isinstance(x, _MappedRows):
+        return _MappedRows(x.features, x.needs, x.rows[rows]).get()
+    return x[rows]
+
+
 def _anomaly(model: Any, x: Any, runs: Any, context: RunContext | None) -> np.ndarray:
-    x = _resolved(x)
-    if context is not None and isinstance(context.X, _MappedRows):
-        context = RunContext(context.X.get(), context.groups, context.own)
+    """Scores of one ME's LS, by batches of ``SCORE_CHUNK_ROWS`` LS (whole runs for run-aware
+    detectors: a score depends on its run only), each read when scored: a worker holds one
+    batch's inputs and temporaries, not those of every LS (GBs for a 2D map of 300k LS). The
+    batches depend on the rows alone, so the scores are the same in a worker or in-process."""
+    n = len(x.rows) if isinstance(x, _MappedRows) else len(x)
+    if n <= SCORE_CHUNK_ROWS:
+        x = _resolved(x)
+        if context is None:
+            return model.anomaly_score(x)
+        if isinstance(context.X, _MappedRows):
+            context = RunContext(context.X.get(), context.groups, context.own)
+        return model.anomaly_score(x, groups=runs, context=context)
+    out = np.empty(n)
     if context is None:
-        return model.anomaly_score(x)
-    return model.anomaly_score(x, groups=runs, context=context)
+        for start in range(0, n, SCORE_CHUNK_ROWS):
+            rows = np.arange(start, min(start + SCORE_CHUNK_ROWS, n))
+            out[rows] = model.anomaly_score(_rows_of(x, rows))
+        return out
+    for batch in run_chunks(runs, SCORE_CHUNK_ROWS):
+        rows = np.flatnonzero(np.isin(runs, batch))
+        ctx_rows = np.flatnonzero(np.isin(context.groups, batch))
+        pos = np.full(len(context.groups), -1)
+        pos[ctx_rows] = np.arange(len(ctx_rows))
+        own = context.own[rows]
+        own = np.where(own >= 0, pos[np.maximum(own, 0)], -1)
+        sub = RunContext(_rows_of(context.X, ctx_rows), context.groups[ctx_rows], own)
+        out[rows] = model.anomaly_score(_rows_of(x, rows), groups=runs[rows], context=sub)
+    return out
 
 
 def assign_folds(keys: pd.DataFrame, n_folds: int) -> np.ndarray:

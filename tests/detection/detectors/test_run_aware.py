@@ -179,5 +179,25 @@ def test_scoring_by_batches_of_whole_runs_equals_scoring_all_at_once(train, mode
         )
         np.testing.assert_allclose(det.anomaly_score(data, groups=tg), alone, rtol=1e-9)
         monkeypatch.undo()
-    chunks = run_aware._run_chunks(np.repeat([3, 1, 2, 4], [5, 5, 20, 4]), 10)
+    chunks = run_aware.run_chunks(np.repeat([3, 1, 2, 4], [5, 5, 20, 4]), 10)
     assert [c.tolist() for c in chunks] == [[1], [2], [3, 4]]
+
+
+@pytest.mark.parametrize("mode", ["run", "causal"])
+def test_fitting_by_batches_of_whole_runs_equals_fitting_all_at_once(train, mode, monkeypatch):
+    from dqm_playground_ds.detection.detectors import run_aware
+
+    X, g = train
+    perm = np.random.default_rng(5).permutation(len(X))  # runs interleaved
+    X, g = X[perm], g[perm]
+    for statistic in ("chi2", "scan"):
+        whole = WithinRunDeviation(mode=mode, statistic=statistic).fit(X, groups=g)
+        monkeypatch.setattr(run_aware, "FIT_CHUNK_ROWS", 3 * LS_PER_RUN)  # 3 runs a batch
+        batched = WithinRunDeviation(mode=mode, statistic=statistic).fit(X, groups=g)
+        monkeypatch.undo()
+        np.testing.assert_allclose(batched.dispersion_, whole.dispersion_, rtol=1e-12, atol=1e-18)
+        assert batched.neutral_ == pytest.approx(whole.neutral_, rel=1e-9)
+        assert batched.offset_ == pytest.approx(whole.offset_, rel=1e-9)
+        np.testing.assert_allclose(
+            batched.anomaly_score(X, groups=g), whole.anomaly_score(X, groups=g), rtol=1e-9
+        )

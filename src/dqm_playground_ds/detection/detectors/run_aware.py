@@ -64,9 +64,10 @@ def _as_groups(groups, n: int, each: bool = True) -> np.ndarray:
 
 
 SCORE_CHUNK_ROWS = 16384  # scored LS per batch of whole runs
+FIT_CHUNK_ROWS = 16384  # training LS per batch of whole runs (WithinRunDeviation)
 
 
-def _run_chunks(groups: np.ndarray, max_rows: int) -> list[np.ndarray]:
+def run_chunks(groups: np.ndarray, max_rows: int) -> list[np.ndarray]:
     """The runs of ``groups`` in consecutive batches of at most ``max_rows`` rows (a bigger run
     is a batch of its own)."""
     values, counts = np.unique(groups, return_counts=True)
@@ -161,7 +162,7 @@ class _GroupedDetector(BaseDetector):
         # a row's score depends on its run only: whole runs at a time keep the (rows, bins)
         # float64 run sums and pulls of a batch, not of every scored LS (9 GB at 300k LS)
         out = np.empty(len(X))
-        for runs in _run_chunks(groups, SCORE_CHUNK_ROWS):
+        for runs in run_chunks(groups, SCORE_CHUNK_ROWS):
             rows = np.flatnonzero(np.isin(groups, runs))
             x = X[rows]
             if own_context:
@@ -300,25 +301,49 @@ class WithinRunDeviation(_GroupedDetector):
         self.chunk_size = chunk_size
 
     def _fit_grouped(self, X: np.ndarray, groups: np.ndarray) -> np.ndarray:
-        X = X.astype(np.float64)
-        ctx = RunContext(X, groups, np.arange(len(X)))
-        ref, n_ref = self._reference(X, groups, ctx)
+        # by batches of whole runs (an LS is compared with its run only): the float64 copies,
+        # run references and moments of one batch at a time, not of every training LS (5 arrays
+        # of 1.7 GB each for a 32x32 map of 210k LS)
+        batches = [np.flatnonzero(np.isin(groups, b)) for b in run_chunks(groups, FIT_CHUNK_ROWS)]
+        if len(batches) == 1:
+            batches = [np.arange(len(X))]
         # method of moments: extra variance of the LS bin fractions around their run's reference
-        n = X.sum(axis=1, keepdims=True)
-        ok = (n[:, 0] > 0) & (n_ref[:, 0] > 0)
-        if not ok.any():
+        total, n_ok = np.zeros(X.shape[1]), 0
+        ok = np.zeros(len(X), dtype=bool)
+        for rows in batches:
+            x, ref, n_ref = self._batch_reference(X, groups, rows)
+            n = x.sum(axis=1, keepdims=True)
+            good = (n[:, 0] > 0) & (n_ref[:, 0] > 0)
+            ok[rows] = good
+            f, p = x[good] / n[good], ref[good] / n_ref[good]
+            excess = (f - p) ** 2 - p * (1 - p) * (1 / n[good] + 1 / n_ref[good])
+            total += excess.sum(axis=0)
+            n_ok += int(good.sum())
+            del x, ref, n_ref, f, p, excess
+        if not n_ok:
             raise ValueError(
                 "WithinRunDeviation: no training LS has another LS of its run to compare with "
                 "(every training run has a single LS)"
             )
-        f, p = X[ok] / n[ok], ref[ok] / n_ref[ok]
-        excess = (f - p) ** 2 - p * (1 - p) * (1 / n[ok] + 1 / n_ref[ok])
-        self.dispersion_ = np.clip(excess.mean(axis=0), 0.0, None)
+        self.dispersion_ = np.clip(total / n_ok, 0.0, None)
         self.neutral_ = 0.0
-        scores = self._statistic(X, ref, n_ref)
+        scores = np.empty(len(X))
+        for rows in batches:
+            x, ref, n_ref = self._batch_reference(X, groups, rows)
+            scores[rows] = self._statistic(x, ref, n_ref)
         self.neutral_ = float(np.median(scores[ok]))
         scores[~ok] = self.neutral_
         return scores
+
+    def _batch_reference(
+        self, X: np.ndarray, groups: np.ndarray, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """float64 counts of ``rows`` (whole runs) and the reference of each from its run."""
+        x = X[rows].astype(np.float64)
+        ref, n_ref = self._reference(
+            x, groups[rows], RunContext(x, groups[rows], np.arange(len(x)))
+        )
+        return x, ref, n_ref
 
     def _reference(
         self, X: np.ndarray, groups: np.ndarray, ctx: RunContext
