@@ -16,7 +16,8 @@ time) with the parameters of ``conf/base``. Injection and evaluation are not tim
     python benchmarks/pipeline_scale.py --smoke                       # 2000 LS, ~1 min
 
 Prints wall time and peak RSS per stage, the peak memory of the run with its workers (summed
-proportional set size of the process tree, sampled every 0.5 s), and time per LS relative to the first size (1.0 =
+proportional set size and anonymous memory of the process tree, sampled every 0.5 s, per stage
+and overall), and time per LS relative to the first size (1.0 =
 linear growth).
 """
 
@@ -134,9 +135,12 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _tree_pss_mb(root: int) -> float:
-    """Proportional set size (MB) of ``root`` and all its descendants (the loky workers): the
-    machine's memory the run holds, shared memory-mapped pages counted once overall."""
+def _tree_memory_mb(root: int) -> tuple[float, float]:
+    """(PSS, anonymous) memory in MB of ``root`` and all its descendants (the loky workers).
+
+    PSS counts shared pages once overall, including the pages of memory-mapped files (the
+    feature store) the processes have touched; anonymous memory is what they allocated, what an
+    out-of-memory kill is about (mapped file pages can be dropped and read again)."""
     parents: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -144,7 +148,8 @@ def _tree_pss_mb(root: int) -> float:
         except OSError:
             continue
         parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0.0, [root]
+    pss = anon = 0.0
+    todo = [root]
     while todo:
         pid = todo.pop()
         todo += parents.get(pid, [])
@@ -154,27 +159,37 @@ def _tree_pss_mb(root: int) -> float:
             continue
         for line in rollup.splitlines():
             if line.startswith("Pss:"):
-                total += int(line.split()[1]) / 1024.0
-                break
-    return total
+                pss += int(line.split()[1]) / 1024.0
+            elif line.startswith("Anonymous:"):
+                anon += int(line.split()[1]) / 1024.0
+    return pss, anon
 
 
 class TreeMemory(threading.Thread):
-    """Samples :func:`_tree_pss_mb` of a process every ``interval`` s and keeps the maximum."""
+    """Samples :func:`_tree_memory_mb` of a process every ``interval`` s; keeps the maxima,
+    overall and since the last :meth:`lap`."""
 
     def __init__(self, pid: int, interval: float = 0.5) -> None:
         super().__init__(daemon=True)
-        self.pid, self.interval, self.peak_mb = pid, interval, 0.0
+        self.pid, self.interval = pid, interval
+        self.peak = self.lap_peak = (0.0, 0.0)
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
-            self.peak_mb = max(self.peak_mb, _tree_pss_mb(self.pid))
+            now = _tree_memory_mb(self.pid)
+            self.peak = (max(self.peak[0], now[0]), max(self.peak[1], now[1]))
+            self.lap_peak = (max(self.lap_peak[0], now[0]), max(self.lap_peak[1], now[1]))
 
-    def stop(self) -> float:
+    def lap(self) -> tuple[float, float]:
+        """The maxima since the previous lap, and start a new one."""
+        out, self.lap_peak = self.lap_peak, (0.0, 0.0)
+        return out
+
+    def stop(self) -> tuple[float, float]:
         self._stop_event.set()
         self.join()
-        return self.peak_mb
+        return self.peak
 
 
 def run_one(data: Path, strategies: list[str] | None, n_jobs: int | None = None) -> dict:
@@ -193,6 +208,9 @@ def run_one(data: Path, strategies: list[str] | None, n_jobs: int | None = None)
     if strategies:
         ds["active_strategies"] = strategies
     times: dict[str, float] = {}
+    tree: dict[str, tuple[float, float]] = {}
+    sampler = TreeMemory(os.getpid())
+    sampler.start()
     rss_generated = rss_mb()
     hist = ParquetTableDataset(filepath=str(data), schema="histograms", lazy=True).load()
     keys = lumisections(hist)
@@ -209,9 +227,12 @@ def run_one(data: Path, strategies: list[str] | None, n_jobs: int | None = None)
 
     def stage(name, fn, *args):
         start = time.perf_counter()
+        sampler.lap()
         out = fn(*args)
         times[name] = time.perf_counter() - start
-        print(f"  [{n_ls}] {name}: {times[name]:.1f} s, peak RSS {rss_mb():.0f} MB",
+        tree[name] = sampler.lap()
+        print(f"  [{n_ls}] {name}: {times[name]:.1f} s, peak RSS {rss_mb():.0f} MB, with the "
+              f"workers PSS {tree[name][0]:.0f} MB, anonymous {tree[name][1]:.0f} MB",
               file=sys.stderr, flush=True)  # fmt: skip
         return out
 
@@ -258,9 +279,13 @@ def run_one(data: Path, strategies: list[str] | None, n_jobs: int | None = None)
     flags = pd.read_parquet(pred_set._path, columns=["strategy", "is_anomalous"])
     flagged = flags.groupby("strategy", observed=True)["is_anomalous"].mean().round(4).to_dict()
     counted = sum(v for k, v in times.items() if "not counted" not in k)
+    tree_peak = sampler.stop()
     return {
         "n_ls": n_ls,
         "times": times,
+        "tree_stage_mb": tree,
+        "tree_peak_mb": tree_peak[0],
+        "tree_anon_peak_mb": tree_peak[1],
         "wall": counted,
         "peak_rss_mb": rss_mb(),
         "rss_after_imports_mb": rss_generated,
@@ -316,29 +341,26 @@ def main() -> None:
             cmd += ["--strategies", *args.strategies]
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        sampler = TreeMemory(proc.pid)
-        sampler.start()
         stdout, _ = proc.communicate()
-        tree_peak = sampler.stop()
         if proc.returncode:
             sys.exit(f"size {n} failed (exit {proc.returncode})")
         line = next(x for x in stdout.splitlines() if x.startswith("RESULT "))
         res = json.loads(line[len("RESULT ") :])
         res["process_wall"] = time.perf_counter() - start
-        res["tree_peak_mb"] = tree_peak
         results.append(res)
         print(f"\n== {n} LS ({res['n_train_ls']} training LS), n_jobs {res['n_jobs']}, "
               f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
         for k, v in res["times"].items():
-            print(f"  {k:<34} {v:8.1f} s")
+            pss, anon = res["tree_stage_mb"][k]
+            print(f"  {k:<34} {v:8.1f} s   PSS {pss / 1024:5.2f} GB, anon {anon / 1024:5.2f} GB")
         print(f"  {'total (processing+training+scoring)':<34} {res['wall']:8.1f} s")
         print(f"  peak RSS {res['peak_rss_mb']:.0f} MB (after the imports: "
-              f"{res['rss_after_imports_mb']:.0f} MB); peak PSS with the workers "
-              f"{res['tree_peak_mb']:.0f} MB")  # fmt: skip
+              f"{res['rss_after_imports_mb']:.0f} MB); with the workers: peak PSS "
+              f"{res['tree_peak_mb']:.0f} MB, anonymous {res['tree_anon_peak_mb']:.0f} MB")  # fmt: skip
         print(f"  flag rate per strategy: {res['flag_rate']}")
     base = results[0]
     print(
-        "\n| LS | n_jobs | wall | peak RSS (main process) | peak PSS (with workers) "
+        "\n| LS | n_jobs | wall | peak RSS (main process) | peak PSS / anonymous (with workers) "
         "| time/LS vs first | speed-up vs n_jobs of the first row |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|")
@@ -346,7 +368,8 @@ def main() -> None:
         t_ratio = (r["wall"] / r["n_ls"]) / (base["wall"] / base["n_ls"])
         same = next(x for x in results if x["n_ls"] == r["n_ls"])
         print(f"| {r['n_ls']:,} | {r['n_jobs']} | {r['wall']:.0f} s | {r['peak_rss_mb'] / 1024:.2f} GB "
-              f"| {r['tree_peak_mb'] / 1024:.2f} GB | {t_ratio:.2f} | {same['wall'] / r['wall']:.2f}x |")  # fmt: skip
+              f"| {r['tree_peak_mb'] / 1024:.2f} / {r['tree_anon_peak_mb'] / 1024:.2f} GB "
+              f"| {t_ratio:.2f} | {same['wall'] / r['wall']:.2f}x |")  # fmt: skip
 
 
 if __name__ == "__main__":
