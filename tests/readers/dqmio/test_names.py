@@ -90,3 +90,19 @@ def test_a_damaged_name_basket_is_named(dqmio_fixture, tmp_path):
     damaged.write_bytes(bytes(blob))
     with DQMIOFile(damaged) as f, pytest.raises(DQMIOError, match="TH1Fs/FullName basket 0"):
         f.list_mes()
+
+
+def test_repeated_blocks_take_the_first_blocks_codes():
+    block = ["Pix/b", "Pix/a", "Strip/c", "Pix/a2"]
+    _check(block * 50)  # every LS the same list
+    _check(block * 20 + ["Pix/a", "Run/only"])  # a shorter last block and a new name
+    changed = block * 10 + ["Pix/b", "Pix/x", "Strip/c", "Pix/a2"] + block * 5  # one LS differs
+    _check(changed)
+    _check(["A", "B", "A", "C"] * 10)  # the first name twice in a block: no false period
+    _check(["same"] * 100)
+    _check(["", "", "x"] * 7)
+    period, blocks = names._repetition(
+        np.frombuffer("".join(block * 50).encode(), dtype=np.uint8),
+        np.array([len(s) for s in block * 50]),
+    )
+    assert (period, blocks) == (4, 50)  # the fast path is taken

@@ -15,6 +15,7 @@ import pandas as pd
 
 _LONG = 255  # a ROOT string longer than 254 bytes: 0xFF, then its length in 4 big-endian bytes
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+_MAX_CANDIDATES = 64  # x 64: strings of the first name's length tried as its repetition's start
 
 
 class NamesError(ValueError):
@@ -62,7 +63,52 @@ def _ramp(counts: np.ndarray) -> np.ndarray:
 
 
 def factorize(chars: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 code per string, sorted unique strings as an object array of str)."""
+    """(int64 code per string, sorted unique strings as an object array of str).
+
+    A type tree repeats one LS's list of names LS after LS: the leading blocks equal to the first
+    (compared byte for byte) take the first block's codes, and only the first block and what
+    follows the repetition are factorized.
+    """
+    period, blocks = _repetition(chars, lengths)
+    if blocks > 1:
+        head = int(lengths[:period].sum())
+        tail = period * blocks
+        rest = np.concatenate((chars[:head], chars[head * blocks :]))
+        codes, uniques = _factorize(rest, np.concatenate((lengths[:period], lengths[tail:])))
+        return np.concatenate((np.tile(codes[:period], blocks), codes[period:])), uniques
+    return _factorize(chars, lengths)
+
+
+def _repetition(chars: np.ndarray, lengths: np.ndarray) -> tuple[int, int]:
+    """(p, k): the first k * p strings are k copies of the first p (k = 1: no repetition)."""
+    n = len(lengths)
+    if n < 4:
+        return n, 1
+    first = chars[: int(lengths[0])]
+    offsets = np.cumsum(lengths) - lengths
+    candidates = np.flatnonzero(lengths[1 : n // 2 + 1] == lengths[0]) + 1
+    candidates = candidates[: _MAX_CANDIDATES * 64]  # a period longer than this: no fast path
+    if len(candidates) == 0:
+        return n, 1
+    at = offsets[candidates][:, None] + np.arange(len(first))
+    match = np.flatnonzero((chars[at] == first).all(axis=1))
+    if len(match) == 0:
+        return n, 1
+    period = int(candidates[match[0]])
+    block = lengths[:period]
+    m = n // period
+    same = (lengths[: m * period].reshape(m, period) == block).all(axis=1)
+    m = int(np.argmin(same)) if not same.all() else m  # leading blocks of the same lengths
+    width = int(block.sum())
+    if m < 2 or width == 0:
+        return n, 1
+    rows = chars[: m * width].reshape(m, width)
+    same = (rows == rows[0]).all(axis=1)
+    m = int(np.argmin(same)) if not same.all() else m
+    return (period, m) if m >= 2 else (n, 1)
+
+
+def _factorize(chars: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(lengths)
     if n == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
