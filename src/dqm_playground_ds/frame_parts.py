@@ -26,9 +26,6 @@ class FrameParts:
         self.parts = list(parts)
         self.columns = None if columns is None else list(columns)
 
-    def __len__(self) -> int:
-        return len(self.parts)
-
     def __iter__(self) -> Iterator[pd.DataFrame]:
         for make in self.parts:
             part = make()

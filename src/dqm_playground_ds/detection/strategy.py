@@ -34,7 +34,7 @@ import pandas as pd
 
 from dqm_playground_ds.detection.combine import ScoreCombiner, me_importance
 from dqm_playground_ds.detection.detectors import RunContext, make_detector
-from dqm_playground_ds.detection.detectors.run_aware import SCORE_CHUNK_ROWS, run_chunks
+from dqm_playground_ds.detection.detectors.run_aware import SCORE_CHUNK_ROWS, run_batches
 from dqm_playground_ds.detection.thresholds import threshold_for_rate
 from dqm_playground_ds.processing.preprocessing import OK, FeatureSet, MEFeatures
 from dqm_playground_ds.workers import parallel_map
@@ -379,13 +379,7 @@ def _anomaly(model: Any, x: Any, runs: Any, context: RunContext | None) -> np.nd
             rows = np.arange(start, min(start + SCORE_CHUNK_ROWS, n))
             out[rows] = model.anomaly_score(_rows_of(x, rows))
         return out
-    for batch in run_chunks(runs, SCORE_CHUNK_ROWS):
-        rows = np.flatnonzero(np.isin(runs, batch))
-        ctx_rows = np.flatnonzero(np.isin(context.groups, batch))
-        pos = np.full(len(context.groups), -1)
-        pos[ctx_rows] = np.arange(len(ctx_rows))
-        own = context.own[rows]
-        own = np.where(own >= 0, pos[np.maximum(own, 0)], -1)
+    for rows, ctx_rows, own in run_batches(runs, context, SCORE_CHUNK_ROWS):
         sub = RunContext(_rows_of(context.X, ctx_rows), context.groups[ctx_rows], own)
         out[rows] = model.anomaly_score(_rows_of(x, rows), groups=runs[rows], context=sub)
     return out

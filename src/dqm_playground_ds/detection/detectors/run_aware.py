@@ -25,6 +25,7 @@ an LS is scored against the real LS of its run (the injected LS replacing its or
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -80,6 +81,21 @@ def run_chunks(groups: np.ndarray, max_rows: int) -> list[np.ndarray]:
     if len(values):
         batches.append(values[start:])
     return batches
+
+
+def run_batches(
+    groups: np.ndarray, context: RunContext, max_rows: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Scored rows in batches of whole runs (:func:`run_chunks`): for each batch, its rows, the
+    rows of ``context`` in those runs, and the position among the latter of each row's own
+    context row (-1 if none): what scoring a batch alone needs."""
+    for runs in run_chunks(groups, max_rows):
+        rows = np.flatnonzero(np.isin(groups, runs))
+        ctx_rows = np.flatnonzero(np.isin(context.groups, runs))
+        pos = np.full(len(context.groups), -1)
+        pos[ctx_rows] = np.arange(len(ctx_rows))
+        own = context.own[rows]
+        yield rows, ctx_rows, np.where(own >= 0, pos[np.maximum(own, 0)], -1)
 
 
 def group_sums(inverse: np.ndarray, X: np.ndarray, n_groups: int) -> np.ndarray:
@@ -162,17 +178,11 @@ class _GroupedDetector(BaseDetector):
         # a row's score depends on its run only: whole runs at a time keep the (rows, bins)
         # float64 run sums and pulls of a batch, not of every scored LS (9 GB at 300k LS)
         out = np.empty(len(X))
-        for runs in run_chunks(groups, SCORE_CHUNK_ROWS):
-            rows = np.flatnonzero(np.isin(groups, runs))
+        for rows, ctx_rows, own in run_batches(groups, context, SCORE_CHUNK_ROWS):
             x = X[rows]
             if own_context:
-                sub = RunContext(x, groups[rows], np.arange(len(rows)))
+                sub = RunContext(x, groups[rows], own)
             else:
-                ctx_rows = np.flatnonzero(np.isin(context.groups, runs))
-                pos = np.full(len(context.groups), -1)
-                pos[ctx_rows] = np.arange(len(ctx_rows))
-                own = context.own[rows]
-                own = np.where(own >= 0, pos[np.maximum(own, 0)], -1)
                 sub = RunContext(context.X[ctx_rows], context.groups[ctx_rows], own)
             out[rows] = self._anomaly_grouped(x, groups[rows], sub)
         return out
@@ -305,8 +315,6 @@ class WithinRunDeviation(_GroupedDetector):
         # run references and moments of one batch at a time, not of every training LS (5 arrays
         # of 1.7 GB each for a 32x32 map of 210k LS)
         batches = [np.flatnonzero(np.isin(groups, b)) for b in run_chunks(groups, FIT_CHUNK_ROWS)]
-        if len(batches) == 1:
-            batches = [np.arange(len(X))]
         # method of moments: extra variance of the LS bin fractions around their run's reference
         total, n_ok = np.zeros(X.shape[1]), 0
         ok = np.zeros(len(X), dtype=bool)

@@ -179,16 +179,14 @@ def score_lumisection_parts(
                  len(frame))  # fmt: skip
         return with_labels(frame, lumisections)
 
-    def me_scores(name: str, model: Strategy, features: FeatureSet, sc: StrategyScores):
-        return me_score_table(model, sc, keys, name)
-
-    first = [
-        c for c in dict.fromkeys(d for _, m, _, _ in scored for _, d in m.columns)
-    ]  # detector columns in the order pd.concat of the parts gives them
-    score_columns = ["run", "lumi", "strategy", "me", "score", *(f"raw_{d}" for d in first)]
+    # detector columns in the order pd.concat of the parts would give them
+    detectors = dict.fromkeys(d for _, m, _, _ in scored for _, d in m.columns)
+    score_columns = ["run", "lumi", "strategy", "me", "score", *(f"raw_{d}" for d in detectors)]
     return (
         FrameParts([partial(predictions, *s) for s in scored]),
-        FrameParts([partial(me_scores, *s) for s in scored], score_columns),
+        FrameParts(
+            [partial(me_score_table, m, sc, keys, n) for n, m, _, sc in scored], score_columns
+        ),
     )
 
 

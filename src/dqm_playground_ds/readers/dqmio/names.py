@@ -15,7 +15,7 @@ import pandas as pd
 
 _LONG = 255  # a ROOT string longer than 254 bytes: 0xFF, then its length in 4 big-endian bytes
 _MIX = np.uint64(0x9E3779B97F4A7C15)
-_MAX_CANDIDATES = 64  # x 64: strings of the first name's length tried as its repetition's start
+_MAX_PERIOD_CANDIDATES = 4096  # strings of the first name's length tried as its repetition's start
 
 
 class NamesError(ValueError):
@@ -87,7 +87,7 @@ def _repetition(chars: np.ndarray, lengths: np.ndarray) -> tuple[int, int]:
     first = chars[: int(lengths[0])]
     offsets = np.cumsum(lengths) - lengths
     candidates = np.flatnonzero(lengths[1 : n // 2 + 1] == lengths[0]) + 1
-    candidates = candidates[: _MAX_CANDIDATES * 64]  # a period longer than this: no fast path
+    candidates = candidates[:_MAX_PERIOD_CANDIDATES]  # a period longer than this: no fast path
     if len(candidates) == 0:
         return n, 1
     at = offsets[candidates][:, None] + np.arange(len(first))
