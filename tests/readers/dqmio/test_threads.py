@@ -40,6 +40,29 @@ def test_threads_give_roots_values(dqmio_fixture, threads):
     assert not _pool_threads()
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("me", [None, r".*PXLayer_1$", r".*zphi.*"])
+def test_entries_copied_out_of_reused_buffers_are_roots(dqmio_fixture, monkeypatch, threads, me):
+    """Every basket decompressed into its thread's reused buffer (the path a selective read
+    takes), so a later basket overwrites an earlier one's bytes: only what was copied survives."""
+    monkeypatch.setattr(reader_module, "_SCRATCH_SHARE", 2.0)  # every basket, even whole ones
+    reads = []
+    real_read = BasketReader.read
+
+    def spy(self, *args, **kwargs):
+        reads.append(kwargs.get("scratch"))
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(BasketReader, "read", spy)
+    path, expected = dqmio_fixture("many_baskets")
+    exp = _expected_frame(expected)
+    if me is not None:
+        exp = exp[exp["me"].str.fullmatch(me)]
+    table = read_dqmio(path, me=me, threads=threads, chunk_bytes=4096)
+    _assert_matches_root(table, exp[exp["lumi"] > 0])
+    assert reads.count(True) >= 2  # several baskets went through the reused buffers
+
+
 def test_default_threads():
     assert resolve_threads(None) == min(4, usable_cpus())
     assert resolve_threads(3) == 3
@@ -105,9 +128,11 @@ def test_stream_closed_early_joins_the_pool(dqmio_fixture):
     assert not _pool_threads()
 
 
+@pytest.mark.parametrize("into", [False, True], ids=["fresh", "reused-buffer"])
 @pytest.mark.parametrize("algo", [b"ZL", b"ZS", b"L4"])
-def test_block_decompression_equals_uproots(algo):
-    """The direct single-block path (ZLIB, ZSTD) and the fallback give uproot's bytes."""
+def test_block_decompression_equals_uproots(algo, into):
+    """The direct single-block path (ZLIB, ZSTD), into a fresh or a reused buffer, and the
+    fallback give uproot's bytes; a block whose header promises another size is refused."""
     import zlib
 
     import cramjam
@@ -127,17 +152,21 @@ def test_block_decompression_equals_uproots(algo):
         body = bytes(cramjam.lz4.compress_block(payload, store_size=False))
         block = xxhash.xxh64(body).digest() + body
     n, u = len(block), len(payload)
-    head = algo + b"\x01" + bytes([n & 255, n >> 8 & 255, n >> 16, u & 255, u >> 8 & 255, u >> 16])
-    raw = b"KEYBYTES" + head + block
-    ours = decompress(raw, 8, len(raw) - 8, u, None)
+
+    def framed(size: int) -> bytes:
+        sizes = [n & 255, n >> 8 & 255, n >> 16, size & 255, size >> 8 & 255, size >> 16]
+        return b"KEYBYTES" + algo + b"\x01" + bytes(sizes) + block
+
+    out = np.full(u + 100, 7, dtype=np.uint8) if into else None
+    raw = framed(u)
+    ours = decompress(raw, 8, len(raw) - 8, u, None, out)
     chunk = Chunk.wrap(None, np.frombuffer(raw, dtype=np.uint8))
     theirs = uproot.compression.decompress(chunk, Cursor(8), {}, len(raw) - 8, u)
     np.testing.assert_array_equal(ours, np.asarray(theirs.get(0, u, Cursor(0), {})))
     assert ours.tobytes() == payload
-    if (
-        algo == b"ZL"
-    ):  # a header promising one byte more is refused (cramjam zstd pads, as in uproot)
-        v = u + 1
-        lying = head[:6] + bytes([v & 255, v >> 8 & 255, v >> 16])
-        with pytest.raises((BasketError, cramjam.DecompressionError)):
-            decompress(b"KEYBYTES" + lying + block, 8, len(raw) - 8, v, None)
+    if into and algo != b"L4":
+        assert np.shares_memory(ours, out)  # decompressed in place, not copied
+    if algo != b"L4":  # a header promising one byte more, or one less, is refused
+        for v in (u + 1, u - 1):
+            with pytest.raises(BasketError, match=f"decompressed to {u} bytes, not {v}"):
+                decompress(framed(v), 8, len(raw) - 8, v, None, out)

@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from dqm_playground_ds.readers.dqmio.gather import gather
 from dqm_playground_ds.readers.dqmio.layout import EntryLayout
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -43,27 +44,38 @@ class Failure:
 
 
 @lru_cache(maxsize=4096)
-def static_positions(layout: EntryLayout) -> np.ndarray:
-    """Byte offsets of an entry that must be equal in every entry of its ME and length."""
-    keep = np.ones(layout.length, dtype=bool)
-    for lo, hi in layout.variable:
-        keep[lo:hi] = False
-    return np.flatnonzero(keep).astype(np.int64)
+def static_ranges(layout: EntryLayout) -> tuple[tuple[int, int], ...]:
+    """Byte ranges [lo, hi) of an entry that must be equal in every entry of its ME and length."""
+    ranges, lo = [], 0
+    for v_lo, v_hi in sorted(layout.variable):
+        if v_lo > lo:
+            ranges.append((lo, v_lo))
+        lo = max(lo, v_hi)
+    if lo < layout.length:
+        ranges.append((lo, layout.length))
+    return tuple(ranges)
 
 
 def structure_outliers(buf: np.ndarray, starts: np.ndarray, layout: EntryLayout) -> np.ndarray:
-    """Mask of entries whose fixed bytes differ from those of a strict majority of the group."""
+    """Mask of entries whose fixed bytes differ from those of a strict majority of the group.
+
+    The fixed bytes are compared range by range (views when the entries are equally spaced);
+    only a group where some entry differs is gathered whole to find the majority.
+    """
     n = len(starts)
     bad = np.zeros(n, dtype=bool)
     if n < 3:
         return bad
-    pos = static_positions(layout)
-    rows = buf[starts[:, None] + pos[None, :]]
-    same = (rows == rows[0]).all(axis=1)
+    ranges = static_ranges(layout)
+    blocks = [gather(buf, starts, lo, hi - lo) for lo, hi in ranges]
+    same = np.ones(n, dtype=bool)
+    for block in blocks:
+        same &= (block == block[0]).all(axis=1)
     if same.all():
         return bad
     if 2 * int(same.sum()) > n:
         return ~same
+    rows = np.concatenate(blocks, axis=1)
     _, inverse, counts = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
     top = int(np.argmax(counts))
     if 2 * int(counts[top]) > n:
@@ -83,22 +95,33 @@ def bad_axes(cols: dict[str, np.ndarray], dim: int) -> np.ndarray:
 
 
 def residuals(
-    values: np.ndarray, layout: EntryLayout, entries: np.ndarray, tsumw: np.ndarray
+    raw: np.ndarray,
+    inner: np.ndarray,
+    layout: EntryLayout,
+    entries: np.ndarray,
+    tsumw: np.ndarray,
 ) -> np.ndarray:
     """Relative distance of the stored statistics to the bin sums (the best of three matches).
 
-    ``values`` are an (n, fN) array in ROOT's layout (flow bins included).
+    ``raw`` are the (n, fN) arrays in ROOT's layout (flow bins included, any dtype); ``inner`` the
+    in-range bins as float64 (n, bins), as the reader already holds them: only the flow bins of
+    ``raw`` are converted and summed again.
     """
-    v = values.astype(np.float64, copy=False)
-    total = v.sum(axis=1)
+    in_range = inner.sum(axis=1)
     if layout.dim == 1:
-        inner = v[:, 1:-1].sum(axis=1)
+        flow = raw[:, 0].astype(np.float64) + raw[:, -1]
     else:
-        inner = v.reshape(len(v), layout.ny + 2, layout.nx + 2)[:, 1:-1, 1:-1].sum(axis=(1, 2))
+        grid = raw.reshape(len(raw), layout.ny + 2, layout.nx + 2)
+        flow = grid[:, 0, :].sum(axis=1, dtype=np.float64) + grid[:, -1, :].sum(
+            axis=1, dtype=np.float64
+        )
+        flow += grid[:, 1:-1, 0].sum(axis=1, dtype=np.float64)
+        flow += grid[:, 1:-1, -1].sum(axis=1, dtype=np.float64)
+    total = in_range + flow
     with np.errstate(invalid="ignore", over="ignore"):
-        by_entries = np.minimum(np.abs(entries - inner), np.abs(entries - total))
+        by_entries = np.minimum(np.abs(entries - in_range), np.abs(entries - total))
         r = by_entries / np.maximum(np.abs(entries), 1.0)
-        by_tsumw = np.abs(tsumw - inner) / np.maximum(np.abs(tsumw), 1.0)
+        by_tsumw = np.abs(tsumw - in_range) / np.maximum(np.abs(tsumw), 1.0)
         r = np.where(tsumw != 0, np.minimum(r, by_tsumw), r)
     return np.where(np.isfinite(r), r, np.inf)
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, TypeVar
 
 import numpy as np
@@ -31,6 +32,7 @@ import uproot
 from dqm_playground_ds.readers.dqmio import integrity, names
 from dqm_playground_ds.readers.dqmio.baskets import BasketReader
 from dqm_playground_ds.readers.dqmio.errors import DQMIOError, IntegrityError, MissingMEError
+from dqm_playground_ds.readers.dqmio.gather import gather
 from dqm_playground_ds.readers.dqmio.layout import (
     HIST_TYPES,
     NO_TYPES_STORED,
@@ -45,14 +47,13 @@ from dqm_playground_ds.schema import COLUMNS, KEY, Duplicates, MissingMEs, empty
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
-_SMALL_GATHER = 2048  # bytes per entry below which one fancy-index gather beats a slice loop
 _INDICES_BRANCHES = ("Run", "Lumi", "Type", "FirstIndex", "LastIndex")
 MAX_DEFAULT_THREADS = 4  # beyond this, decoding in the calling thread is the bottleneck
 _AHEAD_PER_THREAD = 2  # basket groups in flight per worker: keeps workers busy, memory bounded
 _GROUP_BYTES = 256 * 1024  # compressed bytes of baskets read and decompressed as one task
 _GROUP_BASKETS = 64
-_COMPACT_RUNS = 32  # runs of consecutive selected entries in a basket copied by slices
-_Part = tuple[np.ndarray, np.ndarray, np.ndarray]  # selected entries' bytes, starts, lengths
+_SCRATCH_SHARE = 0.5  # below this share of a basket's entries wanted, they are copied out of it
+_Part = tuple[Any, list[int], list[int]]  # selected entries' bytes (a buffer), starts, lengths
 
 _Job = TypeVar("_Job")
 _J = TypeVar("_J")
@@ -132,32 +133,6 @@ class FileSummary:
     types: dict[str, int] = field(default_factory=dict)
 
 
-def _gather(buf: np.ndarray, starts: np.ndarray, rel: int, nbytes: int) -> np.ndarray:
-    """Bytes ``[start + rel, start + rel + nbytes)`` of every entry, as an (n, nbytes) uint8 array.
-
-    Equally spaced entries (one ME in successive LS blocks of equal size) come back as a strided
-    view without copying; otherwise a gather copies them.
-    """
-    n = len(starts)
-    if n == 0:
-        return np.empty((0, nbytes), dtype=np.uint8)
-    begin = starts + rel
-    if n > 1:
-        step = int(begin[1] - begin[0])
-        if step > 0 and (np.diff(begin) == step).all() and begin[-1] + nbytes <= len(buf):
-            return np.lib.stride_tricks.as_strided(
-                buf[int(begin[0]) :], shape=(n, nbytes), strides=(step, 1), writeable=False
-            )
-    if nbytes <= _SMALL_GATHER:
-        index_type = np.int32 if len(buf) < 2**31 else np.int64
-        offsets: np.ndarray = begin.astype(index_type)[:, None]
-        return buf[offsets + np.arange(nbytes, dtype=index_type)]
-    out = np.empty((n, nbytes), dtype=np.uint8)
-    for i, b in enumerate(begin.tolist()):
-        out[i] = buf[b : b + nbytes]
-    return out
-
-
 def _factorize_strings(strings: Any) -> tuple[np.ndarray, np.ndarray]:
     """Codes and sorted uniques of an awkward array of strings, without a Python str per entry."""
     import awkward as ak
@@ -168,26 +143,27 @@ def _factorize_strings(strings: Any) -> tuple[np.ndarray, np.ndarray]:
     return names.factorize(content[offsets[0] : offsets[-1]], np.diff(offsets))
 
 
-def _compact(
-    data: np.ndarray, starts: np.ndarray, lengths: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Copy the given byte ranges into one small buffer; return it and the new starts.
+def _compact(data: Any, starts: list[int], ends: list[int]) -> tuple[bytes, list[int]]:
+    """Copy the selected entries' byte ranges into one small buffer; return it and the new starts.
 
     Selected entries of one basket are mostly a few runs of consecutive entries (MEs next to each
-    other in a LS block): one slice per run, not an index array per byte.
+    other in a LS block): one slice per run. Plain Python on the basket's few entries: numpy's
+    per-call cost, paid with the GIL held in a worker thread, would exceed the copying.
     """
-    new_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    breaks = np.flatnonzero(starts[1:] != starts[:-1] + lengths[:-1]) + 1
-    if len(breaks) > _COMPACT_RUNS:
-        index = np.repeat(starts - new_starts, lengths) + np.arange(int(lengths.sum()))
-        return data[index], new_starts
-    out = np.empty(int(lengths.sum()), dtype=np.uint8)
-    first = [0, *breaks.tolist()]
-    last = [*(breaks - 1).tolist(), len(starts) - 1]
-    s, e, n = starts.tolist(), (starts + lengths).tolist(), new_starts.tolist()
-    for i, j in zip(first, last, strict=True):
-        out[n[i] : n[i] + e[j] - s[i]] = data[s[i] : e[j]]
-    return out, new_starts
+    view = memoryview(data)
+    pieces, new_starts, pos = [], [], 0
+    first = last = -1
+    for s, e in zip(starts, ends, strict=True):
+        new_starts.append(pos)
+        pos += e - s
+        if s != last:
+            if last >= 0:
+                pieces.append(view[first:last])
+            first = s
+        last = e
+    if last >= 0:
+        pieces.append(view[first:last])
+    return b"".join(pieces), new_starts
 
 
 def _strip_flow(values: np.ndarray, layout: EntryLayout) -> np.ndarray:
@@ -596,12 +572,10 @@ class DQMIOFile:
         basket_of = np.searchsorted(basket_starts, sel.entries, side="right") - 1
         needed = np.unique(basket_of)
         bounds = [*np.searchsorted(basket_of, needed, side="left").tolist(), len(basket_of)]
-        jobs = [
-            (int(b), sel.entries[bounds[k] : bounds[k + 1]] - basket_starts[b])
-            for k, b in enumerate(needed.tolist())
-        ]
+        local = (sel.entries - basket_starts[basket_of]).tolist()
+        jobs = [(b, local[bounds[k] : bounds[k + 1]]) for k, b in enumerate(needed.tolist())]
 
-        def fetch(group: list[tuple[int, np.ndarray]]) -> list[_Part]:
+        def fetch(group: list[tuple[int, list[int]]]) -> list[_Part]:
             return [self._fetch_basket(branch, tree_name, basket_starts, free, *j) for j in group]
 
         pending: list[_Part] = []
@@ -631,52 +605,73 @@ class DQMIOFile:
         basket_starts: np.ndarray,
         free: tuple[int, np.ndarray, np.ndarray],
         b: int,
-        local: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        local: list[int],
+    ) -> _Part:
         """Read and decompress basket ``b``; return (bytes, starts, lengths) of entries ``local``.
 
-        Runs in worker threads: it only reads the file and the branch's metadata.
+        Runs in worker threads: it only reads the file and the branch's metadata. When few of the
+        basket's entries are wanted, the basket is decompressed into the thread's reusable buffer
+        and those entries are copied out, all on Python lists of its few entries (numpy's per-call
+        cost, paid with the GIL held, would exceed the work); else it is kept whole and its
+        offsets handled as arrays.
         """
+        scratch = len(local) < _SCRATCH_SHARE * int(basket_starts[b + 1] - basket_starts[b])
         try:
             if b < free[0]:
-                data, offsets = self._baskets().read(int(free[1][b]), int(free[2][b]))
+                seek, size = int(free[1][b]), int(free[2][b])
+                data, offsets = self._baskets().read(
+                    seek, size, scratch=scratch, list_offsets=scratch
+                )
             else:  # embedded in the TBranch (small trees): uproot has them already
                 basket = branch.basket(b)
                 data, offsets = basket.data, basket.byte_offsets
+                if scratch and offsets is not None:
+                    offsets = np.asarray(offsets).tolist()
         except Exception as exc:
             where = _where(tree_name, basket_starts, b)
             raise DQMIOError(self.path, f"{where} cannot be read ({_describe(exc)})") from exc
         if offsets is None:
             raise DQMIOError(self.path, f"{tree_name}/Value basket {b} has no entry offsets")
-        if local.max() + 1 >= len(offsets):
+        if max(local) + 1 >= len(offsets):
             raise DQMIOError(
                 self.path, f"{tree_name}/Value basket {b} holds fewer entries than its tree says"
             )
-        offsets = offsets.astype(np.int64)
-        if offsets[-1] > len(data) or (offsets[1:] < offsets[:-1]).any():
+        if not _offsets_ok(offsets, len(data)):
             raise DQMIOError(
                 self.path,
                 f"{_where(tree_name, basket_starts, b)} has corrupt entry offsets (not "
                 "increasing, or past its end)",
             )
-        starts = offsets[local]
-        lengths = offsets[local + 1] - starts
-        if 2 * int(lengths.sum()) < len(data):  # keep only the selected entries' bytes
-            data, starts = _compact(data, starts, lengths)
+        if scratch:
+            starts = [offsets[i] for i in local]
+            ends = [offsets[i + 1] for i in local]
+            lengths = [e - s for s, e in zip(starts, ends, strict=True)]
+        else:
+            index = np.asarray(local)
+            first, after = offsets[index], offsets[index + 1]
+            starts, ends, lengths = first.tolist(), after.tolist(), (after - first).tolist()
+        if scratch or 2 * sum(lengths) < len(data):  # keep only the selected entries' bytes
+            kept, starts = _compact(data, starts, ends)
+            return kept, starts, lengths
         return data, starts, lengths
 
     def _decode_chunk(
         self,
         sel: _Selected,
-        baskets: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        baskets: list[_Part],
         which: np.ndarray,
         verify: bool = True,
     ) -> dict[str, np.ndarray]:
         """Decode the selected entries ``which`` (indices into ``sel``) held by ``baskets``."""
         base = np.cumsum([0] + [len(d) for d, _, _ in baskets[:-1]])
-        buf = baskets[0][0] if len(baskets) == 1 else np.concatenate([d for d, _, _ in baskets])
-        starts = np.concatenate([s + o for (_, s, _), o in zip(baskets, base, strict=True)])
-        lengths = np.concatenate([ln for _, _, ln in baskets])
+        counts = [len(s) for _, s, _ in baskets]
+        data = baskets[0][0] if len(baskets) == 1 else b"".join(d for d, _, _ in baskets)
+        buf = np.frombuffer(data, dtype=np.uint8)
+        starts = np.fromiter(chain.from_iterable(s for _, s, _ in baskets), np.int64, sum(counts))
+        starts += np.repeat(base, counts)
+        lengths = np.fromiter(
+            chain.from_iterable(ln for _, _, ln in baskets), np.int64, len(starts)
+        )
         name_ids = sel.name_ids[which]
         order = np.lexsort((lengths, name_ids))
         key_sorted = np.stack([name_ids[order], lengths[order]], axis=1)
@@ -774,7 +769,7 @@ class DQMIOFile:
         s0, n0 = int(starts[first]), int(lengths[first])
         entry0 = int(sel.entries[which[first]])
         layout = self._layout_for(sel, int(sel.name_ids[which[first]]), buf[s0 : s0 + n0], entry0)
-        head = _gather(buf, starts[members], 0, layout.array_rel + 4)
+        head = gather(buf, starts[members], 0, layout.array_rel + 4)
         ok = _consistent(head, layout)
         if ok.all():
             return [_vector_decode(buf, starts[members], members, layout, head, verify)]
@@ -787,9 +782,16 @@ class DQMIOFile:
             name = str(sel.names[sel.name_ids[which[m]]])
             one = self._parse(sel, name, buf[s : s + n], int(sel.entries[which[m]]))
             st = starts[[m]]
-            head_one = _gather(buf, st, 0, one.array_rel + 4)
+            head_one = gather(buf, st, 0, one.array_rel + 4)
             out.append(_vector_decode(buf, st, np.array([m]), one, head_one, verify))
         return out
+
+
+def _offsets_ok(offsets: Any, size: int) -> bool:
+    """Entry offsets (a list or an int array) start at >= 0, never decrease, end within ``size``."""
+    if isinstance(offsets, list):
+        return offsets[0] >= 0 and offsets[-1] <= size and offsets == sorted(offsets)
+    return bool(offsets[0] >= 0 and offsets[-1] <= size and (offsets[1:] >= offsets[:-1]).all())
 
 
 def _where(tree_name: str, basket_starts: np.ndarray, b: int) -> str:
@@ -872,14 +874,15 @@ def _vector_decode(
         "y_bins": np.full(n, layout.ny, dtype=np.int32),
     }
     itemsize = np.dtype(layout.dtype).itemsize
-    raw = _gather(buf, st, layout.array_rel + 4, layout.n_values * itemsize).view(layout.dtype)
+    raw = gather(buf, st, layout.array_rel + 4, layout.n_values * itemsize).view(layout.dtype)
+    values = _strip_flow(raw, layout)
     if verify:
         tsumw = _field(head, layout.entries_rel + 8, ">f8")
-        cols["_resid"] = integrity.residuals(raw, layout, cols["entries"], tsumw)
+        cols["_resid"] = integrity.residuals(raw, values, layout, cols["entries"], tsumw)
         cols["_nvalues"] = np.full(n, layout.n_values)
         cols["_struct"] = integrity.structure_outliers(buf, st, layout)
         cols["_struct"] |= integrity.bad_axes(cols, layout.dim)
-    return members, cols, _strip_flow(raw, layout)
+    return members, cols, values
 
 
 def _strings(codes: np.ndarray, values: list[str]) -> pd.api.extensions.ExtensionArray:
