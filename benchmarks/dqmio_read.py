@@ -39,7 +39,9 @@ TH1_NAME = "Bench/Layer{:02d}/charge_{:02d}"
 TH2_NAME = "Bench/Maps/occupancy_{:d}"
 
 
-def generate(path: Path, lumis: int, n_th1: int, n_th2: int, th2_bins: int) -> None:
+def generate(
+    path: Path, lumis: int, n_th1: int, n_th2: int, th2_bins: int, compression: int = 505
+) -> None:
     """Write the benchmark file with ROOT: one reused object per ME, refilled for every LS."""
     sys.path.insert(0, str(HERE.parent / "src"))
     from dqm_playground_ds.tools.dqmio_writer import DQMIOWriter, _root
@@ -58,7 +60,8 @@ def generate(path: Path, lumis: int, n_th1: int, n_th2: int, th2_bins: int) -> N
     names1 = sorted((TH1_NAME.format(i // 10, i), h) for i, h in enumerate(th1))
     names2 = sorted((TH2_NAME.format(i), h) for i, h in enumerate(th2))
     started = time.perf_counter()
-    with DQMIOWriter(f"{path}?reproducible=bench", guid="BENCH-0000") as writer:
+    writer = DQMIOWriter(f"{path}?reproducible=bench", guid="BENCH-0000", compression=compression)
+    with writer:
         for lumi in range(1, lumis + 1):
             counts1 = rng.poisson(60 * shape1, size=(n_th1, 102)).astype(np.float64)
             counts2 = rng.poisson(3 * shape2, size=(n_th2, *shape2.shape)).astype(np.float64)
@@ -262,6 +265,13 @@ def main() -> None:
     parser.add_argument("--sel-th1", type=int, default=95, help="TH1F MEs per LS, selective file")
     parser.add_argument("--sel-th2", type=int, default=5, help="TH2F MEs per LS, selective file")
     parser.add_argument("--repeat", type=int, default=3, help="runs per method (best kept)")
+    parser.add_argument(
+        "--compression",
+        type=int,
+        default=505,
+        help="ROOT algorithm*100+level of the generated files: 505 ZSTD 5 (default), 101 ZLIB 1 "
+        "(what a TFile opened without a setting gets, as DQMRootOutputModule does)",
+    )
     parser.add_argument("--skip-slow", action="store_true", help="skip (b) and (c)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -284,8 +294,10 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    path = _bench_file(args.file, args.lumis, args.th1, args.th2, args.th2_bins)
-    sel_path = _bench_file(None, args.lumis, args.sel_th1, args.sel_th2, args.th2_bins)
+    path = _bench_file(args.file, args.lumis, args.th1, args.th2, args.th2_bins, args.compression)
+    sel_path = _bench_file(
+        None, args.lumis, args.sel_th1, args.sel_th2, args.th2_bins, args.compression
+    )
     methods = [("decompress", path), ("ours_all", path), ("ours_all_1thread", path)]
     methods += [("ours_5me", path), ("sel_decompress", sel_path), ("sel_decompress_lean", sel_path)]
     methods += [("sel_ours", sel_path), ("sel_ours_1thread", sel_path)]
@@ -297,11 +309,15 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
 
-def _bench_file(given: str | None, lumis: int, th1: int, th2: int, th2_bins: int) -> Path:
-    path = Path(given) if given else CACHE / f"bench_{lumis}ls_{th1}th1_{th2}th2_{th2_bins}.root"
+def _bench_file(
+    given: str | None, lumis: int, th1: int, th2: int, th2_bins: int, compression: int
+) -> Path:
+    suffix = "" if compression == 505 else f"_c{compression}"  # 505: the files cached so far
+    name = f"bench_{lumis}ls_{th1}th1_{th2}th2_{th2_bins}{suffix}.root"
+    path = Path(given) if given else CACHE / name
     if not path.exists():
         CACHE.mkdir(exist_ok=True)
-        generate(path, lumis, th1, th2, th2_bins)
+        generate(path, lumis, th1, th2, th2_bins, compression)
     return path
 
 

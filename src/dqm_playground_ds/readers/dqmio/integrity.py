@@ -1,8 +1,10 @@
 """Integrity check of every histogram from what the serialized object itself stores.
 
-ZSTD baskets (CMSSW's default) carry no checksum, so a flipped bit in a file can decompress to a
-histogram that parses: its bin contents are then silently wrong. Two checks catch that without any
-external reference:
+ZSTD baskets (ROOT's 505 setting, the project's writer's default) carry no checksum, so a flipped
+bit in a file can decompress to a histogram that parses: its bin contents are then silently wrong.
+(ZLIB baskets end with an Adler-32 checksum; they are what a ``TFile`` opened without a setting
+gets in ROOT 6.40, and CMSSW's ``DQMRootOutputModule`` opens its file so.) Two checks catch that
+without any external reference:
 
 * **structure**: every entry of one ME and byte length holds the same bytes outside its statistics,
   arrays and axis limits (names, titles, attributes, byte counts, class versions, array sizes); an
