@@ -1,18 +1,28 @@
-"""A table handed from a node to its dataset in parts, so that it never exists whole in memory.
+"""Tables handed between nodes and datasets without ever existing whole in memory.
 
 The scoring node's outputs grow with LS x strategies (x MEs for the per-ME scores: 13M rows at 100k
 LS, 40M at 300k); concatenated, then converted to Arrow by the writer, they held three copies of
 themselves. A :class:`FrameParts` is a list of functions each building one part (one strategy's
 rows) with the same columns; ``ParquetTableDataset`` writes it part by part into one Parquet file,
-which loads back as the frame ``to_frame()`` gives.
+which loads back as the frame ``to_frame()`` gives, or (``lazy: true``) as a :class:`ParquetFrame`
+that a node reads with filters pushed down to the row groups: a plot of one strategy's per-ME
+scores reads that strategy's rows, not 40M rows of all strategies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+from fsspec.implementations.local import LocalFileSystem
 
 
 class FrameParts:
@@ -45,7 +55,77 @@ class FrameParts:
         return pd.concat(frames, ignore_index=True)
 
 
-def as_frame(table: pd.DataFrame | FrameParts) -> pd.DataFrame:
-    """The frame of a node input: a dataset loads these tables as frames, but where an output is
-    kept in memory (a MemoryDataset) the next node receives the parts themselves."""
+class ParquetFrame:
+    """A Parquet file on ``fs`` (fsspec; default local), read when and as far as a node asks.
+
+    A remote file is downloaded once, at the first read, to a temporary file deleted with this
+    object: Arrow's reader threads holding an fsspec file object could abort the interpreter at
+    exit (seen on ``memory://``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fs: Any = None) -> None:
+        self.fs = fs if fs is not None else LocalFileSystem()
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self.path = os.path.abspath(os.fspath(path)) if self.local else os.fspath(path)
+        self._copy: str | None = None
+
+    def __repr__(self) -> str:
+        return f"ParquetFrame({self.path!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_copy": None}
+
+    def _local_path(self) -> str:
+        if self.local:
+            return self.path
+        if self._copy is None:
+            folder = tempfile.mkdtemp(prefix="dqm-parquet-")
+            weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+            copy = os.path.join(folder, "table.parquet")
+            self.fs.get_file(self.path, copy)
+            self._copy = copy
+        return self._copy
+
+    def read(self, where: dict[str, Collection[Any]] | None = None) -> pd.DataFrame:
+        """The rows whose column ``c`` is among ``where[c]``, for every ``c`` of ``where``."""
+        dataset = pads.dataset(self._local_path(), format="parquet")
+        unknown = sorted(set(where or {}) - set(dataset.schema.names))
+        if unknown:
+            raise KeyError(f"{self.path} has no column(s) {unknown} (has {dataset.schema.names})")
+        condition = None
+        for column, values in (where or {}).items():
+            term = pc.field(column).isin(list(values))
+            condition = term if condition is None else condition & term
+        return dataset.to_table(filter=condition).to_pandas()
+
+
+Table: TypeAlias = pd.DataFrame | FrameParts | ParquetFrame
+
+
+def as_frame(table: Table) -> pd.DataFrame:
+    """The frame of a node input: a dataset loads these tables as frames (or lazily), but where
+    an output is kept in memory (a MemoryDataset) the next node receives the parts themselves."""
+    if isinstance(table, ParquetFrame):
+        return table.read()
     return table.to_frame() if isinstance(table, FrameParts) else table
+
+
+def rows_where(table: Table, **where: Collection[Any]) -> pd.DataFrame:
+    """The rows whose column ``c`` is among ``where[c]``: read only those from a
+    :class:`ParquetFrame`, kept part by part from :class:`FrameParts`, masked in a frame."""
+    if isinstance(table, ParquetFrame):
+        return table.read(where)
+    if isinstance(table, pd.DataFrame):
+        return _mask(table, where)
+    kept = [_mask(part, where) for part in table]
+    return pd.concat(kept, ignore_index=True) if kept else table.to_frame()
+
+
+def _mask(frame: pd.DataFrame, where: dict[str, Collection[Any]]) -> pd.DataFrame:
+    unknown = sorted(set(where) - set(frame.columns))
+    if unknown:
+        raise KeyError(f"no column(s) {unknown} (has {list(frame.columns)})")
+    keep = np.ones(len(frame), dtype=bool)
+    for column, values in where.items():
+        keep &= frame[column].isin(list(values)).to_numpy(dtype=bool)
+    return frame if keep.all() else frame[keep].reset_index(drop=True)

@@ -6,7 +6,8 @@ extraction hands over a lazy view of its partition store): memory follows one ME
 ``lazy: true`` loads a :class:`~dqm_playground_ds.histogram_tables.ParquetHistograms` instead of a
 frame, so the steps after it read one ME at a time with the filter pushed down to those row groups.
 Without a schema, a frame or a :class:`~dqm_playground_ds.frame_parts.FrameParts` is saved (the
-latter part by part) and loaded as a frame.
+latter part by part) and loaded as a frame, or with ``lazy: true`` as a
+:class:`~dqm_playground_ds.frame_parts.ParquetFrame` that a node reads filtered.
 
 A step that fails half-way must not leave a file that a later step would trust: the table is written
 to a temporary file beside the target and renamed into place only when complete (local filesystems;
@@ -29,7 +30,7 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_filepath_str, get_protocol_and_path
 
 from dqm_playground_ds.atomic import atomic_write
-from dqm_playground_ds.frame_parts import FrameParts
+from dqm_playground_ds.frame_parts import FrameParts, ParquetFrame
 from dqm_playground_ds.histogram_tables import ParquetHistograms, as_table, iter_batches
 from dqm_playground_ds.schema import HISTOGRAM_SCHEMA, validate_histograms
 
@@ -39,7 +40,7 @@ ROW_GROUP_ROWS = 2048  # rows per row group: a reader decodes one at a time (16 
 
 class ParquetTableDataset(AbstractDataset[Any, Any]):
     """``schema: histograms`` validates on save and restores the schema's dtypes on load;
-    ``lazy`` (histograms only) loads a lazily read table instead of a frame."""
+    ``lazy`` loads a lazily read table instead of a frame."""
 
     def __init__(
         self,
@@ -54,8 +55,6 @@ class ParquetTableDataset(AbstractDataset[Any, Any]):
     ) -> None:
         if schema is not None and schema not in SCHEMAS:
             raise DatasetError(f"unknown table schema {schema!r}; known: {sorted(SCHEMAS)}")
-        if lazy and schema != "histograms":
-            raise DatasetError(f"{filepath}: `lazy: true` needs `schema: histograms`")
         self._lazy = bool(lazy)
         self._row_group_rows = int(row_group_rows)
         protocol, path = get_protocol_and_path(filepath)
@@ -73,6 +72,8 @@ class ParquetTableDataset(AbstractDataset[Any, Any]):
         if self._schema == "histograms":
             table = ParquetHistograms([self._path], fs=self._fs, name=self._path)
             return table if self._lazy else table.read()
+        if self._lazy:
+            return ParquetFrame(self._path, fs=self._fs)
         if self._protocol == "file":
             return pq.read_table(self._path).to_pandas()
         # downloaded whole, then read locally: Arrow's reader threads holding a Python file

@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dqm_playground_ds.detection.reference import references_from_table
-from dqm_playground_ds.frame_parts import FrameParts, as_frame
+from dqm_playground_ds.frame_parts import FrameParts, Table, as_frame, rows_where
 from dqm_playground_ds.histogram_tables import HistogramTable
 from dqm_playground_ds.pipelines.data_visualization.params import DataVisualizationParams
 from dqm_playground_ds.reporting import strategies as strategies_
@@ -191,12 +191,16 @@ def plot_top_lumisections(
     top_lumisections: pd.DataFrame,
     histograms: HistogramTable | pd.DataFrame,
     me_references: pd.DataFrame,
-    me_scores: pd.DataFrame | FrameParts,
+    me_scores: Table,
     params: Params,
 ) -> dict[str, Figure]:
     """For each top LS: the per-ME scores and its leading MEs against the reference, with the
     reference test's pulls (1D ratio and pull panels, 2D data/reference/pull maps)."""
-    me_scores = as_frame(me_scores)
+    me_scores = rows_where(  # only the top LS' strategies and runs are read
+        me_scores,
+        strategy=set(top_lumisections["strategy"].astype(str)),
+        run=set(top_lumisections["run"].astype(int)),
+    )
     return top_lumisection_figures(
         top_lumisections,
         histograms,
@@ -231,16 +235,16 @@ def plot_auc_summary(strategy_metrics: pd.DataFrame, params: Params) -> Figure:
 
 
 def plot_score_correlations(
-    me_scores: pd.DataFrame | FrameParts,
+    me_scores: Table,
     lumisections: pd.DataFrame,
     report_strategy: str,
     params: Params,
 ) -> Figure:
     """Rank correlation between per-ME scores over the LS that pass the quality cuts: strongly
     correlated MEs carry the same information (a max-type combination counts it twice)."""
-    me_scores = as_frame(me_scores)
     q = params.correlation
     wanted = q.strategies if q.strategies is not None else [report_strategy]
+    me_scores = rows_where(me_scores, strategy=wanted)  # only those strategies are read
     scores = me_scores.merge(quality_ok_keys(lumisections), on=["run", "lumi"])
     matrices = {}
     for name in strategies_.select_strategies(me_scores, list(wanted)) or [report_strategy]:
