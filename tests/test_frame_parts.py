@@ -99,6 +99,12 @@ def test_rows_where_is_the_same_on_a_frame_parts_and_a_parquet_frame(tmp_path):
             rows_where(table, **where), expected, obj=type(table).__name__
         )
     assert rows_where(FrameParts([], ["run", "strategy"]), strategy=["lof"]).empty
+    for table in (whole, parts, lazy):
+        got = rows_where(table, ["lumi", "score"], strategy=["pca"])
+        expected = whole.loc[whole["strategy"] == "pca", ["lumi", "score"]].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, expected, obj=type(table).__name__)
+    with pytest.raises(KeyError, match="scor"):
+        rows_where(lazy, ["scor"])
     with pytest.raises(KeyError, match="strategi"):
         rows_where(whole, strategi=["lof"])
 

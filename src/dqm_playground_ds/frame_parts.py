@@ -86,17 +86,23 @@ class ParquetFrame:
             self._copy = copy
         return self._copy
 
-    def read(self, where: dict[str, Collection[Any]] | None = None) -> pd.DataFrame:
-        """The rows whose column ``c`` is among ``where[c]``, for every ``c`` of ``where``."""
+    def read(
+        self,
+        where: dict[str, Collection[Any]] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """The rows whose column ``c`` is among ``where[c]``, for every ``c`` of ``where``;
+        ``columns`` only (None: all)."""
         dataset = pads.dataset(self._local_path(), format="parquet")
-        unknown = sorted(set(where or {}) - set(dataset.schema.names))
+        unknown = sorted((set(where or {}) | set(columns or ())) - set(dataset.schema.names))
         if unknown:
             raise KeyError(f"{self.path} has no column(s) {unknown} (has {dataset.schema.names})")
         condition = None
         for column, values in (where or {}).items():
             term = pc.field(column).isin(list(values))
             condition = term if condition is None else condition & term
-        return dataset.to_table(filter=condition).to_pandas()
+        selected = None if columns is None else list(columns)
+        return dataset.to_table(columns=selected, filter=condition).to_pandas()
 
 
 Table: TypeAlias = pd.DataFrame | FrameParts | ParquetFrame
@@ -110,22 +116,31 @@ def as_frame(table: Table) -> pd.DataFrame:
     return table.to_frame() if isinstance(table, FrameParts) else table
 
 
-def rows_where(table: Table, **where: Collection[Any]) -> pd.DataFrame:
-    """The rows whose column ``c`` is among ``where[c]``: read only those from a
-    :class:`ParquetFrame`, kept part by part from :class:`FrameParts`, masked in a frame."""
+def rows_where(
+    table: Table, columns: Sequence[str] | None = None, **where: Collection[Any]
+) -> pd.DataFrame:
+    """The rows whose column ``c`` is among ``where[c]``, ``columns`` only (None: all): read only
+    those from a :class:`ParquetFrame`, kept part by part from :class:`FrameParts`, masked in a
+    frame."""
     if isinstance(table, ParquetFrame):
-        return table.read(where)
+        return table.read(where, columns)
     if isinstance(table, pd.DataFrame):
-        return _mask(table, where)
-    kept = [_mask(part, where) for part in table]
-    return pd.concat(kept, ignore_index=True) if kept else table.to_frame()
+        return _mask(table, where, columns)
+    kept = [_mask(part, where, columns) for part in table]
+    if kept:
+        return pd.concat(kept, ignore_index=True)
+    empty = table.to_frame()  # no part: the empty table with its columns
+    return empty if columns is None else empty.loc[:, list(columns)]
 
 
-def _mask(frame: pd.DataFrame, where: dict[str, Collection[Any]]) -> pd.DataFrame:
-    unknown = sorted(set(where) - set(frame.columns))
+def _mask(
+    frame: pd.DataFrame, where: dict[str, Collection[Any]], columns: Sequence[str] | None
+) -> pd.DataFrame:
+    unknown = sorted((set(where) | set(columns or ())) - set(frame.columns))
     if unknown:
         raise KeyError(f"no column(s) {unknown} (has {list(frame.columns)})")
     keep = np.ones(len(frame), dtype=bool)
     for column, values in where.items():
         keep &= frame[column].isin(list(values)).to_numpy(dtype=bool)
-    return frame if keep.all() else frame[keep].reset_index(drop=True)
+    out = frame if keep.all() else frame[keep].reset_index(drop=True)
+    return out if columns is None else out.loc[:, list(columns)]

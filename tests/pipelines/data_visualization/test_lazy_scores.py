@@ -20,9 +20,10 @@ class _Spy(ParquetFrame):
         super().__init__(frame.path)
         self.reads: list[dict] = []
 
-    def read(self, where=None):
+    def read(self, where=None, columns=None):
         self.reads.append({k: sorted(v) for k, v in (where or {}).items()})
-        return super().read(where)
+        self.columns = columns
+        return super().read(where, columns)
 
 
 def _lazy(scores: pd.DataFrame, tmp_path) -> _Spy:
@@ -57,6 +58,7 @@ def test_score_correlations_read_the_report_strategy_only(tmp_path):
     lazy = _lazy(scores, tmp_path)
     fig = nodes.plot_score_correlations(lazy, ls, viz_inputs.BEST, PARAMS)
     assert lazy.reads == [{"strategy": [viz_inputs.BEST]}]
+    assert set(lazy.columns) == {"run", "lumi", "me", "strategy", "score"}  # no raw_* columns
     _assert_same(
         _drawn(fig), _drawn(nodes.plot_score_correlations(scores, ls, viz_inputs.BEST, PARAMS))
     )

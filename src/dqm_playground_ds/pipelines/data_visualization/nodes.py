@@ -61,6 +61,7 @@ matplotlib.use("Agg")
 use_hep_style()
 
 Params = DataVisualizationParams
+SCORE_COLUMNS = ("run", "lumi", "strategy", "me", "score")  # of me_scores, what the plots use
 Pngs = Mapping[str, bytes]
 
 
@@ -198,6 +199,7 @@ def plot_top_lumisections(
     reference test's pulls (1D ratio and pull panels, 2D data/reference/pull maps)."""
     me_scores = rows_where(  # only the top LS' strategies and runs are read
         me_scores,
+        SCORE_COLUMNS,
         strategy=set(top_lumisections["strategy"].astype(str)),
         run=set(top_lumisections["run"].astype(int)),
     )
@@ -244,7 +246,7 @@ def plot_score_correlations(
     correlated MEs carry the same information (a max-type combination counts it twice)."""
     q = params.correlation
     wanted = q.strategies if q.strategies is not None else [report_strategy]
-    me_scores = rows_where(me_scores, strategy=wanted)  # only those strategies are read
+    me_scores = rows_where(me_scores, SCORE_COLUMNS, strategy=wanted)  # only those are read
     scores = me_scores.merge(quality_ok_keys(lumisections), on=["run", "lumi"])
     matrices = {}
     for name in strategies_.select_strategies(me_scores, list(wanted)) or [report_strategy]:
