@@ -11,7 +11,7 @@ import pyarrow.dataset as pads
 import pytest
 
 from dqm_playground_ds.datasets import ParquetTableDataset
-from dqm_playground_ds.frame_parts import FrameParts, ParquetFrame, as_frame, rows_where
+from dqm_playground_ds.frame_parts import FrameParts, ParquetFrame, as_frame, distinct, rows_where
 
 
 def _parts(built: list[str]) -> list:
@@ -124,3 +124,16 @@ def test_a_parquet_frame_on_an_object_store_reads_a_local_copy(memory_url):
     del lazy
     gc.collect()
     assert not os.path.exists(os.path.dirname(copy))  # the copy goes with the object
+
+
+def test_distinct_values_in_order_of_appearance(tmp_path, monkeypatch):
+    lazy, whole = _written(tmp_path)
+    parts = FrameParts([lambda s=s: _scores(s) for s in ("lof", "pca", "two_level")])
+    for table in (whole, parts, lazy):
+        assert distinct(table, "strategy") == ["lof", "pca", "two_level"]
+    assert distinct(lazy, "run") == [100, 101, 102]  # several values per row group: read
+    # one strategy per row group: the statistics answer, no column is read
+    monkeypatch.setattr(pc, "unique", lambda *a, **k: 1 / 0)  # the column-reading path
+    assert distinct(lazy, "strategy") == ["lof", "pca", "two_level"]
+    with pytest.raises(KeyError, match="strategi"):
+        distinct(lazy, "strategi")

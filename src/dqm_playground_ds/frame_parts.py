@@ -104,6 +104,42 @@ class ParquetFrame:
         selected = None if columns is None else list(columns)
         return dataset.to_table(columns=selected, filter=condition).to_pandas()
 
+    def distinct(self, column: str) -> list[Any]:
+        """The values of ``column`` in order of appearance, from the row groups' statistics when
+        each holds one value (the parts' strategies), else by reading that column."""
+        dataset = pads.dataset(self._local_path(), format="parquet")
+        if column not in dataset.schema.names:
+            raise KeyError(f"{self.path} has no column {column!r} (has {dataset.schema.names})")
+        values: list[Any] = []
+        for fragment in dataset.get_fragments():
+            values += fragment_values(fragment, column)
+        return list(dict.fromkeys(values))
+
+
+def fragment_values(fragment: Any, column: str) -> list[Any]:
+    """Distinct values of ``column`` in one Parquet fragment, in order of appearance: read from
+    the row groups' min/max statistics when every row group holds a single value."""
+    meta = fragment.metadata
+    index = meta.schema.to_arrow_schema().get_field_index(column)
+    values = []
+    for i in range(meta.num_row_groups):
+        if meta.row_group(i).num_rows == 0:
+            continue
+        stats = meta.row_group(i).column(index).statistics
+        if stats is None or not stats.has_min_max or stats.min != stats.max:
+            return pc.unique(fragment.to_table(columns=[column]).column(column)).to_pylist()
+        values.append(stats.min)
+    return list(dict.fromkeys(values))
+
+
+def distinct(table: Table, column: str) -> list[Any]:
+    """The values of ``column`` in order of appearance (a :class:`ParquetFrame`: from its
+    row-group statistics where it can)."""
+    if isinstance(table, ParquetFrame):
+        return table.distinct(column)
+    frames = [table] if isinstance(table, pd.DataFrame) else list(table)
+    return list(dict.fromkeys(v for f in frames for v in f[column].tolist()))
+
 
 Table: TypeAlias = pd.DataFrame | FrameParts | ParquetFrame
 

@@ -33,6 +33,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 from fsspec.implementations.local import LocalFileSystem
 
+from dqm_playground_ds.frame_parts import fragment_values
 from dqm_playground_ds.schema import COLUMNS, HISTOGRAM_SCHEMA, KEY, Duplicates, empty_histograms
 
 __all__ = [
@@ -327,18 +328,7 @@ def _resolve(df: pd.DataFrame, policy: Duplicates, name: str) -> pd.DataFrame:
 
 
 def _fragment_mes(fragment: Any) -> set[str]:
-    meta = fragment.metadata
-    index = meta.schema.to_arrow_schema().get_field_index("me")
-    names: set[str] = set()
-    for i in range(meta.num_row_groups):
-        if meta.row_group(i).num_rows == 0:
-            continue
-        stats = meta.row_group(i).column(index).statistics
-        if stats is None or not stats.has_min_max or stats.min != stats.max:
-            table = fragment.to_table(columns=["me"])
-            return set(pc.unique(table.column("me")).to_pylist())
-        names.add(str(stats.min))
-    return names
+    return {str(name) for name in fragment_values(fragment, "me")}
 
 
 def _filter(me: str | Sequence[str] | None, runs: Iterable[int] | None) -> pc.Expression | None:

@@ -77,3 +77,15 @@ def test_top_lumisections_read_their_strategies_and_runs_only(tmp_path):
     assert sorted(figures) == sorted(expected)
     for name in expected:
         _assert_same(_drawn(figures[name]), _drawn(expected[name]))
+
+
+def test_an_unknown_strategy_is_named_with_those_the_table_has(tmp_path, caplog):
+    inputs = viz_inputs.make_inputs()
+    lazy = _lazy(inputs["me_scores"], tmp_path)
+    params = PARAMS.model_copy(
+        update={"correlation": PARAMS.correlation.model_copy(update={"strategies": ["reff"]})}
+    )
+    fig = nodes.plot_score_correlations(lazy, inputs["lumisections"], viz_inputs.BEST, params)
+    assert "strategies ['reff'] not in the predictions (have ['ref', 'iso'])" in caplog.text
+    assert lazy.reads == [{"strategy": [viz_inputs.BEST]}]  # the report strategy drawn instead
+    assert fig.axes

@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dqm_playground_ds.detection.reference import references_from_table
-from dqm_playground_ds.frame_parts import FrameParts, Table, as_frame, rows_where
+from dqm_playground_ds.frame_parts import FrameParts, Table, as_frame, distinct, rows_where
 from dqm_playground_ds.histogram_tables import HistogramTable
 from dqm_playground_ds.pipelines.data_visualization.params import DataVisualizationParams
 from dqm_playground_ds.reporting import strategies as strategies_
@@ -246,10 +246,12 @@ def plot_score_correlations(
     correlated MEs carry the same information (a max-type combination counts it twice)."""
     q = params.correlation
     wanted = q.strategies if q.strategies is not None else [report_strategy]
-    me_scores = rows_where(me_scores, SCORE_COLUMNS, strategy=wanted)  # only those are read
+    present = pd.DataFrame({"strategy": distinct(me_scores, "strategy")})
+    chosen = strategies_.select_strategies(present, list(wanted)) or [report_strategy]
+    me_scores = rows_where(me_scores, SCORE_COLUMNS, strategy=chosen)  # only those are read
     scores = me_scores.merge(quality_ok_keys(lumisections), on=["run", "lumi"])
     matrices = {}
-    for name in strategies_.select_strategies(me_scores, list(wanted)) or [report_strategy]:
+    for name in chosen:
         w = wide(scores[scores["strategy"] == name], "score")
         matrices[f"per-ME scores: {name} ({len(w)} LS)"] = correlation_matrix(w, q.method)
     return plot_correlation_matrices(
