@@ -72,16 +72,8 @@ class ParquetTableDataset(AbstractDataset[Any, Any]):
         if self._schema == "histograms":
             table = ParquetHistograms([self._path], fs=self._fs, name=self._path)
             return table if self._lazy else table.read()
-        if self._lazy:
-            return ParquetFrame(self._path, fs=self._fs)
-        if self._protocol == "file":
-            return pq.read_table(self._path).to_pandas()
-        # downloaded whole, then read locally: Arrow's reader threads holding a Python file
-        # object of fsspec could abort the interpreter at exit (seen on memory://, ~1 run in 20)
-        with tempfile.TemporaryDirectory(prefix="dqm-parquet-") as tmp:
-            local = os.path.join(tmp, "table.parquet")
-            self._fs.get_file(self._path, local)
-            return pq.read_table(local).to_pandas()
+        frame = ParquetFrame(self._path, fs=self._fs)  # an object store's file: read locally
+        return frame if self._lazy else frame.read()
 
     def save(self, data: Any) -> None:
         if self._schema == "histograms":
